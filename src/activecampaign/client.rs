@@ -1,0 +1,281 @@
+//! The ActiveCampaign HTTP client: v1 calls with the key in the `API-TOKEN` header, paced,
+//! retried with backoff on 429, 5xx, timeouts, connection errors and unreadable answers,
+//! always within the invocation's deadline, with an explicit timeout on every call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+use tokio::time::Instant;
+
+use super::contact_sync::{ContactSync, ListStatus};
+use super::pacer::Pacer;
+use super::response::{V1Answer, list_statuses, parse_v1, subscriber_id};
+
+pub const V1_PATH: &str = "/admin/api.php";
+pub const API_TOKEN_HEADER: &str = "API-TOKEN";
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+const USER_AGENT: &str = concat!("ac-webhook-sync/", env!("CARGO_PKG_VERSION"));
+
+/// Where and as whom to call.
+#[derive(Clone, Copy)]
+pub struct Account<'a> {
+    pub api_url: &'a str,
+    pub api_key: &'a SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Upper bound of one HTTP call (connect, send, read).
+    pub call_timeout: Duration,
+    pub requests_per_second: f64,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(10),
+            requests_per_second: super::pacer::DEFAULT_REQUESTS_PER_SECOND,
+            base_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(4),
+        }
+    }
+}
+
+/// The answer to one `contact_sync`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncResult {
+    Synced { subscriber_id: Option<u64> },
+    /// `result_code` 0: the data was refused (invalid email, ...).
+    Refused { message: String },
+}
+
+/// A contact's current list statuses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListLookup {
+    NotFound,
+    Found(std::collections::BTreeMap<u64, ListStatus>),
+}
+
+/// Why a call did not get an answer that settles the contact.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum AcError {
+    #[error("ActiveCampaign refused the API key (HTTP {status})")]
+    Unauthorized { status: u16 },
+    #[error("ActiveCampaign unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ActiveCampaignClient {
+    http: reqwest::Client,
+    pacer: Arc<Pacer>,
+    settings: ClientSettings,
+}
+
+impl ActiveCampaignClient {
+    pub fn new(settings: ClientSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(settings.call_timeout.min(Duration::from_secs(3)))
+            // Kept below ActiveCampaign's and the load balancer's idle timeouts, so a warm
+            // container reuses its TLS connection instead of hitting a closed one.
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()?;
+        Ok(Self {
+            http,
+            pacer: Arc::new(Pacer::new(settings.requests_per_second)),
+            settings,
+        })
+    }
+
+    /// `contact_sync`: adds or updates the contact matched by email.
+    pub async fn contact_sync(
+        &self,
+        account: Account<'_>,
+        contact: &ContactSync,
+        deadline: Instant,
+    ) -> Result<SyncResult, AcError> {
+        let url = v1_url(account.api_url, "contact_sync");
+        let body = contact.encode();
+        self.call_v1(
+            deadline,
+            || {
+                self.http
+                    .post(&url)
+                    .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                    .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
+                    .body(body.clone())
+            },
+            |answer| match answer {
+                V1Answer::Success { body } => Some(SyncResult::Synced {
+                    subscriber_id: subscriber_id(&body),
+                }),
+                V1Answer::Refused { message } => Some(SyncResult::Refused { message }),
+                V1Answer::Unknown => None,
+            },
+        )
+        .await
+    }
+
+    /// `contact_view_email`: the contact's list statuses, to avoid re-subscribing someone.
+    pub async fn list_statuses(
+        &self,
+        account: Account<'_>,
+        email: &str,
+        deadline: Instant,
+    ) -> Result<ListLookup, AcError> {
+        let mut url = v1_url(account.api_url, "contact_view_email");
+        url.push_str("&email=");
+        url.extend(form_urlencoded::byte_serialize(email.as_bytes()));
+        self.call_v1(
+            deadline,
+            || {
+                self.http
+                    .get(&url)
+                    .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+            },
+            |answer| match answer {
+                V1Answer::Success { body } => Some(ListLookup::Found(list_statuses(&body))),
+                // `result_code` 0 here means "nothing is returned": no such contact.
+                V1Answer::Refused { .. } => Some(ListLookup::NotFound),
+                V1Answer::Unknown => None,
+            },
+        )
+        .await
+    }
+
+    async fn call_v1<T>(
+        &self,
+        deadline: Instant,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        interpret: impl Fn(V1Answer) -> Option<T>,
+    ) -> Result<T, AcError> {
+        let mut attempt: u32 = 0;
+        let mut reason = String::from("no time left before the deadline");
+        loop {
+            attempt += 1;
+            if !self.pacer.acquire(deadline).await {
+                return Err(AcError::Unavailable { reason, retry_after: None });
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(AcError::Unavailable { reason, retry_after: None });
+            }
+            let mut retry_after = None;
+            match request().timeout(self.settings.call_timeout.min(remaining)).send().await {
+                Err(error) => reason = describe_transport_error(&error),
+                Ok(response) => {
+                    let status = response.status();
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        retry_after = parse_retry_after(response.headers());
+                        reason = format!("HTTP {}", status.as_u16());
+                        if let Some(wait) = retry_after {
+                            self.pacer.pause_until(Instant::now() + wait).await;
+                        }
+                    } else if status == reqwest::StatusCode::UNAUTHORIZED
+                        || status == reqwest::StatusCode::FORBIDDEN
+                    {
+                        return Err(AcError::Unauthorized { status: status.as_u16() });
+                    } else if !status.is_success() {
+                        // 3xx/4xx will not change on a retry: the URL or account is wrong.
+                        return Err(AcError::Unavailable {
+                            reason: format!("unexpected HTTP {}", status.as_u16()),
+                            retry_after: None,
+                        });
+                    } else {
+                        match response.bytes().await {
+                            Err(error) => reason = describe_transport_error(&error),
+                            Ok(body) => match interpret(parse_v1(&body)) {
+                                Some(done) => return Ok(done),
+                                None => reason = "empty or non-JSON answer (outcome unknown)".into(),
+                            },
+                        }
+                    }
+                }
+            }
+            let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            let wake = Instant::now() + wait;
+            if wake >= deadline {
+                return Err(AcError::Unavailable { reason, retry_after: Some(wait) });
+            }
+            tracing::warn!(attempt, reason = %reason, wait_ms = wait.as_millis() as u64, "Retrying ActiveCampaign call.");
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+
+    /// Exponential backoff with jitter (50–100 % of the step), capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let step = self
+            .settings
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+            .min(self.settings.max_backoff);
+        step.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
+fn v1_url(api_url: &str, action: &str) -> String {
+    format!(
+        "{}{V1_PATH}?api_action={action}&api_output=json",
+        api_url.trim_end_matches('/')
+    )
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare here and falls back to backoff).
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// A transport error without its URL (which may carry an email in a query).
+fn describe_transport_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connect() {
+        "connection failed".into()
+    } else {
+        format!("transport error: {}", std::error::Error::source(error).map_or_else(|| "request failed".to_string(), |s| s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, "30".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(30)));
+        headers.insert(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), None);
+        headers.insert(http::header::RETRY_AFTER, "-1".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), None);
+    }
+
+    #[test]
+    fn url_shape() {
+        assert_eq!(
+            v1_url("https://acct.api-us1.com/", "contact_sync"),
+            "https://acct.api-us1.com/admin/api.php?api_action=contact_sync&api_output=json"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let client = ActiveCampaignClient::new(ClientSettings::default()).unwrap();
+        assert!(client.backoff(1) <= Duration::from_millis(250));
+        assert!(client.backoff(1) >= Duration::from_millis(125));
+        assert!(client.backoff(30) <= Duration::from_secs(4));
+        assert!(client.backoff(30) >= Duration::from_secs(2));
+    }
+}

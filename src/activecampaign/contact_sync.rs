@@ -1,0 +1,162 @@
+//! The v1 `contact_sync` parameters: one call carries contact, lists, tags and custom fields.
+
+use serde::Serialize;
+
+/// A list's status in `status[ID]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListStatus {
+    Active = 1,
+    Unsubscribed = 2,
+}
+
+/// One list entry: `p[ID]`, `status[ID]` and the per-list responder options.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListMembership {
+    pub list_id: u64,
+    pub status: ListStatus,
+    pub instant_responders: Option<bool>,
+    pub no_responders: Option<bool>,
+    pub last_message: Option<bool>,
+    /// Subscription date (`2009-12-07 06:00:00`); omitted means now.
+    pub sdate: Option<String>,
+    /// `status=1` re-subscribes someone who unsubscribed: allowed only for explicit opt-ins.
+    /// When false, delivery first checks the contact's status on this list.
+    pub may_resubscribe: bool,
+}
+
+/// A custom field key: numeric id or personalization tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum FieldKey {
+    Id(u64),
+    PersTag(String),
+}
+
+impl FieldKey {
+    /// The form key ActiveCampaign expects: `field[12,0]` or `field[%TAG%,0]`.
+    pub fn form_key(&self) -> String {
+        match self {
+            FieldKey::Id(id) => format!("field[{id},0]"),
+            FieldKey::PersTag(tag) => format!("field[{tag},0]"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldValue {
+    pub key: FieldKey,
+    pub value: String,
+}
+
+/// Everything one `contact_sync` call sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ContactSync {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub organization: Option<String>,
+    pub ip4: Option<String>,
+    pub tags: Vec<String>,
+    pub lists: Vec<ListMembership>,
+    pub fields: Vec<FieldValue>,
+    pub form: Option<u64>,
+}
+
+fn flag(value: bool) -> String {
+    if value { "1" } else { "0" }.to_string()
+}
+
+impl ContactSync {
+    /// The form fields in a stable order, keys not yet URL-encoded.
+    pub fn form_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![("email".to_string(), self.email.clone())];
+        let optional = [
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("phone", &self.phone),
+            ("customer_acct_name", &self.organization),
+            ("ip4", &self.ip4),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                pairs.push((key.to_string(), value.clone()));
+            }
+        }
+        if !self.tags.is_empty() {
+            pairs.push(("tags".to_string(), self.tags.join(", ")));
+        }
+        for field in &self.fields {
+            pairs.push((field.key.form_key(), field.value.clone()));
+        }
+        for list in &self.lists {
+            let id = list.list_id;
+            pairs.push((format!("p[{id}]"), id.to_string()));
+            pairs.push((format!("status[{id}]"), (list.status as u8).to_string()));
+            let options = [
+                ("instantresponders", list.instant_responders),
+                ("noresponders", list.no_responders),
+                ("lastmessage", list.last_message),
+            ];
+            for (name, value) in options {
+                if let Some(value) = value {
+                    pairs.push((format!("{name}[{id}]"), flag(value)));
+                }
+            }
+            if let Some(sdate) = &list.sdate {
+                pairs.push((format!("sdate[{id}]"), sdate.clone()));
+            }
+        }
+        if let Some(form) = self.form {
+            pairs.push(("form".to_string(), form.to_string()));
+        }
+        pairs
+    }
+
+    /// The `application/x-www-form-urlencoded` body: every key and value percent-encoded,
+    /// including the brackets, `%` and `,` of `field[%TAG%,0]`.
+    pub fn encode(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in self.form_pairs() {
+            out.append_pair(&key, &value);
+        }
+        out.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_key() {
+        let contact = ContactSync {
+            email: "ada+news@example.com".into(),
+            first_name: Some("Ada".into()),
+            tags: vec!["vip".into(), "sku:A 1".into()],
+            fields: vec![
+                FieldValue { key: FieldKey::Id(12), value: "x&y".into() },
+                FieldValue { key: FieldKey::PersTag("%CARE_TYPE%".into()), value: "full".into() },
+            ],
+            lists: vec![ListMembership {
+                list_id: 3,
+                status: ListStatus::Active,
+                instant_responders: Some(true),
+                no_responders: None,
+                last_message: Some(false),
+                sdate: Some("2026-01-02 03:04:05".into()),
+                may_resubscribe: true,
+            }],
+            form: Some(1001),
+            ..ContactSync::default()
+        };
+        assert_eq!(
+            contact.encode(),
+            "email=ada%2Bnews%40example.com&first_name=Ada&tags=vip%2C+sku%3AA+1\
+             &field%5B12%2C0%5D=x%26y&field%5B%25CARE_TYPE%25%2C0%5D=full\
+             &p%5B3%5D=3&status%5B3%5D=1&instantresponders%5B3%5D=1&lastmessage%5B3%5D=0\
+             &sdate%5B3%5D=2026-01-02+03%3A04%3A05&form=1001"
+        );
+    }
+}

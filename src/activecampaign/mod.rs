@@ -1,0 +1,9 @@
+//! The ActiveCampaign sink: `contact_sync` parameters, the paced and retrying client.
+
+pub mod client;
+pub mod contact_sync;
+pub mod pacer;
+pub mod response;
+
+pub use client::{AcError, Account, ActiveCampaignClient, ClientSettings, ListLookup, SyncResult};
+pub use contact_sync::ContactSync;

@@ -1,0 +1,137 @@
+//! The delivery stage: gets a mapped contact into ActiveCampaign, or says why not.
+//! Inline delivery calls `contact_sync` within the invocation; a queued mode plugs in here.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use thiserror::Error;
+use tokio::time::Instant;
+
+use crate::activecampaign::contact_sync::ListStatus;
+use crate::activecampaign::{AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult};
+use crate::secrets::{AppSecret, SecretCache, SecretError};
+
+/// Suggested wait for the sender when no better figure is known.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    Synced { subscriber_id: Option<u64> },
+    /// ActiveCampaign refused the data (`result_code` 0): a retry cannot help.
+    Rejected { reason: String },
+}
+
+/// The contact was neither synced nor kept: the sender must retry.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    ActiveCampaign(#[from] AcError),
+}
+
+impl DeliveryError {
+    /// What to put in `Retry-After` for the sender.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            DeliveryError::ActiveCampaign(AcError::Unavailable { retry_after: Some(wait), .. }) => {
+                (*wait).max(Duration::from_secs(1))
+            }
+            _ => DEFAULT_RETRY_AFTER,
+        }
+    }
+}
+
+/// Synchronous delivery to ActiveCampaign within the invocation.
+pub struct InlineDelivery {
+    client: ActiveCampaignClient,
+    secrets: Arc<SecretCache>,
+}
+
+impl InlineDelivery {
+    pub fn new(client: ActiveCampaignClient, secrets: Arc<SecretCache>) -> Self {
+        Self { client, secrets }
+    }
+
+    /// Syncs the contact. When ActiveCampaign refuses the key, the secret is read again once
+    /// (it may have been rotated) before giving up.
+    pub async fn deliver(
+        &self,
+        contact: &ContactSync,
+        secret: Arc<AppSecret>,
+        deadline: Instant,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let mut secret = secret;
+        let mut refreshed = false;
+        loop {
+            let account = Account {
+                api_url: &secret.api_url,
+                api_key: &secret.api_key,
+            };
+            match self.sync(account, contact, deadline).await {
+                Ok(SyncResult::Synced { subscriber_id }) => {
+                    return Ok(DeliveryOutcome::Synced { subscriber_id });
+                }
+                Ok(SyncResult::Refused { message }) => {
+                    return Ok(DeliveryOutcome::Rejected { reason: message });
+                }
+                Err(AcError::Unauthorized { status }) if !refreshed => {
+                    refreshed = true;
+                    tracing::warn!(status, "ActiveCampaign refused the API key; reading the secret again.");
+                    let fresh = self.secrets.refresh(&secret).await?;
+                    if fresh.api_key.expose_secret() == secret.api_key.expose_secret()
+                        && fresh.api_url == secret.api_url
+                    {
+                        return Err(AcError::Unauthorized { status }.into());
+                    }
+                    secret = fresh;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn sync(
+        &self,
+        account: Account<'_>,
+        contact: &ContactSync,
+        deadline: Instant,
+    ) -> Result<SyncResult, AcError> {
+        let contact = self.without_resubscriptions(account, contact, deadline).await?;
+        self.client.contact_sync(account, &contact, deadline).await
+    }
+
+    /// `status=1` re-subscribes a contact who unsubscribed. On routes that are not explicit
+    /// opt-ins, the contact's statuses are looked up first and such lists are left out.
+    async fn without_resubscriptions<'c>(
+        &self,
+        account: Account<'_>,
+        contact: &'c ContactSync,
+        deadline: Instant,
+    ) -> Result<Cow<'c, ContactSync>, AcError> {
+        let guarded = contact
+            .lists
+            .iter()
+            .any(|l| l.status == ListStatus::Active && !l.may_resubscribe);
+        if !guarded {
+            return Ok(Cow::Borrowed(contact));
+        }
+        let statuses = match self.client.list_statuses(account, &contact.email, deadline).await? {
+            ListLookup::NotFound => return Ok(Cow::Borrowed(contact)),
+            ListLookup::Found(statuses) => statuses,
+        };
+        let mut filtered = contact.clone();
+        filtered.lists.retain(|l| {
+            let keep = l.status != ListStatus::Active
+                || l.may_resubscribe
+                || statuses.get(&l.list_id) != Some(&ListStatus::Unsubscribed);
+            if !keep {
+                tracing::info!(list_id = l.list_id, "Contact unsubscribed from this list; not re-subscribing.");
+            }
+            keep
+        });
+        Ok(Cow::Owned(filtered))
+    }
+}

@@ -1,0 +1,272 @@
+//! The HTTP edge of the webhook function: routes a request through authenticate → parse →
+//! map → deliver, and turns the result into the SPEC's status codes. Lambda-free, so tests
+//! drive it directly; `lambda` adapts it to `lambda_http`.
+
+pub mod lambda;
+pub mod response;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::Method;
+use serde_json::json;
+use thiserror::Error;
+use tokio::time::Instant;
+
+pub use response::{HttpResponse, Outcome, WebhookError};
+
+use crate::activecampaign::ActiveCampaignClient;
+use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
+use crate::delivery::{DeliveryError, DeliveryOutcome, InlineDelivery};
+use crate::inbound::InboundRequest;
+use crate::mapping::config::is_valid_route_name;
+use crate::mapping::{Mapping, MappingError, MappingOutcome, Route, map_submission};
+use crate::redact::mask_email;
+use crate::secrets::{SecretCache, SecretSource};
+use crate::settings::{ConfigError, SecretLocation, Settings};
+use crate::submission::Parsed;
+
+pub const HEALTH_PATH: &str = "/health";
+pub const WEBHOOK_PREFIX: &str = "/webhooks/";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the function could not start.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error("cannot read the mapping file {path}: {message}")]
+    MappingFile { path: String, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// Limits of one request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Budget when the runtime's deadline is unusable, and the cap on any budget.
+    pub invocation_budget: Duration,
+}
+
+/// Everything the webhook function holds across invocations.
+pub struct WebhookApp {
+    mapping: Arc<Mapping>,
+    secrets: Arc<SecretCache>,
+    delivery: InlineDelivery,
+    limits: Limits,
+}
+
+/// What one request was about, for its log line.
+#[derive(Default)]
+struct RequestLog {
+    route: Option<String>,
+    topic: Option<String>,
+    delivery_id: Option<String>,
+    email: Option<String>,
+}
+
+impl WebhookApp {
+    pub fn new(
+        mapping: Mapping,
+        secrets: Arc<SecretCache>,
+        client: ActiveCampaignClient,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            mapping: Arc::new(mapping),
+            delivery: InlineDelivery::new(client, secrets.clone()),
+            secrets,
+            limits,
+        }
+    }
+
+    /// Builds the app from settings. Nothing here touches the network: the secret is read on
+    /// the first request that needs it.
+    pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        let mapping = match &settings.mapping_file {
+            Some(path) => {
+                let source = std::fs::read_to_string(path).map_err(|e| StartupError::MappingFile {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                Mapping::from_toml(&source)?
+            }
+            None => Mapping::bundled()?,
+        };
+        let source = match &settings.secret {
+            SecretLocation::File(path) => SecretSource::File(path.clone()),
+            SecretLocation::SecretsManager(id) => SecretSource::SecretsManager {
+                client: secrets_manager_client().await,
+                secret_id: id.clone(),
+            },
+        };
+        let client = ActiveCampaignClient::new(settings.client.clone())
+            .map_err(|e| StartupError::HttpClient(e.to_string()))?;
+        Ok(Self::new(
+            mapping,
+            Arc::new(SecretCache::new(source, settings.secret_ttl)),
+            client,
+            Limits {
+                max_body_bytes: settings.max_body_bytes,
+                invocation_budget: settings.invocation_budget,
+            },
+        ))
+    }
+
+    /// The instant by which this invocation must answer.
+    pub fn deadline(&self, runtime_deadline_ms: u64) -> Instant {
+        let budget = remaining_budget(
+            runtime_deadline_ms,
+            SystemTime::now(),
+            self.limits.invocation_budget,
+            DEFAULT_MARGIN,
+            self.limits.invocation_budget,
+        );
+        Instant::now() + budget
+    }
+
+    /// Handles one request and logs one line about it.
+    pub async fn handle(&self, req: &InboundRequest, deadline: Instant) -> HttpResponse {
+        if req.path.trim_end_matches('/') == HEALTH_PATH {
+            return if req.method == Method::GET {
+                health()
+            } else {
+                WebhookError::MethodNotAllowed { allow: "GET" }.to_response()
+            };
+        }
+        let mut log = RequestLog::default();
+        let result = self.process(req, deadline, &mut log).await;
+        let email = log.email.as_deref().map(mask_email);
+        match result {
+            Ok((outcome, redirect)) => {
+                tracing::info!(
+                    route = log.route.as_deref(),
+                    topic = log.topic.as_deref(),
+                    delivery_id = log.delivery_id.as_deref(),
+                    email = email.as_deref(),
+                    outcome = outcome.label(),
+                    reason = outcome_reason(&outcome),
+                    "Webhook handled."
+                );
+                match redirect {
+                    Some(location) => HttpResponse::redirect(&location),
+                    None => outcome.to_response(),
+                }
+            }
+            Err(error) => {
+                let status = error.status().as_u16();
+                if status >= 500 {
+                    tracing::error!(route = log.route.as_deref(), topic = log.topic.as_deref(), email = email.as_deref(), status, error = %error, "Webhook not accepted; the sender should retry.");
+                } else {
+                    tracing::warn!(route = log.route.as_deref(), topic = log.topic.as_deref(), status, error = %error, "Webhook refused.");
+                }
+                error.to_response()
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        req: &InboundRequest,
+        deadline: Instant,
+        log: &mut RequestLog,
+    ) -> Result<(Outcome, Option<String>), WebhookError> {
+        let path = req.path.trim_end_matches('/');
+        let route_name = path.strip_prefix(WEBHOOK_PREFIX).ok_or(WebhookError::NotFound)?;
+        if !is_valid_route_name(route_name) {
+            return Err(WebhookError::NotFound);
+        }
+        let route = self.mapping.route(route_name).ok_or(WebhookError::NotFound)?;
+        log.route = Some(route.name.clone());
+        if req.method != Method::POST {
+            return Err(WebhookError::MethodNotAllowed { allow: "POST" });
+        }
+        if req.body.len() > self.limits.max_body_bytes {
+            return Err(WebhookError::PayloadTooLarge {
+                size: req.body.len(),
+                limit: self.limits.max_body_bytes,
+            });
+        }
+        if let Some(reason) = route.sender.handshake(req) {
+            return Ok((Outcome::Ignored { reason: reason.to_string() }, None));
+        }
+        let secret = self.secrets.get().await.map_err(|e| unavailable(e.into()))?;
+        route
+            .sender
+            .authenticate(req, secret.route_secrets(&route.name), &route.auth)?;
+        let media_type = req.media_type();
+        if !route.sender.accepts_media_type(media_type.as_deref()) {
+            return Err(WebhookError::UnsupportedMediaType(
+                media_type.unwrap_or_else(|| "(none)".into()),
+            ));
+        }
+        let submission = match route.sender.parse(req)? {
+            Parsed::Submission(submission) => submission,
+            Parsed::Ignored { reason } => return Ok((Outcome::Ignored { reason }, None)),
+        };
+        log.topic = submission.topic.clone();
+        log.delivery_id = submission.delivery_id.clone();
+        let redirect = route.redirect.clone().filter(|_| submission.from_browser_form);
+        if !route.handles(submission.topic.as_deref()) {
+            let topic = submission.topic.as_deref().unwrap_or_default();
+            let reason = format!("topic {topic} is not handled by route {}", route.name);
+            return Ok((Outcome::Ignored { reason }, redirect));
+        }
+        let contact = match map_submission(&submission, route) {
+            MappingOutcome::Contact(contact) => contact,
+            MappingOutcome::Skipped { reason } => return Ok((Outcome::Skipped { reason }, redirect)),
+            MappingOutcome::Rejected { reason } => return Ok((Outcome::Rejected { reason }, redirect)),
+        };
+        log.email = Some(contact.email.clone());
+        let outcome = match self.delivery.deliver(&contact, secret, deadline).await {
+            Ok(DeliveryOutcome::Synced { subscriber_id }) => Outcome::Synced { subscriber_id },
+            Ok(DeliveryOutcome::Rejected { reason }) => Outcome::Rejected { reason },
+            Err(error) => return Err(unavailable(error)),
+        };
+        Ok((outcome, redirect))
+    }
+
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.mapping.route(name)
+    }
+}
+
+fn unavailable(error: DeliveryError) -> WebhookError {
+    WebhookError::Unavailable {
+        retry_after: error.retry_after(),
+        reason: error.to_string(),
+    }
+}
+
+fn outcome_reason(outcome: &Outcome) -> Option<&str> {
+    match outcome {
+        Outcome::Synced { .. } => None,
+        Outcome::Skipped { reason } | Outcome::Ignored { reason } | Outcome::Rejected { reason } => {
+            Some(reason)
+        }
+    }
+}
+
+/// The health answer: the build version, no secret, no network.
+pub fn health() -> HttpResponse {
+    HttpResponse::json(http::StatusCode::OK, &json!({ "status": "ok", "version": VERSION }))
+}
+
+async fn secrets_manager_client() -> aws_sdk_secretsmanager::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&config)
+}

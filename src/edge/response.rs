@@ -1,0 +1,153 @@
+//! HTTP answers of the webhook function, and the mapping of every error to its status.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::sources::{AuthError, ParseError};
+
+const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// An answer, independent of Lambda.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(status: StatusCode, body: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", CONTENT_TYPE_JSON.to_string())],
+            body: body.to_string(),
+        }
+    }
+
+    /// `303 See Other` to a form's thank-you page.
+    pub fn redirect(location: &str) -> Self {
+        Self {
+            status: StatusCode::SEE_OTHER,
+            headers: vec![("location", location.to_string())],
+            body: String::new(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (tests and the demo read it).
+    pub fn json_body(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A request that ended without an accepted contact. Each variant has one status.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WebhookError {
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("body of {size} bytes is over the limit of {limit} bytes")]
+    PayloadTooLarge { size: usize, limit: usize },
+    #[error("content type {0} is not accepted on this route")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error(transparent)]
+    BadRequest(#[from] ParseError),
+    #[error("{reason}")]
+    Unavailable { reason: String, retry_after: Duration },
+}
+
+impl WebhookError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebhookError::NotFound => StatusCode::NOT_FOUND,
+            WebhookError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            WebhookError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WebhookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn to_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::json(self.status(), &json!({ "error": self.to_string() }));
+        match self {
+            WebhookError::MethodNotAllowed { allow } => {
+                response.headers.push(("allow", allow.to_string()));
+            }
+            WebhookError::Unavailable { retry_after, .. } => {
+                let secs = retry_after.as_secs().max(1);
+                response.headers.push(("retry-after", secs.to_string()));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A request that ended well: answered 200 (or 303 for a browser form).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Synced { subscriber_id: Option<u64> },
+    Skipped { reason: String },
+    Ignored { reason: String },
+    Rejected { reason: String },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Synced { .. } => "synced",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Rejected { .. } => "rejected",
+        }
+    }
+
+    pub fn to_response(&self) -> HttpResponse {
+        let body = match self {
+            Outcome::Synced { subscriber_id: Some(id) } => {
+                json!({ "status": self.label(), "subscriber_id": id })
+            }
+            Outcome::Synced { subscriber_id: None } => json!({ "status": self.label() }),
+            Outcome::Skipped { reason } | Outcome::Ignored { reason } | Outcome::Rejected { reason } => {
+                json!({ "status": self.label(), "reason": reason })
+            }
+        };
+        HttpResponse::json(StatusCode::OK, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status_and_headers() {
+        let unavailable = WebhookError::Unavailable {
+            reason: "ActiveCampaign unavailable: HTTP 503".into(),
+            retry_after: Duration::from_millis(200),
+        }
+        .to_response();
+        assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.header("retry-after"), Some("1"));
+        let not_allowed = WebhookError::MethodNotAllowed { allow: "POST" }.to_response();
+        assert_eq!(not_allowed.header("allow"), Some("POST"));
+        assert_eq!(
+            WebhookError::from(AuthError::SignatureMismatch).to_response().json_body(),
+            json!({"error": "signature does not match"})
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! ac-webhook-sync: verified webhooks in, ActiveCampaign contacts out.
+//!
+//! The pipeline, one module per stage:
+//! [`sources`] (authenticate + parse, one module per sender) →
+//! [`mapping`] (route configuration → `contact_sync` parameters) →
+//! [`delivery`] (inline sync through the [`activecampaign`] client) →
+//! [`edge`] (status codes, and the thin Lambda adapter).
+
+pub mod activecampaign;
+pub mod deadline;
+pub mod delivery;
+pub mod edge;
+pub mod inbound;
+pub mod mapping;
+pub mod redact;
+pub mod sandbox;
+pub mod secrets;
+pub mod settings;
+pub mod sources;
+pub mod submission;

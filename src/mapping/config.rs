@@ -1,0 +1,412 @@
+//! The mapping file: per route, which sender, which topics, and how a submission becomes a
+//! `contact_sync` (field selection, lists, tags, custom fields). Parsed from TOML, then
+//! compiled and validated so that every error names its route and key.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::template::Expression;
+use crate::activecampaign::contact_sync::FieldKey;
+use crate::sources::{AuthSettings, DEFAULT_REPLAY_WINDOW, SenderKind};
+
+/// The example mapping shipped in the repository, compiled into the binary so a deployed
+/// function needs no file beside it. `MAPPING_FILE` replaces it at start-up.
+pub const BUNDLED_MAPPING: &str = include_str!("../../mapping.toml");
+/// Topic wildcard: the route handles every topic its sender sends.
+pub const ANY_TOPIC: &str = "*";
+
+/// A mapping error, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MappingError {
+    #[error("mapping file is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("route '{route}', key '{key}': {message}")]
+    Invalid {
+        route: String,
+        key: String,
+        message: String,
+    },
+}
+
+fn invalid(route: &str, key: impl Into<String>, message: impl Into<String>) -> MappingError {
+    MappingError::Invalid {
+        route: route.to_string(),
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+// ---- The file as written ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    #[serde(default)]
+    routes: BTreeMap<String, RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    sender: SenderKind,
+    topics: Option<Vec<String>>,
+    #[serde(default)]
+    opt_in: bool,
+    replay_window_secs: Option<u64>,
+    redirect: Option<String>,
+    #[serde(default)]
+    contact: ContactFile,
+    #[serde(default)]
+    lists: Vec<ListFile>,
+    form: Option<u64>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactFile {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    full_name: Option<String>,
+    phone: Option<String>,
+    organization: Option<String>,
+    ip4: Option<String>,
+    consent: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFile {
+    id: u64,
+    #[serde(default)]
+    status: ListPolicy,
+    instant_responders: Option<bool>,
+    no_responders: Option<bool>,
+    last_message: Option<bool>,
+    sdate: Option<String>,
+}
+
+/// When a route puts a contact on a list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListPolicy {
+    /// Subscribe only when the payload carries marketing consent.
+    #[default]
+    Consent,
+    /// Subscribe on every event.
+    Always,
+    /// Unsubscribe (`status=2`).
+    Unsubscribe,
+}
+
+// ---- The compiled, validated form ----
+
+/// Selections overriding the sender's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ContactSelection {
+    pub email: Option<Expression>,
+    pub first_name: Option<Expression>,
+    pub last_name: Option<Expression>,
+    pub full_name: Option<Expression>,
+    pub phone: Option<Expression>,
+    pub organization: Option<Expression>,
+    pub ip4: Option<Expression>,
+    pub consent: Option<Expression>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListRule {
+    pub id: u64,
+    pub policy: ListPolicy,
+    pub instant_responders: Option<bool>,
+    pub no_responders: Option<bool>,
+    pub last_message: Option<bool>,
+    pub sdate: Option<Expression>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldRule {
+    pub key: FieldKey,
+    pub value: Expression,
+}
+
+/// One validated route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub sender: SenderKind,
+    /// Topics handled; empty means every topic.
+    pub topics: Vec<String>,
+    /// Events on this route are explicit opt-ins, so `status=1` may re-subscribe.
+    pub opt_in: bool,
+    pub auth: AuthSettings,
+    pub redirect: Option<String>,
+    pub contact: ContactSelection,
+    pub lists: Vec<ListRule>,
+    pub form: Option<u64>,
+    pub tags: Vec<Expression>,
+    pub fields: Vec<FieldRule>,
+}
+
+impl Route {
+    /// The zero-configuration route of a sender.
+    pub fn default_for(sender: SenderKind) -> Self {
+        Self {
+            name: sender.name().to_string(),
+            sender,
+            topics: sender.default_topics().iter().map(|t| t.to_string()).collect(),
+            opt_in: false,
+            auth: AuthSettings::default(),
+            redirect: None,
+            contact: ContactSelection::default(),
+            lists: Vec::new(),
+            form: None,
+            tags: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// Whether the route handles this topic (senders without topics are always handled).
+    pub fn handles(&self, topic: Option<&str>) -> bool {
+        match topic {
+            None => true,
+            Some(topic) => self.topics.is_empty() || self.topics.iter().any(|t| t == topic),
+        }
+    }
+}
+
+/// Every route, the built-in defaults included.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    routes: BTreeMap<String, Route>,
+}
+
+impl Mapping {
+    /// Parses and validates a mapping file.
+    pub fn from_toml(source: &str) -> Result<Self, MappingError> {
+        let file: MappingFile =
+            toml::from_str(source).map_err(|e| MappingError::Syntax(e.to_string()))?;
+        let mut routes = BTreeMap::new();
+        for sender in SenderKind::ALL {
+            routes.insert(sender.name().to_string(), Route::default_for(sender));
+        }
+        for (name, route) in file.routes {
+            let compiled = compile_route(&name, route)?;
+            routes.insert(name, compiled);
+        }
+        Ok(Self { routes })
+    }
+
+    /// The mapping bundled with the build.
+    pub fn bundled() -> Result<Self, MappingError> {
+        Self::from_toml(BUNDLED_MAPPING)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.values()
+    }
+}
+
+/// Route names are URL path segments: lower-case letters, digits, `-` and `_`.
+pub fn is_valid_route_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
+    if !is_valid_route_name(name) {
+        return Err(invalid(
+            name,
+            "routes",
+            "a route name may hold only a-z, 0-9, '-' and '_' (at most 64)",
+        ));
+    }
+    let expr = |key: &str, source: &Option<String>| -> Result<Option<Expression>, MappingError> {
+        source
+            .as_deref()
+            .map(|s| Expression::compile(s).map_err(|m| invalid(name, key, m)))
+            .transpose()
+    };
+    let topics = match file.topics {
+        None => file.sender.default_topics().iter().map(|t| t.to_string()).collect(),
+        Some(topics) if topics.iter().any(|t| t == ANY_TOPIC) => Vec::new(),
+        Some(topics) => {
+            if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
+                return Err(invalid(
+                    name,
+                    "topics",
+                    "list at least one topic, or \"*\" for every topic",
+                ));
+            }
+            topics
+        }
+    };
+    if let Some(redirect) = &file.redirect {
+        if file.sender != SenderKind::Form {
+            return Err(invalid(name, "redirect", "only a `form` route can redirect a browser"));
+        }
+        if !(redirect.starts_with("https://") || redirect.starts_with("http://")) {
+            return Err(invalid(name, "redirect", "must be an absolute http(s) URL"));
+        }
+        if redirect.chars().any(char::is_control) {
+            return Err(invalid(name, "redirect", "must not contain control characters"));
+        }
+    }
+    let replay_window = match file.replay_window_secs {
+        Some(0) => return Err(invalid(name, "replay_window_secs", "must be at least 1 second")),
+        Some(secs) => Duration::from_secs(secs),
+        None => DEFAULT_REPLAY_WINDOW,
+    };
+    let c = &file.contact;
+    let contact = ContactSelection {
+        email: expr("contact.email", &c.email)?,
+        first_name: expr("contact.first_name", &c.first_name)?,
+        last_name: expr("contact.last_name", &c.last_name)?,
+        full_name: expr("contact.full_name", &c.full_name)?,
+        phone: expr("contact.phone", &c.phone)?,
+        organization: expr("contact.organization", &c.organization)?,
+        ip4: expr("contact.ip4", &c.ip4)?,
+        consent: expr("contact.consent", &c.consent)?,
+    };
+    let mut lists = Vec::new();
+    for (i, list) in file.lists.into_iter().enumerate() {
+        if list.id == 0 {
+            return Err(invalid(name, format!("lists[{i}].id"), "list ids start at 1"));
+        }
+        if lists.iter().any(|l: &ListRule| l.id == list.id) {
+            return Err(invalid(name, format!("lists[{i}].id"), "list appears twice"));
+        }
+        if list.policy_is_unsubscribe() && list.instant_responders == Some(true) {
+            return Err(invalid(
+                name,
+                format!("lists[{i}].instant_responders"),
+                "instant responders apply only to subscriptions",
+            ));
+        }
+        lists.push(ListRule {
+            id: list.id,
+            policy: list.status,
+            instant_responders: list.instant_responders,
+            no_responders: list.no_responders,
+            last_message: list.last_message,
+            sdate: expr(&format!("lists[{i}].sdate"), &list.sdate)?,
+        });
+    }
+    if file.form == Some(0) {
+        return Err(invalid(name, "form", "form ids start at 1"));
+    }
+    let tags = file
+        .tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Expression::compile(t).map_err(|m| invalid(name, format!("tags[{i}]"), m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fields = Vec::new();
+    for (key, value) in &file.fields {
+        let field_key = parse_field_key(key)
+            .ok_or_else(|| invalid(name, format!("fields.{key}"), "a custom field key is a numeric id (\"12\") or a personalization tag (\"%COLOR%\")"))?;
+        let value = Expression::compile(value).map_err(|m| invalid(name, format!("fields.{key}"), m))?;
+        fields.push(FieldRule { key: field_key, value });
+    }
+    Ok(Route {
+        name: name.to_string(),
+        sender: file.sender,
+        topics,
+        opt_in: file.opt_in,
+        auth: AuthSettings { replay_window },
+        redirect: file.redirect,
+        contact,
+        lists,
+        form: file.form,
+        tags,
+        fields,
+    })
+}
+
+impl ListFile {
+    fn policy_is_unsubscribe(&self) -> bool {
+        self.status == ListPolicy::Unsubscribe
+    }
+}
+
+/// `"12"` → id 12; `"%COLOR%"` → personalization tag (upper-case letters, digits, `_`).
+pub fn parse_field_key(key: &str) -> Option<FieldKey> {
+    if let Ok(id) = key.parse::<u64>() {
+        return (id > 0).then_some(FieldKey::Id(id));
+    }
+    let inner = key.strip_prefix('%')?.strip_suffix('%')?;
+    let valid = !inner.is_empty()
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    valid.then(|| FieldKey::PersTag(key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(source: &str) -> String {
+        Mapping::from_toml(source).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bundled_mapping_is_valid_and_keeps_defaults() {
+        let mapping = Mapping::bundled().expect("mapping.toml must validate");
+        for sender in SenderKind::ALL {
+            assert!(mapping.route(sender.name()).is_some(), "default route {sender}");
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_every_default_route() {
+        let mapping = Mapping::from_toml("").unwrap();
+        let shopify = mapping.route("shopify").unwrap();
+        assert!(shopify.handles(Some("orders/create")));
+        assert!(!shopify.handles(Some("products/update")));
+        assert!(mapping.route("form").unwrap().handles(None));
+    }
+
+    #[test]
+    fn errors_name_route_and_key() {
+        assert_eq!(
+            error_of("[routes.shop]\nsender = \"shopify\"\ntags = [\"ok\", \"{bad}\"]"),
+            "route 'shop', key 'tags[1]': unknown placeholder {bad}: use a JSONPath ({$.field}) or one of topic, route, sender, sku, product"
+        );
+        assert!(error_of("[routes.shop]\nsender = \"shopify\"\nredirect = \"https://x\"")
+            .starts_with("route 'shop', key 'redirect'"));
+        assert!(error_of("[routes.f]\nsender = \"form\"\nfields = { \"color\" = \"$.c\" }")
+            .starts_with("route 'f', key 'fields.color'"));
+        assert!(error_of("[routes.f]\nsender = \"form\"\n[routes.f.contact]\nemail = \"$[\"")
+            .starts_with("route 'f', key 'contact.email'"));
+        assert!(error_of("[routes.f]\nsender = \"form\"\n[[routes.f.lists]]\nid = 0")
+            .starts_with("route 'f', key 'lists[0].id'"));
+        assert!(error_of("[routes.\"Bad Name\"]\nsender = \"form\"").starts_with("route 'Bad Name'"));
+        assert!(error_of("[routes.f]\nsender = \"fax\"").contains("mapping file is not valid TOML"));
+        assert!(error_of("[routes.f]\nsender = \"form\"\ncolour = 1").contains("unknown field"));
+    }
+
+    #[test]
+    fn topics_wildcard_and_field_keys() {
+        let m = Mapping::from_toml("[routes.all]\nsender = \"stripe\"\ntopics = [\"*\"]").unwrap();
+        assert!(m.route("all").unwrap().handles(Some("charge.refunded")));
+        assert_eq!(parse_field_key("12"), Some(FieldKey::Id(12)));
+        assert_eq!(parse_field_key("%CARE_TYPE%"), Some(FieldKey::PersTag("%CARE_TYPE%".into())));
+        assert_eq!(parse_field_key("%lower%"), None);
+        assert_eq!(parse_field_key("0"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! Value expressions of the mapping file: an RFC 9535 JSONPath (`$.line_items[*].sku`) or a
+//! template with placeholders (`sku:{sku}`, `order {$.name}`), expanded against a submission.
+
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use crate::submission::{Submission, value_as_text};
+
+/// Most values one expression may expand to (a hostile payload could hold thousands).
+pub const MAX_EXPANSIONS: usize = 100;
+
+/// Names available to templates besides JSONPaths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variable {
+    Topic,
+    Route,
+    Sender,
+    Sku,
+    Product,
+}
+
+impl Variable {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "topic" => Variable::Topic,
+            "route" => Variable::Route,
+            "sender" => Variable::Sender,
+            "sku" => Variable::Sku,
+            "product" => Variable::Product,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Literal(String),
+    Variable(Variable),
+    Path(JsonPath),
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone)]
+pub struct Expression {
+    segments: Vec<Segment>,
+}
+
+/// Names of the route and sender, for `{route}` and `{sender}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub route: &'a str,
+    pub sender: &'a str,
+}
+
+impl Expression {
+    /// Compiles `$…` as a JSONPath, anything else as a template.
+    pub fn compile(source: &str) -> Result<Self, String> {
+        let source = source.trim();
+        if source.starts_with('$') {
+            let path = compile_path(source)?;
+            return Ok(Self { segments: vec![Segment::Path(path)] });
+        }
+        let mut segments = Vec::new();
+        let mut literal = String::new();
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let mut inner = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        inner.push(c);
+                    }
+                    if !closed {
+                        return Err(format!("unclosed '{{' in template {source:?}"));
+                    }
+                    if !literal.is_empty() {
+                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                    }
+                    let inner = inner.trim();
+                    let segment = if inner.starts_with('$') {
+                        Segment::Path(compile_path(inner)?)
+                    } else {
+                        Segment::Variable(Variable::parse(inner).ok_or_else(|| {
+                            format!(
+                                "unknown placeholder {{{inner}}}: use a JSONPath ({{$.field}}) \
+                                 or one of topic, route, sender, sku, product"
+                            )
+                        })?)
+                    };
+                    segments.push(segment);
+                }
+                '}' => return Err(format!("unmatched '}}' in template {source:?}")),
+                other => literal.push(other),
+            }
+        }
+        if !literal.is_empty() {
+            segments.push(Segment::Literal(literal));
+        }
+        Ok(Self { segments })
+    }
+
+    /// Every value the expression yields: one per combination of multi-valued placeholders,
+    /// none when any placeholder has no value (a tag `sku:{sku}` without SKUs is not made).
+    pub fn expand(&self, submission: &Submission, ctx: Context<'_>) -> Vec<String> {
+        let mut results = vec![String::new()];
+        for segment in &self.segments {
+            let values = match segment {
+                Segment::Literal(text) => vec![text.clone()],
+                Segment::Variable(variable) => variable_values(*variable, submission, ctx),
+                Segment::Path(path) => path_values(path, &submission.payload),
+            };
+            if values.is_empty() {
+                return Vec::new();
+            }
+            let mut next = Vec::with_capacity(results.len() * values.len());
+            'outer: for prefix in &results {
+                for value in &values {
+                    if next.len() == MAX_EXPANSIONS {
+                        break 'outer;
+                    }
+                    next.push(format!("{prefix}{value}"));
+                }
+            }
+            results = next;
+        }
+        results.retain(|r| !r.trim().is_empty());
+        results
+    }
+
+    /// The first value, for single-valued targets (email, names).
+    pub fn first(&self, submission: &Submission, ctx: Context<'_>) -> Option<String> {
+        self.expand(submission, ctx).into_iter().next()
+    }
+
+    /// For a bare JSONPath: the first node selected, as JSON (for consent flags).
+    pub fn first_node<'a>(&self, payload: &'a Value) -> Option<&'a Value> {
+        match self.segments.as_slice() {
+            [Segment::Path(path)] => path.query(payload).all().into_iter().next(),
+            _ => None,
+        }
+    }
+}
+
+fn compile_path(source: &str) -> Result<JsonPath, String> {
+    JsonPath::parse(source).map_err(|e| format!("invalid JSONPath {source:?}: {e}"))
+}
+
+fn path_values(path: &JsonPath, payload: &Value) -> Vec<String> {
+    path.query(payload)
+        .all()
+        .into_iter()
+        .flat_map(|node| match node {
+            // A selected array of scalars contributes each element.
+            Value::Array(items) => items.iter().filter_map(value_as_text).collect::<Vec<_>>(),
+            other => value_as_text(other).into_iter().collect::<Vec<_>>(),
+        })
+        .take(MAX_EXPANSIONS)
+        .collect()
+}
+
+fn variable_values(variable: Variable, submission: &Submission, ctx: Context<'_>) -> Vec<String> {
+    match variable {
+        Variable::Topic => submission.topic.iter().cloned().collect(),
+        Variable::Route => vec![ctx.route.to_string()],
+        Variable::Sender => vec![ctx.sender.to_string()],
+        Variable::Sku => submission.products.iter().filter_map(|p| p.sku.clone()).collect(),
+        Variable::Product => submission.products.iter().filter_map(|p| p.title.clone()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::submission::{ContactFields, Product};
+    use serde_json::json;
+
+    fn submission() -> Submission {
+        Submission {
+            topic: Some("orders/create".into()),
+            delivery_id: None,
+            contact: ContactFields::default(),
+            products: vec![
+                Product { sku: Some("A1".into()), title: Some("Apple".into()) },
+                Product { sku: None, title: Some("Pear".into()) },
+                Product { sku: Some("C3".into()), title: None },
+            ],
+            consent: None,
+            payload: json!({"name": "#1001", "items": [{"k": 1}, {"k": 2}], "list": ["x", "y"], "empty": ""}),
+            from_browser_form: false,
+        }
+    }
+
+    const CTX: Context<'static> = Context { route: "shop", sender: "shopify" };
+
+    fn expand(source: &str) -> Vec<String> {
+        Expression::compile(source).unwrap().expand(&submission(), CTX)
+    }
+
+    #[test]
+    fn templates_expand_per_value() {
+        assert_eq!(expand("sku:{sku}"), vec!["sku:A1", "sku:C3"]);
+        assert_eq!(expand("{sender}/{topic}"), vec!["shopify/orders/create"]);
+        assert_eq!(expand("order {$.name}"), vec!["order #1001"]);
+        assert_eq!(expand("k{$.items[*].k}"), vec!["k1", "k2"]);
+        assert_eq!(expand("$.list"), vec!["x", "y"]);
+        assert_eq!(expand("{{literal}}"), vec!["{literal}"]);
+        assert!(expand("x{$.missing}").is_empty());
+        assert!(expand("$.empty").is_empty());
+    }
+
+    #[test]
+    fn compile_errors_name_the_problem() {
+        assert!(Expression::compile("{nope}").unwrap_err().contains("unknown placeholder"));
+        assert!(Expression::compile("{sku").unwrap_err().contains("unclosed"));
+        assert!(Expression::compile("$[").unwrap_err().contains("invalid JSONPath"));
+        assert!(Expression::compile("a}").unwrap_err().contains("unmatched"));
+    }
+
+    #[test]
+    fn expansion_is_capped() {
+        let many: Vec<Value> = (0..500).map(|i| json!(i)).collect();
+        let mut s = submission();
+        s.payload = json!({ "n": many });
+        let e = Expression::compile("{$.n[*]}-{$.n[*]}").unwrap();
+        assert_eq!(e.expand(&s, CTX).len(), MAX_EXPANSIONS);
+    }
+}

@@ -1,0 +1,283 @@
+//! The deployment's secret: ActiveCampaign URL and key, per-route webhook secrets and the
+//! callback secret. Fetched lazily, cached per container with a TTL, refreshed once when
+//! ActiveCampaign refuses the key, and never logged.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// Default time a fetched secret is trusted before it is read again.
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+/// How long a stale secret keeps serving while its source is unreachable.
+const STALE_GRACE: Duration = Duration::from_secs(30);
+
+/// The `SecretString` JSON of the secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSecret {
+    pub api_url: String,
+    pub api_key: SecretString,
+    /// Route name → secret, or a list of secrets during a rotation.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub webhook_secrets: HashMap<String, Vec<SecretString>>,
+    pub callback_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for AppSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSecret")
+            .field("api_url", &self.api_url)
+            .field("routes", &self.webhook_secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppSecret {
+    /// Parses and checks the JSON: a usable URL and a non-empty key.
+    pub fn from_json(json: &str) -> Result<Self, SecretError> {
+        let secret: AppSecret = serde_json::from_str(json)
+            // serde's message names the key and position, never the value.
+            .map_err(|e| SecretError::Malformed(e.to_string()))?;
+        if !(secret.api_url.starts_with("https://") || secret.api_url.starts_with("http://")) {
+            return Err(SecretError::Malformed("api_url must be an http(s) URL".into()));
+        }
+        if secret.api_key.expose_secret().trim().is_empty() {
+            return Err(SecretError::Malformed("api_key is empty".into()));
+        }
+        Ok(secret)
+    }
+
+    /// The secrets that authenticate a route (empty when none is configured).
+    pub fn route_secrets(&self, route: &str) -> &[SecretString] {
+        self.webhook_secrets.get(route).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HashMap<String, Vec<SecretString>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let raw: HashMap<String, OneOrMany> = HashMap::deserialize(deserializer)?;
+    Ok(raw
+        .into_iter()
+        .map(|(route, value)| {
+            let values = match value {
+                OneOrMany::One(v) => vec![v],
+                OneOrMany::Many(vs) => vs,
+            };
+            let secrets = values
+                .into_iter()
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)
+                .collect();
+            (route, secrets)
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SecretError {
+    #[error("secret store unavailable: {0}")]
+    Unavailable(String),
+    #[error("secret not found: {0}")]
+    NotFound(String),
+    #[error("secret is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Where the secret lives.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    SecretsManager {
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+    },
+    /// A JSON file of the same shape, for local runs without AWS.
+    File(PathBuf),
+    /// A fixed JSON document (tests, preview).
+    Fixed(String),
+}
+
+impl SecretSource {
+    pub async fn fetch(&self) -> Result<AppSecret, SecretError> {
+        match self {
+            SecretSource::SecretsManager { client, secret_id } => {
+                let output = client
+                    .get_secret_value()
+                    .secret_id(secret_id)
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(secret_id, e))?;
+                let json = output.secret_string().ok_or_else(|| {
+                    SecretError::Malformed("the secret has no SecretString".into())
+                })?;
+                AppSecret::from_json(json)
+            }
+            SecretSource::File(path) => {
+                let json = tokio::fs::read_to_string(path).await.map_err(|e| {
+                    SecretError::NotFound(format!("cannot read {}: {e}", path.display()))
+                })?;
+                AppSecret::from_json(&json)
+            }
+            SecretSource::Fixed(json) => AppSecret::from_json(json),
+        }
+    }
+}
+
+fn classify_sdk_error<E, R>(
+    secret_id: &str,
+    error: aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> SecretError
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_secretsmanager::error::SdkError;
+    match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("unknown");
+            if code == "ResourceNotFoundException" {
+                SecretError::NotFound(secret_id.to_string())
+            } else {
+                SecretError::Unavailable(format!("{code} for {secret_id}"))
+            }
+        }
+        SdkError::TimeoutError(_) => SecretError::Unavailable("timed out".into()),
+        SdkError::DispatchFailure(_) => SecretError::Unavailable("connection failed".into()),
+        _ => SecretError::Unavailable(aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string()),
+    }
+}
+
+struct Cached {
+    secret: Arc<AppSecret>,
+    fetched_at: Instant,
+}
+
+/// A per-container cache in front of a [`SecretSource`].
+pub struct SecretCache {
+    source: SecretSource,
+    ttl: Duration,
+    state: Mutex<Option<Cached>>,
+}
+
+impl SecretCache {
+    pub fn new(source: SecretSource, ttl: Duration) -> Self {
+        Self {
+            source,
+            ttl,
+            state: Mutex::new(None),
+        }
+    }
+
+    /// The cached secret, fetched when absent or older than the TTL. When the source fails
+    /// and a stale copy exists, the stale copy serves a little longer.
+    pub async fn get(&self) -> Result<Arc<AppSecret>, SecretError> {
+        let mut state = self.state.lock().await;
+        if let Some(cached) = state.as_ref() {
+            if cached.fetched_at.elapsed() < self.ttl {
+                return Ok(cached.secret.clone());
+            }
+        }
+        match self.source.fetch().await {
+            Ok(secret) => {
+                let secret = Arc::new(secret);
+                *state = Some(Cached {
+                    secret: secret.clone(),
+                    fetched_at: Instant::now(),
+                });
+                Ok(secret)
+            }
+            Err(error) => match state.as_mut() {
+                Some(cached) => {
+                    tracing::warn!(error = %error, "Secret refresh failed; serving the cached copy a little longer.");
+                    // Treat it as fetched so that it expires again after the grace period.
+                    cached.fetched_at = Instant::now() - self.ttl.saturating_sub(STALE_GRACE);
+                    Ok(cached.secret.clone())
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    /// Re-reads the secret after ActiveCampaign refused `stale`'s key. If another request
+    /// already refreshed it, that copy is returned without a second fetch.
+    pub async fn refresh(&self, stale: &Arc<AppSecret>) -> Result<Arc<AppSecret>, SecretError> {
+        let mut state = self.state.lock().await;
+        if let Some(cached) = state.as_ref() {
+            if !Arc::ptr_eq(&cached.secret, stale) {
+                return Ok(cached.secret.clone());
+            }
+        }
+        let secret = Arc::new(self.source.fetch().await?);
+        *state = Some(Cached {
+            secret: secret.clone(),
+            fetched_at: Instant::now(),
+        });
+        Ok(secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = r#"{"api_url":"https://acct.api-us1.com","api_key":"k-123","webhook_secrets":{"shopify":"s1","stripe":["whsec_new","whsec_old"],"empty":""},"callback_secret":"cb"}"#;
+
+    #[test]
+    fn parses_one_or_many_and_hides_values() {
+        let secret = AppSecret::from_json(JSON).unwrap();
+        assert_eq!(secret.route_secrets("shopify").len(), 1);
+        assert_eq!(secret.route_secrets("stripe").len(), 2);
+        assert!(secret.route_secrets("empty").is_empty());
+        assert!(secret.route_secrets("unknown").is_empty());
+        let debug = format!("{secret:?}");
+        assert!(!debug.contains("k-123") && !debug.contains("whsec_new") && !debug.contains("cb\""));
+    }
+
+    #[test]
+    fn malformed_secrets_name_the_key_not_the_value() {
+        let missing = AppSecret::from_json(r#"{"api_url":"https://x"}"#).unwrap_err();
+        assert!(missing.to_string().contains("api_key"), "{missing}");
+        let bad_url = AppSecret::from_json(r#"{"api_url":"x","api_key":"super-secret"}"#).unwrap_err();
+        assert!(bad_url.to_string().contains("api_url") && !bad_url.to_string().contains("super-secret"));
+        assert!(matches!(AppSecret::from_json("not json"), Err(SecretError::Malformed(_))));
+    }
+
+    #[tokio::test]
+    async fn cache_fetches_once_per_ttl_and_refreshes_once() {
+        let dir = std::env::temp_dir().join(format!("acws-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret.json");
+        std::fs::write(&path, JSON).unwrap();
+        let cache = SecretCache::new(SecretSource::File(path.clone()), Duration::from_secs(300));
+        let first = cache.get().await.unwrap();
+        std::fs::write(&path, JSON.replace("k-123", "k-456")).unwrap();
+        let second = cache.get().await.unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "served from cache within the TTL");
+        let refreshed = cache.refresh(&first).await.unwrap();
+        assert_eq!(refreshed.api_key.expose_secret(), "k-456");
+        // A second refresh for the same stale copy does not fetch again.
+        std::fs::remove_file(&path).unwrap();
+        let again = cache.refresh(&first).await.unwrap();
+        assert!(Arc::ptr_eq(&refreshed, &again));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn missing_file_is_not_found() {
+        let cache = SecretCache::new(SecretSource::File("/nonexistent/secret.json".into()), DEFAULT_SECRET_TTL);
+        assert!(matches!(cache.get().await, Err(SecretError::NotFound(_))));
+    }
+}

@@ -1,0 +1,140 @@
+//! Settings read from the environment at start-up, with errors that name the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::activecampaign::ClientSettings;
+use crate::secrets::DEFAULT_SECRET_TTL;
+
+pub const ENV_SECRET_ID: &str = "SECRET_ID";
+pub const ENV_SECRET_FILE: &str = "SECRET_FILE";
+pub const ENV_SECRET_TTL_SECS: &str = "SECRET_TTL_SECS";
+pub const ENV_MAPPING_FILE: &str = "MAPPING_FILE";
+pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+pub const ENV_AC_TIMEOUT_MS: &str = "AC_TIMEOUT_MS";
+pub const ENV_AC_RATE_PER_SEC: &str = "AC_REQUESTS_PER_SECOND";
+pub const ENV_INVOCATION_BUDGET_MS: &str = "INVOCATION_BUDGET_MS";
+
+/// The default body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Budget when the runtime's deadline is unusable (local emulators), and the cap otherwise.
+pub const DEFAULT_INVOCATION_BUDGET: Duration = Duration::from_secs(25);
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("set {ENV_SECRET_ID} (Secrets Manager) or {ENV_SECRET_FILE} (a local JSON file)")]
+    NoSecret,
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Where the secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretLocation {
+    SecretsManager(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub secret: SecretLocation,
+    pub secret_ttl: Duration,
+    pub mapping_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    pub client: ClientSettings,
+    pub invocation_budget: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // A file wins, so a local run never reaches for AWS by accident.
+        let secret = match (get(ENV_SECRET_FILE), get(ENV_SECRET_ID)) {
+            (Some(file), _) => SecretLocation::File(PathBuf::from(file)),
+            (None, Some(id)) => SecretLocation::SecretsManager(id),
+            (None, None) => return Err(ConfigError::NoSecret),
+        };
+        let number = |name: &'static str, expected: &'static str| -> Result<Option<u64>, ConfigError> {
+            get(name)
+                .map(|v| {
+                    v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(ConfigError::Invalid {
+                        name,
+                        value: v,
+                        expected,
+                    })
+                })
+                .transpose()
+        };
+        let mut client = ClientSettings::default();
+        if let Some(ms) = number(ENV_AC_TIMEOUT_MS, "milliseconds, above 0")? {
+            client.call_timeout = Duration::from_millis(ms);
+        }
+        if let Some(raw) = get(ENV_AC_RATE_PER_SEC) {
+            client.requests_per_second = raw
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .ok_or(ConfigError::Invalid {
+                    name: ENV_AC_RATE_PER_SEC,
+                    value: raw,
+                    expected: "requests per second, above 0",
+                })?;
+        }
+        Ok(Self {
+            secret,
+            secret_ttl: number(ENV_SECRET_TTL_SECS, "seconds, above 0")?
+                .map_or(DEFAULT_SECRET_TTL, Duration::from_secs),
+            mapping_file: get(ENV_MAPPING_FILE).map(PathBuf::from),
+            max_body_bytes: number(ENV_MAX_BODY_BYTES, "bytes, above 0")?
+                .map_or(DEFAULT_MAX_BODY_BYTES, |n| n as usize),
+            client,
+            invocation_budget: number(ENV_INVOCATION_BUDGET_MS, "milliseconds, above 0")?
+                .map_or(DEFAULT_INVOCATION_BUDGET, Duration::from_millis),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn secret_location_and_defaults() {
+        assert_eq!(settings(&[]).unwrap_err(), ConfigError::NoSecret);
+        let s = settings(&[(ENV_SECRET_ID, "arn:aws:secretsmanager:x")]).unwrap();
+        assert_eq!(s.secret, SecretLocation::SecretsManager("arn:aws:secretsmanager:x".into()));
+        assert_eq!(s.secret_ttl, DEFAULT_SECRET_TTL);
+        assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        let s = settings(&[(ENV_SECRET_ID, "id"), (ENV_SECRET_FILE, "local/secret.json")]).unwrap();
+        assert_eq!(s.secret, SecretLocation::File("local/secret.json".into()));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let err = settings(&[(ENV_SECRET_ID, "id"), (ENV_MAX_BODY_BYTES, "lots")]).unwrap_err();
+        assert!(err.to_string().starts_with("MAX_BODY_BYTES=\"lots\""), "{err}");
+        assert!(settings(&[(ENV_SECRET_ID, "id"), (ENV_AC_RATE_PER_SEC, "0")]).is_err());
+        let s = settings(&[(ENV_SECRET_ID, "id"), (ENV_AC_RATE_PER_SEC, "2.5"), (ENV_AC_TIMEOUT_MS, "1500")]).unwrap();
+        assert_eq!(s.client.requests_per_second, 2.5);
+        assert_eq!(s.client.call_timeout, Duration::from_millis(1500));
+    }
+}

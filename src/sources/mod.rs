@@ -1,0 +1,186 @@
+//! Sources: one module per sender. Each authenticates a request against the route's secrets
+//! and parses it into one normalised [`Submission`](crate::submission::Submission).
+
+pub mod body;
+pub mod form;
+pub mod shopify;
+pub mod signature;
+pub mod stripe;
+pub mod woocommerce;
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::inbound::InboundRequest;
+use crate::submission::Parsed;
+
+/// Default replay window for senders that sign a timestamp (Stripe's SDK default).
+pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(300);
+
+/// Why a request was not accepted as coming from the sender (HTTP 401).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    #[error("missing signature header {0}")]
+    MissingSignature(&'static str),
+    #[error("signature header is malformed")]
+    MalformedSignature,
+    #[error("signature does not match")]
+    SignatureMismatch,
+    #[error("timestamp is outside the replay window")]
+    StaleTimestamp,
+    #[error("missing token: add ?token=<route token> to the webhook URL")]
+    MissingToken,
+    #[error("token does not match")]
+    TokenMismatch,
+    #[error("no webhook secret is configured for this route")]
+    NoSecretConfigured,
+}
+
+/// Why a verified body could not be read (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    #[error("JSON body must be an object")]
+    NotAnObject,
+    #[error("JSON nesting deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    #[error("form has more than {0} fields")]
+    TooManyFields(usize),
+    #[error("multipart body has no boundary in its Content-Type")]
+    MissingBoundary,
+    #[error("multipart body is malformed: {0}")]
+    Multipart(String),
+    #[error("missing event type ({0})")]
+    MissingTopic(&'static str),
+}
+
+/// Per-route verification settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub replay_window: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            replay_window: DEFAULT_REPLAY_WINDOW,
+        }
+    }
+}
+
+/// The built-in senders. Each has a default route named after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderKind {
+    Form,
+    Shopify,
+    WooCommerce,
+    Stripe,
+}
+
+impl SenderKind {
+    pub const ALL: [SenderKind; 4] = [
+        SenderKind::Form,
+        SenderKind::Shopify,
+        SenderKind::WooCommerce,
+        SenderKind::Stripe,
+    ];
+
+    /// The sender's name, also its default route.
+    pub fn name(self) -> &'static str {
+        match self {
+            SenderKind::Form => "form",
+            SenderKind::Shopify => "shopify",
+            SenderKind::WooCommerce => "woocommerce",
+            SenderKind::Stripe => "stripe",
+        }
+    }
+
+    /// Topics a route handles unless its configuration names others; empty = every request.
+    pub fn default_topics(self) -> &'static [&'static str] {
+        match self {
+            SenderKind::Form => &[],
+            SenderKind::Shopify => shopify::DEFAULT_TOPICS,
+            SenderKind::WooCommerce => woocommerce::DEFAULT_TOPICS,
+            SenderKind::Stripe => stripe::DEFAULT_TOPICS,
+        }
+    }
+
+    /// Whether the sender posts bodies of this media type (others are answered 415).
+    pub fn accepts_media_type(self, media_type: Option<&str>) -> bool {
+        match self {
+            SenderKind::Form => form::accepts_media_type(media_type),
+            // JSON senders: a missing Content-Type is tolerated, the body still must be JSON.
+            _ => matches!(media_type, None | Some(body::MEDIA_JSON)),
+        }
+    }
+
+    /// A handshake or ping the sender sends unsigned and expects answered 200.
+    pub fn handshake(self, req: &InboundRequest) -> Option<&'static str> {
+        match self {
+            SenderKind::WooCommerce => woocommerce::handshake(req),
+            _ => None,
+        }
+    }
+
+    /// Verifies the request against the route's secrets, before anything parses the body.
+    pub fn authenticate(
+        self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        settings: &AuthSettings,
+    ) -> Result<(), AuthError> {
+        match self {
+            SenderKind::Form => form::authenticate(req, secrets),
+            SenderKind::Shopify => shopify::authenticate(req, secrets),
+            SenderKind::WooCommerce => woocommerce::authenticate(req, secrets),
+            SenderKind::Stripe => stripe::authenticate(req, secrets, settings),
+        }
+    }
+
+    /// Parses a verified request into a submission (or a reason to ignore it).
+    pub fn parse(self, req: &InboundRequest) -> Result<Parsed, ParseError> {
+        match self {
+            SenderKind::Form => form::parse(req),
+            SenderKind::Shopify => shopify::parse(req),
+            SenderKind::WooCommerce => woocommerce::parse(req),
+            SenderKind::Stripe => stripe::parse(req),
+        }
+    }
+}
+
+impl std::fmt::Display for SenderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Test helpers shared by the sender modules.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use http::HeaderMap;
+    use secrecy::SecretString;
+
+    use crate::inbound::InboundRequest;
+
+    pub fn secrets(values: &[&str]) -> Vec<SecretString> {
+        values.iter().map(|v| SecretString::from(v.to_string())).collect()
+    }
+
+    pub fn request(path: &str, headers: &[(&str, &str)], body: &str) -> InboundRequest {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        InboundRequest::post(path, map, body.to_string())
+    }
+}

@@ -1,0 +1,186 @@
+//! `shopify`: orders, customers and checkouts, signed with `X-Shopify-Hmac-Sha256`
+//! (base64 HMAC-SHA256 of the raw body, keyed by the app's client secret). No timestamp.
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::body::parse_json_object;
+use super::signature::{TagEncoding, verify_hmac_any};
+use super::{AuthError, ParseError};
+use crate::inbound::InboundRequest;
+use crate::submission::{
+    ContactFields, Parsed, Product, Submission, first_text, is_affirmative, text_at,
+};
+
+pub const SIGNATURE_HEADER: &str = "x-shopify-hmac-sha256";
+pub const TOPIC_HEADER: &str = "x-shopify-topic";
+/// Shared by every delivery of one merchant action: Shopify's recommended de-duplication key.
+pub const EVENT_ID_HEADER: &str = "x-shopify-event-id";
+pub const WEBHOOK_ID_HEADER: &str = "x-shopify-webhook-id";
+
+pub const DEFAULT_TOPICS: &[&str] = &[
+    "orders/create",
+    "orders/paid",
+    "customers/create",
+    "checkouts/create",
+];
+
+pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
+    let tag = req
+        .header(SIGNATURE_HEADER)
+        .ok_or(AuthError::MissingSignature("X-Shopify-Hmac-Sha256"))?;
+    verify_hmac_any(secrets, &[&req.body], &[tag], TagEncoding::Base64)
+}
+
+pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+    let topic = req
+        .header(TOPIC_HEADER)
+        .ok_or(ParseError::MissingTopic("X-Shopify-Topic header"))?
+        .to_string();
+    let payload = parse_json_object(&req.body)?;
+    let delivery_id = req
+        .header(EVENT_ID_HEADER)
+        .or_else(|| req.header(WEBHOOK_ID_HEADER))
+        .map(str::to_string);
+    let (contact, consent, products) = if topic.starts_with("customers/") {
+        customer_fields(&payload)
+    } else {
+        order_fields(&payload)
+    };
+    Ok(Parsed::Submission(Box::new(Submission {
+        topic: Some(topic),
+        delivery_id,
+        contact,
+        products,
+        consent,
+        payload,
+        from_browser_form: false,
+    })))
+}
+
+/// Orders and checkouts: the customer first, then the billing address.
+fn order_fields(p: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
+    let contact = ContactFields {
+        email: first_text(p, &["email", "contact_email", "customer.email"]),
+        first_name: first_text(p, &["customer.first_name", "billing_address.first_name"]),
+        last_name: first_text(p, &["customer.last_name", "billing_address.last_name"]),
+        full_name: None,
+        phone: first_text(
+            p,
+            &["customer.phone", "billing_address.phone", "phone", "sms_marketing_phone"],
+        ),
+        organization: first_text(p, &["billing_address.company", "shipping_address.company"]),
+        ip4: text_at(p, "browser_ip"),
+    };
+    let consent = p.get("buyer_accepts_marketing").map(is_affirmative);
+    let products = p
+        .get("line_items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| Product {
+                    sku: text_at(item, "sku"),
+                    title: first_text(item, &["title", "name"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (contact, consent, products)
+}
+
+fn customer_fields(p: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
+    let first_address_company = p
+        .get("addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find_map(|addr| text_at(addr, "company")));
+    let contact = ContactFields {
+        email: text_at(p, "email"),
+        first_name: first_text(p, &["first_name", "default_address.first_name"]),
+        last_name: first_text(p, &["last_name", "default_address.last_name"]),
+        full_name: None,
+        phone: first_text(p, &["phone", "default_address.phone"]),
+        organization: text_at(p, "default_address.company").or(first_address_company),
+        ip4: None,
+    };
+    // Newer API versions: email_marketing_consent.state; older: accepts_marketing.
+    let consent = match text_at(p, "email_marketing_consent.state") {
+        Some(state) => Some(state == "subscribed"),
+        None => p.get("accepts_marketing").map(is_affirmative),
+    };
+    (contact, consent, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::signature::hmac_sha256;
+    use crate::sources::test_support::{request, secrets};
+    use base64::prelude::*;
+
+    const ORDER: &str = r#"{"id":1,"email":"jon@example.com","buyer_accepts_marketing":true,"browser_ip":"203.0.113.9","customer":{"first_name":"Jon","last_name":"Snow","phone":null},"billing_address":{"company":"Night's Watch","phone":"+1 555 0100"},"line_items":[{"sku":"SKU-1","title":"Cloak"},{"sku":"","title":"Sword"}]}"#;
+
+    fn signed(body: &str, secret: &str, topic: &str) -> InboundRequest {
+        let tag = BASE64_STANDARD.encode(hmac_sha256(secret.as_bytes(), &[body.as_bytes()]));
+        request(
+            "/webhooks/shopify",
+            &[(SIGNATURE_HEADER, &tag), (TOPIC_HEADER, topic), (EVENT_ID_HEADER, "evt-9")],
+            body,
+        )
+    }
+
+    #[test]
+    fn signature_over_raw_body() {
+        let req = signed(ORDER, "shpss_secret", "orders/create");
+        assert!(authenticate(&req, &secrets(&["shpss_secret"])).is_ok());
+        assert_eq!(
+            authenticate(&req, &secrets(&["other"])),
+            Err(AuthError::SignatureMismatch)
+        );
+        let mut tampered = req.clone();
+        tampered.body = ORDER.replace("Jon", "Jan").into();
+        assert_eq!(
+            authenticate(&tampered, &secrets(&["shpss_secret"])),
+            Err(AuthError::SignatureMismatch)
+        );
+        let unsigned = request("/webhooks/shopify", &[], ORDER);
+        assert!(matches!(
+            authenticate(&unsigned, &secrets(&["shpss_secret"])),
+            Err(AuthError::MissingSignature(_))
+        ));
+    }
+
+    #[test]
+    fn order_defaults() {
+        let Parsed::Submission(s) = parse(&signed(ORDER, "k", "orders/paid")).unwrap() else {
+            panic!("not a submission");
+        };
+        assert_eq!(s.topic.as_deref(), Some("orders/paid"));
+        assert_eq!(s.delivery_id.as_deref(), Some("evt-9"));
+        assert_eq!(s.contact.email.as_deref(), Some("jon@example.com"));
+        assert_eq!(s.contact.first_name.as_deref(), Some("Jon"));
+        assert_eq!(s.contact.phone.as_deref(), Some("+1 555 0100"));
+        assert_eq!(s.contact.organization.as_deref(), Some("Night's Watch"));
+        assert_eq!(s.contact.ip4.as_deref(), Some("203.0.113.9"));
+        assert_eq!(s.consent, Some(true));
+        assert_eq!(s.products.len(), 2);
+        assert_eq!(s.products[0].sku.as_deref(), Some("SKU-1"));
+        assert_eq!(s.products[1].sku, None);
+    }
+
+    #[test]
+    fn customer_consent_from_marketing_state() {
+        let body = r#"{"email":"a@b.co","first_name":"A","email_marketing_consent":{"state":"not_subscribed"},"default_address":{"company":"Co"}}"#;
+        let Parsed::Submission(s) = parse(&signed(body, "k", "customers/create")).unwrap() else {
+            panic!("not a submission");
+        };
+        assert_eq!(s.consent, Some(false));
+        assert_eq!(s.contact.organization.as_deref(), Some("Co"));
+    }
+
+    #[test]
+    fn missing_topic_is_a_parse_error() {
+        let req = request("/webhooks/shopify", &[], ORDER);
+        assert!(matches!(parse(&req), Err(ParseError::MissingTopic(_))));
+    }
+}

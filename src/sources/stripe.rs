@@ -1,0 +1,209 @@
+//! `stripe`: Checkout sessions, customers and invoices, signed with `Stripe-Signature`
+//! (`t=<unix>,v1=<hex>`: HMAC-SHA256 of `t.body`, keyed by the `whsec_` string as is).
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::body::parse_json_object;
+use super::signature::{TagEncoding, check_replay_window, verify_hmac_any};
+use super::{AuthError, AuthSettings, ParseError};
+use crate::inbound::InboundRequest;
+use crate::submission::{ContactFields, Parsed, Product, Submission, first_text, text_at};
+
+pub const SIGNATURE_HEADER: &str = "stripe-signature";
+
+pub const DEFAULT_TOPICS: &[&str] = &[
+    "checkout.session.completed",
+    "customer.created",
+    "invoice.paid",
+];
+
+/// The parts of a `Stripe-Signature` header that matter: the timestamp and every `v1`.
+#[derive(Debug, PartialEq)]
+pub struct SignatureHeader<'a> {
+    pub timestamp: i64,
+    pub v1: Vec<&'a str>,
+}
+
+/// Parses `t=…,v1=…[,v1=…][,v0=…]`; unknown schemes (test-mode `v0`) are ignored.
+pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, AuthError> {
+    let mut timestamp = None;
+    let mut v1 = Vec::new();
+    for item in header.split(',') {
+        let Some((key, value)) = item.trim().split_once('=') else {
+            continue;
+        };
+        match key {
+            "t" => timestamp = value.parse::<i64>().ok(),
+            "v1" => v1.push(value),
+            _ => {}
+        }
+    }
+    match timestamp {
+        Some(timestamp) if !v1.is_empty() => Ok(SignatureHeader { timestamp, v1 }),
+        _ => Err(AuthError::MalformedSignature),
+    }
+}
+
+pub fn authenticate(
+    req: &InboundRequest,
+    secrets: &[SecretString],
+    settings: &AuthSettings,
+) -> Result<(), AuthError> {
+    let header = req
+        .header(SIGNATURE_HEADER)
+        .ok_or(AuthError::MissingSignature("Stripe-Signature"))?;
+    let parsed = parse_signature_header(header)?;
+    let timestamp = parsed.timestamp.to_string();
+    verify_hmac_any(
+        secrets,
+        &[timestamp.as_bytes(), b".", &req.body],
+        &parsed.v1,
+        TagEncoding::Hex,
+    )?;
+    check_replay_window(parsed.timestamp, req.received_at, settings.replay_window)
+}
+
+pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+    let payload = parse_json_object(&req.body)?;
+    let topic = text_at(&payload, "type").ok_or(ParseError::MissingTopic("\"type\" field"))?;
+    let object = payload
+        .pointer("/data/object")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (contact, consent, products) = match topic.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            checkout_fields(&object)
+        }
+        t if t.starts_with("invoice.") => invoice_fields(&object),
+        _ => customer_fields(&object),
+    };
+    Ok(Parsed::Submission(Box::new(Submission {
+        topic: Some(topic),
+        delivery_id: text_at(&payload, "id"),
+        contact,
+        products,
+        consent,
+        payload,
+        from_browser_form: false,
+    })))
+}
+
+fn checkout_fields(o: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
+    let contact = ContactFields {
+        email: first_text(o, &["customer_details.email", "customer_email"]),
+        first_name: None,
+        last_name: None,
+        full_name: first_text(o, &["customer_details.individual_name", "customer_details.name"]),
+        phone: text_at(o, "customer_details.phone"),
+        organization: text_at(o, "customer_details.business_name"),
+        ip4: None,
+    };
+    // Present only when the session collected promotional consent.
+    let consent = text_at(o, "consent.promotions").map(|c| c == "opt_in");
+    // Checkout sessions carry no line items in the event (they need an API call).
+    (contact, consent, Vec::new())
+}
+
+fn customer_fields(o: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
+    let contact = ContactFields {
+        email: text_at(o, "email"),
+        full_name: text_at(o, "name"),
+        phone: text_at(o, "phone"),
+        organization: first_text(o, &["metadata.company", "metadata.organization"]),
+        ..ContactFields::default()
+    };
+    (contact, None, Vec::new())
+}
+
+fn invoice_fields(o: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
+    let contact = ContactFields {
+        email: text_at(o, "customer_email"),
+        full_name: text_at(o, "customer_name"),
+        phone: text_at(o, "customer_phone"),
+        ..ContactFields::default()
+    };
+    let products = o
+        .pointer("/lines/data")
+        .and_then(Value::as_array)
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|line| Product {
+                    sku: first_text(
+                        line,
+                        &["price.product", "pricing.price_details.product", "price.id"],
+                    ),
+                    title: text_at(line, "description"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (contact, None, products)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::signature::hmac_sha256;
+    use crate::sources::test_support::{request, secrets};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const SECRET: &str = "whsec_test_secret";
+    const BODY: &str = "{\n  \"id\": \"evt_1\",\n  \"type\": \"checkout.session.completed\",\n  \"data\": {\n    \"object\": {\n      \"customer_details\": {\"email\": \"ada@example.com\", \"name\": \"Ada King Lovelace\", \"phone\": \"+441234\", \"business_name\": \"Engines Ltd\"},\n      \"consent\": {\"promotions\": \"opt_in\"}\n    }\n  }\n}";
+
+    fn signed_at(t: i64, secrets_to_sign: &[&str]) -> InboundRequest {
+        let mut header = format!("t={t}");
+        for secret in secrets_to_sign {
+            let sig = hmac_sha256(
+                secret.as_bytes(),
+                &[t.to_string().as_bytes(), b".", BODY.as_bytes()],
+            );
+            header.push_str(&format!(",v1={}", hex::encode(sig)));
+        }
+        header.push_str(",v0=deadbeef");
+        let mut req = request("/webhooks/stripe", &[(SIGNATURE_HEADER, &header)], BODY);
+        req.received_at = UNIX_EPOCH + Duration::from_secs(t as u64 + 10);
+        req
+    }
+
+    #[test]
+    fn header_parsing() {
+        let h = parse_signature_header("t=12,v1=aa,v0=bb,v1=cc").unwrap();
+        assert_eq!(h, SignatureHeader { timestamp: 12, v1: vec!["aa", "cc"] });
+        assert_eq!(parse_signature_header("v1=aa"), Err(AuthError::MalformedSignature));
+        assert_eq!(parse_signature_header("t=12"), Err(AuthError::MalformedSignature));
+        assert_eq!(parse_signature_header("t=x,v1=aa"), Err(AuthError::MalformedSignature));
+    }
+
+    #[test]
+    fn any_v1_matches_and_window_applies() {
+        let settings = AuthSettings::default();
+        let req = signed_at(1_700_000_000, &["whsec_old", SECRET]);
+        assert!(authenticate(&req, &secrets(&[SECRET]), &settings).is_ok());
+        assert_eq!(
+            authenticate(&req, &secrets(&["whsec_other"]), &settings),
+            Err(AuthError::SignatureMismatch)
+        );
+        let mut late = req.clone();
+        late.received_at = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 301);
+        assert_eq!(
+            authenticate(&late, &secrets(&[SECRET]), &settings),
+            Err(AuthError::StaleTimestamp)
+        );
+        let wide = AuthSettings { replay_window: Duration::from_secs(600) };
+        assert!(authenticate(&late, &secrets(&[SECRET]), &wide).is_ok());
+    }
+
+    #[test]
+    fn checkout_defaults() {
+        let Parsed::Submission(s) = parse(&signed_at(1, &[SECRET])).unwrap() else {
+            panic!("not a submission")
+        };
+        assert_eq!(s.topic.as_deref(), Some("checkout.session.completed"));
+        assert_eq!(s.delivery_id.as_deref(), Some("evt_1"));
+        assert_eq!(s.contact.full_name.as_deref(), Some("Ada King Lovelace"));
+        assert_eq!(s.contact.organization.as_deref(), Some("Engines Ltd"));
+        assert_eq!(s.consent, Some(true));
+    }
+}

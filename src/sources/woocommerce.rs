@@ -1,0 +1,131 @@
+//! `woocommerce`: orders and customers, signed with `X-WC-Webhook-Signature`
+//! (base64 HMAC-SHA256 of the raw body). Its unsigned creation ping is answered 200.
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::body::parse_json_object;
+use super::signature::{TagEncoding, verify_hmac_any};
+use super::{AuthError, ParseError};
+use crate::inbound::InboundRequest;
+use crate::submission::{ContactFields, Parsed, Product, Submission, first_text, text_at};
+
+pub const SIGNATURE_HEADER: &str = "x-wc-webhook-signature";
+pub const TOPIC_HEADER: &str = "x-wc-webhook-topic";
+
+pub const DEFAULT_TOPICS: &[&str] = &["order.created", "order.updated", "customer.created"];
+
+/// WooCommerce's `deliver_ping()`: the form body `webhook_id=<digits>` with no signature.
+/// It must get exactly 200 or the admin shows an error.
+pub fn handshake(req: &InboundRequest) -> Option<&'static str> {
+    if req.header(SIGNATURE_HEADER).is_some() {
+        return None;
+    }
+    let digits = req.body.strip_prefix(b"webhook_id=")?;
+    (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+        .then_some("WooCommerce webhook creation ping")
+}
+
+pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
+    let tag = req
+        .header(SIGNATURE_HEADER)
+        .ok_or(AuthError::MissingSignature("X-WC-Webhook-Signature"))?;
+    verify_hmac_any(secrets, &[&req.body], &[tag], TagEncoding::Base64)
+}
+
+pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+    let topic = req
+        .header(TOPIC_HEADER)
+        .ok_or(ParseError::MissingTopic("X-WC-Webhook-Topic header"))?
+        .to_string();
+    let p = parse_json_object(&req.body)?;
+    // The delivery id header changes on every attempt; this identifies the resource version.
+    let delivery_id = text_at(&p, "id").map(|id| {
+        let modified = text_at(&p, "date_modified_gmt").unwrap_or_default();
+        format!("{topic}:{id}:{modified}")
+    });
+    let contact = if topic.starts_with("customer.") {
+        ContactFields {
+            email: first_text(&p, &["email", "billing.email"]),
+            first_name: first_text(&p, &["first_name", "billing.first_name"]),
+            last_name: first_text(&p, &["last_name", "billing.last_name"]),
+            full_name: None,
+            phone: text_at(&p, "billing.phone"),
+            organization: text_at(&p, "billing.company"),
+            ip4: None,
+        }
+    } else {
+        ContactFields {
+            email: text_at(&p, "billing.email"),
+            first_name: first_text(&p, &["billing.first_name", "shipping.first_name"]),
+            last_name: first_text(&p, &["billing.last_name", "shipping.last_name"]),
+            full_name: None,
+            phone: first_text(&p, &["billing.phone", "shipping.phone"]),
+            organization: first_text(&p, &["billing.company", "shipping.company"]),
+            ip4: text_at(&p, "customer_ip_address"),
+        }
+    };
+    let products = p
+        .get("line_items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| Product {
+                    sku: text_at(item, "sku"),
+                    title: text_at(item, "name"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Parsed::Submission(Box::new(Submission {
+        topic: Some(topic),
+        delivery_id,
+        contact,
+        products,
+        // WooCommerce has no standard consent field; a route can select one from meta_data.
+        consent: None,
+        payload: p,
+        from_browser_form: false,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::signature::hmac_sha256;
+    use crate::sources::test_support::{request, secrets};
+    use base64::prelude::*;
+
+    #[test]
+    fn ping_is_recognised_only_unsigned_and_exact() {
+        assert!(handshake(&request("/", &[], "webhook_id=42")).is_some());
+        assert!(handshake(&request("/", &[], "webhook_id=")).is_none());
+        assert!(handshake(&request("/", &[], "webhook_id=42&x=1")).is_none());
+        assert!(handshake(&request("/", &[(SIGNATURE_HEADER, "x")], "webhook_id=42")).is_none());
+    }
+
+    #[test]
+    fn order_signed_and_parsed() {
+        // PHP-style JSON: escaped slashes and \u escapes are signed as sent.
+        let body = r#"{"id":727,"date_modified_gmt":"2026-01-01T10:00:00","billing":{"first_name":"Ren\u00e9e","last_name":"O","company":"","email":"renee@example.com","phone":"555"},"line_items":[{"name":"Mug","sku":"MUG-1"}],"_links":{"self":[{"href":"https:\/\/shop.example\/wp-json"}]}}"#;
+        let tag = BASE64_STANDARD.encode(hmac_sha256(b"wc-secret", &[body.as_bytes()]));
+        let req = request(
+            "/webhooks/woocommerce",
+            &[(SIGNATURE_HEADER, &tag), (TOPIC_HEADER, "order.created")],
+            body,
+        );
+        assert!(authenticate(&req, &secrets(&["wc-secret"])).is_ok());
+        let Parsed::Submission(s) = parse(&req).unwrap() else {
+            panic!("not a submission")
+        };
+        assert_eq!(s.contact.email.as_deref(), Some("renee@example.com"));
+        assert_eq!(s.contact.first_name.as_deref(), Some("Renée"));
+        assert_eq!(s.contact.organization, None);
+        assert_eq!(
+            s.delivery_id.as_deref(),
+            Some("order.created:727:2026-01-01T10:00:00")
+        );
+        assert_eq!(s.products[0].sku.as_deref(), Some("MUG-1"));
+    }
+}

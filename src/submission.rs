@@ -1,0 +1,113 @@
+//! The normalised submission: what every sender's parser produces and the mapping stage reads.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Contact attributes a sender found by default, before the route's overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ContactFields {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// A single name string (Stripe, forms) that the mapping stage splits when first/last are absent.
+    pub full_name: Option<String>,
+    pub phone: Option<String>,
+    pub organization: Option<String>,
+    pub ip4: Option<String>,
+}
+
+/// One purchased item, for tags built from products.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Product {
+    pub sku: Option<String>,
+    pub title: Option<String>,
+}
+
+/// One verified, parsed webhook that may carry a contact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Submission {
+    /// The sender's event type (`orders/create`, `checkout.session.completed`); `None` for forms.
+    pub topic: Option<String>,
+    /// The sender's id for this event, for de-duplication and logs.
+    pub delivery_id: Option<String>,
+    pub contact: ContactFields,
+    pub products: Vec<Product>,
+    /// Marketing consent carried by the payload: `Some(true)` only for an affirmative signal.
+    pub consent: Option<bool>,
+    /// The body as JSON (form bodies become objects), for the route's JSONPath selections.
+    pub payload: Value,
+    /// A browser posted it (form encodings), so a `redirect` applies.
+    pub from_browser_form: bool,
+}
+
+/// What a sender's parser made of a verified body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Submission(Box<Submission>),
+    /// Well-formed, but nothing to do (a topic without a contact, a test delivery).
+    Ignored { reason: String },
+}
+
+/// Interprets common truthy encodings of a consent checkbox or flag.
+pub fn is_affirmative(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "on" | "yes" | "y" | "true" | "1" | "checked" | "subscribed" | "opt_in" | "granted"
+        ),
+        Value::Array(items) => items.iter().any(is_affirmative),
+        _ => false,
+    }
+}
+
+/// A JSON value as a trimmed, non-empty string (numbers are rendered; objects are not text).
+pub fn value_as_text(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// The text at a dotted path of plain object keys (`customer.email`), for sender defaults.
+pub fn text_at(payload: &Value, dotted: &str) -> Option<String> {
+    let mut current = payload;
+    for key in dotted.split('.') {
+        current = current.get(key)?;
+    }
+    value_as_text(current)
+}
+
+/// The first of several dotted paths that holds text.
+pub fn first_text(payload: &Value, candidates: &[&str]) -> Option<String> {
+    candidates.iter().find_map(|path| text_at(payload, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn affirmative_values() {
+        for yes in [json!(true), json!("on"), json!("Yes"), json!(1), json!(["", "on"])] {
+            assert!(is_affirmative(&yes), "{yes}");
+        }
+        for no in [json!(false), json!("off"), json!(""), json!(0), json!(null), json!("no")] {
+            assert!(!is_affirmative(&no), "{no}");
+        }
+    }
+
+    #[test]
+    fn text_at_walks_objects_and_renders_numbers() {
+        let payload = json!({"a": {"b": " x "}, "n": 15550000000u64, "o": {}});
+        assert_eq!(text_at(&payload, "a.b").as_deref(), Some("x"));
+        assert_eq!(text_at(&payload, "n").as_deref(), Some("15550000000"));
+        assert_eq!(text_at(&payload, "o"), None);
+        assert_eq!(first_text(&payload, &["missing", "a.b"]).as_deref(), Some("x"));
+    }
+}

@@ -1,0 +1,259 @@
+//! Every events/ file, driven through the Lambda adapter and the whole pipeline against a
+//! fake ActiveCampaign: the status, the outcome and the exact `contact_sync` fields sent.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use support::*;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Expect {
+    status: u16,
+    outcome: Option<&'static str>,
+    sent: Option<&'static [(&'static str, &'static str)]>,
+}
+
+const fn ok(outcome: &'static str) -> Expect {
+    Expect { status: 200, outcome: Some(outcome), sent: None }
+}
+const fn synced(sent: &'static [(&'static str, &'static str)]) -> Expect {
+    Expect { status: 200, outcome: Some("synced"), sent: Some(sent) }
+}
+const fn status(status: u16) -> Expect {
+    Expect { status, outcome: None, sent: None }
+}
+
+const ADA: &[(&str, &str)] = &[
+    ("email", "ada.lovelace@example.com"),
+    ("first_name", "Ada"),
+    ("last_name", "Lovelace"),
+    ("phone", "+44 20 7946 0000"),
+    ("customer_acct_name", "Analytical Engines"),
+];
+const JON: &[(&str, &str)] = &[
+    ("email", "jon@example.com"),
+    ("first_name", "Jon"),
+    ("last_name", "Snow"),
+    ("phone", "+16135550135"),
+    ("customer_acct_name", "Night's Watch"),
+    ("ip4", "198.51.100.23"),
+];
+const RENEE: &[(&str, &str)] = &[
+    ("email", "renee.doe@example.com"),
+    ("first_name", "Renée"),
+    ("last_name", "Doe"),
+    ("phone", "(555) 555-5555"),
+    ("customer_acct_name", "Doe & Co"),
+    ("ip4", "192.0.2.44"),
+];
+const JENNY: &[(&str, &str)] = &[
+    ("email", "jennifer.maxwell@example.com"),
+    ("first_name", "Jenny"),
+    ("last_name", "Rosen"),
+    ("phone", "+15555550123"),
+];
+
+fn expectation(name: &str) -> Option<Expect> {
+    Some(match name {
+        "form-urlencoded" => synced(ADA),
+        "form-multipart" => synced(&[
+            ("email", "grace@example.com"),
+            ("first_name", "Grace"),
+            ("last_name", "Brewster Hopper"),
+            ("phone", "+1 212 555 0101"),
+            ("customer_acct_name", "US Navy"),
+        ]),
+        "form-json" => synced(&[
+            ("email", "katherine@example.com"),
+            ("first_name", "Katherine"),
+            ("last_name", "Johnson"),
+            ("phone", "+1 757 555 0199"),
+            ("customer_acct_name", "NASA"),
+        ]),
+        "form-no-email" => ok("skipped"),
+        "form-wrong-token" | "form-missing-token" => status(401),
+        "form-malformed-json" => status(400),
+        "form-unsupported-type" => status(415),
+        "newsletter-signup" => Expect {
+            status: 303,
+            outcome: None,
+            sent: Some(&[
+                ("email", "mary@example.com"),
+                ("first_name", "Mary"),
+                ("last_name", "Jackson"),
+                ("tags", "newsletter, source:footer"),
+                ("field[%SIGNUP_PAGE%,0]", "/blog/post"),
+                ("field[3,0]", "||rockets||math||"),
+                ("p[1]", "1"),
+                ("status[1]", "1"),
+                ("instantresponders[1]", "1"),
+                ("lastmessage[1]", "0"),
+                ("form", "1"),
+            ]),
+        },
+        "shopify-orders-create" | "shopify-orders-paid" => synced(JON),
+        "shopify-customers-create" => synced(&[
+            ("email", "bob@example.com"),
+            ("first_name", "Bob"),
+            ("last_name", "Norman"),
+            ("phone", "+16136120707"),
+            ("customer_acct_name", "Norman Plumbing"),
+        ]),
+        "shopify-checkouts-create" => synced(&[
+            ("email", "abandoned@example.com"),
+            ("first_name", "Anne"),
+            ("last_name", "Bonny"),
+            ("phone", "+15555550100"),
+            ("customer_acct_name", "Revenge"),
+        ]),
+        "shopify-products-update" => ok("ignored"),
+        "shopify-bad-signature" => status(401),
+        "shopify-malformed" => status(400),
+        "shop-orders-paid" => synced(&[
+            ("email", "jon@example.com"),
+            ("first_name", "Jon"),
+            ("last_name", "Snow"),
+            ("phone", "+1 613 555 0135"),
+            ("customer_acct_name", "Night's Watch"),
+            ("ip4", "198.51.100.23"),
+            ("tags", "shopify, sku:IPOD2008PINK, sku:IPOD2008BLACK, topic:orders/paid"),
+            ("field[%LAST_ORDER%,0]", "#9999"),
+            ("field[1,0]", "403.00 USD"),
+            ("p[2]", "2"),
+            ("status[2]", "1"),
+            ("noresponders[2]", "1"),
+            ("sdate[2]", "2026-01-01 10:00:00"),
+            ("p[1]", "1"),
+            ("status[1]", "1"),
+        ]),
+        "woocommerce-order-created" | "woocommerce-order-updated" => synced(RENEE),
+        "woocommerce-customer-created" => synced(&[
+            ("email", "john.doe@example.com"),
+            ("first_name", "John"),
+            ("last_name", "Doe"),
+            ("phone", "(555) 555-0000"),
+        ]),
+        "woocommerce-ping" => ok("ignored"),
+        "woocommerce-bad-signature" => status(401),
+        "stripe-checkout-session-completed" => synced(&[
+            ("email", "dorothy@example.com"),
+            ("first_name", "Dorothy"),
+            ("last_name", "Vaughan"),
+            ("phone", "+17575550142"),
+            ("customer_acct_name", "West Computing"),
+        ]),
+        "stripe-customer-created" | "stripe-rotated-secret" => synced(JENNY),
+        "stripe-invoice-paid" => synced(&[
+            ("email", "invoice.payer@example.com"),
+            ("first_name", "Ian"),
+            ("last_name", "Payer"),
+        ]),
+        "stripe-customer-no-email" => ok("skipped"),
+        "stripe-charge-refunded" => ok("ignored"),
+        "stripe-bad-signature" => status(401),
+        "health" => status(200),
+        "unknown-route" => status(404),
+        "method-not-allowed" => status(405),
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_event_file_gives_its_documented_answer() {
+    let dir = repo_path("events");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "events/ has {} files", names.len());
+    let mut failures = Vec::new();
+    for name in &names {
+        let Some(expect) = expectation(name) else {
+            failures.push(format!("{name}: no expectation in tests/events.rs"));
+            continue;
+        };
+        // A fresh fake per event, so each assertion sees only its own requests.
+        let server = MockServer::start().await;
+        mount_contact_sync(&server, ResponseTemplate::new(200).set_body_json(synced_body(42))).await;
+        Mock::given(method("GET"))
+            .and(path("/admin/api.php"))
+            .and(query_param("api_action", "contact_view_email"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"result_code": 0, "result_message": "Failed: Nothing is returned", "result_output": "json"}),
+            ))
+            .mount(&server)
+            .await;
+        let app = app_for(&server);
+        let response = send_event(&app, name).await;
+        let body = response.json_body();
+        if response.status.as_u16() != expect.status {
+            failures.push(format!("{name}: status {} (expected {}), body {}", response.status, expect.status, response.body));
+            continue;
+        }
+        if let Some(outcome) = expect.outcome {
+            if body["status"] != outcome {
+                failures.push(format!("{name}: outcome {body} (expected {outcome})"));
+            }
+        }
+        let syncs = received_syncs(&server).await;
+        match expect.sent {
+            Some(sent) => {
+                if syncs != vec![pairs(sent)] {
+                    failures.push(format!("{name}: sent {syncs:?}\n   expected {:?}", pairs(sent)));
+                }
+            }
+            None if !syncs.is_empty() => failures.push(format!("{name}: unexpected contact_sync {syncs:?}")),
+            None => {}
+        }
+        if expect.outcome == Some("synced") && body["subscriber_id"] != 42 {
+            failures.push(format!("{name}: subscriber_id missing in {body}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn redirect_and_health_answers() {
+    let server = MockServer::start().await;
+    mount_contact_sync(&server, ResponseTemplate::new(200).set_body_json(synced_body(7))).await;
+    let app = app_for(&server);
+    let redirect = send_event(&app, "newsletter-signup").await;
+    assert_eq!(redirect.header("location"), Some("https://example.com/thanks"));
+    let health = send_event(&app, "health").await;
+    assert_eq!(health.json_body()["status"], "ok");
+    assert_eq!(health.json_body()["version"], env!("CARGO_PKG_VERSION"));
+    assert!(server.received_requests().await.unwrap().len() == 1, "health touches no network");
+    let not_allowed = send_event(&app, "method-not-allowed").await;
+    assert_eq!(not_allowed.header("allow"), Some("POST"));
+}
+
+#[tokio::test]
+async fn the_shop_route_checks_unsubscribes_before_subscribing() {
+    let server = MockServer::start().await;
+    mount_contact_sync(&server, ResponseTemplate::new(200).set_body_json(synced_body(9))).await;
+    // The contact left list 2 earlier: it must not be re-subscribed by an order.
+    Mock::given(method("GET"))
+        .and(path("/admin/api.php"))
+        .and(query_param("api_action", "contact_view_email"))
+        .and(query_param("email", "jon@example.com"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "9", "email": "jon@example.com", "result_code": 1, "result_output": "json",
+            "lists": {"2": {"listid": "2", "status": "2"}}
+        })))
+        .mount(&server)
+        .await;
+    let app = app_for(&server);
+    let response = send_event(&app, "shop-orders-paid").await;
+    assert_eq!(response.json_body()["status"], "synced");
+    let syncs = received_syncs(&server).await;
+    assert_eq!(syncs.len(), 1);
+    let keys: BTreeSet<&str> = syncs[0].iter().map(|(k, _)| k.as_str()).collect();
+    assert!(!keys.contains("p[2]") && !keys.contains("status[2]"), "{keys:?}");
+    // List 1 follows consent, and the contact is not unsubscribed there.
+    assert!(keys.contains("p[1]"));
+}

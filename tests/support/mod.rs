@@ -1,0 +1,128 @@
+//! Shared test support: the app wired to a fake ActiveCampaign, events/ files loaded through
+//! the real Lambda adapter, and the form fields ActiveCampaign received.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
+use ac_webhook_sync::edge::{HttpResponse, Limits, WebhookApp, lambda};
+use ac_webhook_sync::inbound::InboundRequest;
+use ac_webhook_sync::mapping::Mapping;
+use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// When the committed Stripe events were signed (scripts/make_events.py).
+pub const EVENTS_SIGNED_AT: u64 = 1_767_225_600;
+pub const LOCAL_API_KEY: &str = "local-dev-key";
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// local/secret.json with its `api_url` pointed at `api_url`.
+pub fn local_secret_json(api_url: &str) -> String {
+    let raw = std::fs::read_to_string(repo_path("local/secret.json")).unwrap();
+    let mut secret: Value = serde_json::from_str(&raw).unwrap();
+    secret["api_url"] = json!(api_url);
+    secret.to_string()
+}
+
+/// Client settings for tests: fast backoff, no pacing delay worth waiting for.
+pub fn fast_client() -> ActiveCampaignClient {
+    ActiveCampaignClient::new(ClientSettings {
+        call_timeout: Duration::from_secs(2),
+        requests_per_second: 1000.0,
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    })
+    .unwrap()
+}
+
+pub fn app_with(secret: SecretSource, client: ActiveCampaignClient, max_body_bytes: usize) -> WebhookApp {
+    WebhookApp::new(
+        Mapping::bundled().unwrap(),
+        Arc::new(SecretCache::new(secret, Duration::from_secs(300))),
+        client,
+        Limits {
+            max_body_bytes,
+            invocation_budget: Duration::from_secs(5),
+        },
+    )
+}
+
+/// The app with the local secret pointed at `server`.
+pub fn app_for(server: &MockServer) -> WebhookApp {
+    app_with(
+        SecretSource::Fixed(local_secret_json(&server.uri())),
+        fast_client(),
+        1024 * 1024,
+    )
+}
+
+/// Loads events/<name>.json through lambda_http and the project's adapter.
+pub fn event_request(name: &str) -> InboundRequest {
+    let raw = std::fs::read_to_string(repo_path(&format!("events/{name}.json")))
+        .unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
+    let request = lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
+    let mut inbound = lambda::to_inbound(request);
+    // Stripe's replay window is checked against the time the events were signed.
+    inbound.received_at = UNIX_EPOCH + Duration::from_secs(EVENTS_SIGNED_AT + 5);
+    inbound
+}
+
+pub async fn send(app: &WebhookApp, req: &InboundRequest) -> HttpResponse {
+    app.handle(req, Instant::now() + Duration::from_secs(5)).await
+}
+
+pub async fn send_event(app: &WebhookApp, name: &str) -> HttpResponse {
+    send(app, &event_request(name)).await
+}
+
+/// A successful `contact_sync` answer.
+pub fn synced_body(subscriber_id: u64) -> Value {
+    json!({"subscriber_id": subscriber_id, "sendlast_should": 0, "sendlast_did": 0,
+           "result_code": 1, "result_message": "Contact added", "result_output": "json"})
+}
+
+/// Mounts a `contact_sync` that answers `response` for the local key.
+pub async fn mount_contact_sync(server: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path("/admin/api.php"))
+        .and(query_param("api_action", "contact_sync"))
+        .and(query_param("api_output", "json"))
+        .and(header("API-TOKEN", LOCAL_API_KEY))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// Form fields of every `contact_sync` the fake received, in order.
+pub async fn received_syncs(server: &MockServer) -> Vec<Vec<(String, String)>> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.query().is_some_and(|q| q.contains("api_action=contact_sync")))
+        .map(|r| {
+            form_urlencoded::parse(&r.body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Seconds since the epoch, for signing fresh requests.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
