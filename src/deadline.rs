@@ -46,14 +46,23 @@ mod tests {
     #[test]
     fn watch_quirk_and_unit_test_contexts_use_the_fallback() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(remaining_budget(600_000, now, FALLBACK, DEFAULT_MARGIN, CAP), FALLBACK);
-        assert_eq!(remaining_budget(0, now, FALLBACK, DEFAULT_MARGIN, CAP), FALLBACK);
+        assert_eq!(
+            remaining_budget(600_000, now, FALLBACK, DEFAULT_MARGIN, CAP),
+            FALLBACK
+        );
+        assert_eq!(
+            remaining_budget(0, now, FALLBACK, DEFAULT_MARGIN, CAP),
+            FALLBACK
+        );
     }
 
     #[test]
     fn capped() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let far = 1_700_000_000_000 + 900_000;
-        assert_eq!(remaining_budget(far, now, FALLBACK, DEFAULT_MARGIN, CAP), CAP);
+        assert_eq!(
+            remaining_budget(far, now, FALLBACK, DEFAULT_MARGIN, CAP),
+            CAP
+        );
     }
 }

@@ -10,7 +10,9 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use crate::activecampaign::contact_sync::ListStatus;
-use crate::activecampaign::{AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult};
+use crate::activecampaign::{
+    AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
+};
 use crate::secrets::{AppSecret, SecretCache, SecretError};
 
 /// Suggested wait for the sender when no better figure is known.
@@ -18,9 +20,13 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryOutcome {
-    Synced { subscriber_id: Option<u64> },
+    Synced {
+        subscriber_id: Option<u64>,
+    },
     /// ActiveCampaign refused the data (`result_code` 0): a retry cannot help.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 /// The contact was neither synced nor kept: the sender must retry.
@@ -36,9 +42,10 @@ impl DeliveryError {
     /// What to put in `Retry-After` for the sender.
     pub fn retry_after(&self) -> Duration {
         match self {
-            DeliveryError::ActiveCampaign(AcError::Unavailable { retry_after: Some(wait), .. }) => {
-                (*wait).max(Duration::from_secs(1))
-            }
+            DeliveryError::ActiveCampaign(AcError::Unavailable {
+                retry_after: Some(wait),
+                ..
+            }) => (*wait).max(Duration::from_secs(1)),
             _ => DEFAULT_RETRY_AFTER,
         }
     }
@@ -79,7 +86,10 @@ impl InlineDelivery {
                 }
                 Err(AcError::Unauthorized { status }) if !refreshed => {
                     refreshed = true;
-                    tracing::warn!(status, "ActiveCampaign refused the API key; reading the secret again.");
+                    tracing::warn!(
+                        status,
+                        "ActiveCampaign refused the API key; reading the secret again."
+                    );
                     let fresh = self.secrets.refresh(&secret).await?;
                     if fresh.api_key.expose_secret() == secret.api_key.expose_secret()
                         && fresh.api_url == secret.api_url
@@ -99,7 +109,9 @@ impl InlineDelivery {
         contact: &ContactSync,
         deadline: Instant,
     ) -> Result<SyncResult, AcError> {
-        let contact = self.without_resubscriptions(account, contact, deadline).await?;
+        let contact = self
+            .without_resubscriptions(account, contact, deadline)
+            .await?;
         self.client.contact_sync(account, &contact, deadline).await
     }
 
@@ -118,7 +130,11 @@ impl InlineDelivery {
         if !guarded {
             return Ok(Cow::Borrowed(contact));
         }
-        let statuses = match self.client.list_statuses(account, &contact.email, deadline).await? {
+        let statuses = match self
+            .client
+            .list_statuses(account, &contact.email, deadline)
+            .await?
+        {
             ListLookup::NotFound => return Ok(Cow::Borrowed(contact)),
             ListLookup::Found(statuses) => statuses,
         };
@@ -128,7 +144,10 @@ impl InlineDelivery {
                 || l.may_resubscribe
                 || statuses.get(&l.list_id) != Some(&ListStatus::Unsubscribed);
             if !keep {
-                tracing::info!(list_id = l.list_id, "Contact unsubscribed from this list; not re-subscribing.");
+                tracing::info!(
+                    list_id = l.list_id,
+                    "Contact unsubscribed from this list; not re-subscribing."
+                );
             }
             keep
         });

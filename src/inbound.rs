@@ -47,7 +47,12 @@ impl InboundRequest {
     /// The media type of the body, lower-cased, without parameters (`application/json`).
     pub fn media_type(&self) -> Option<String> {
         let raw = self.header("content-type")?;
-        let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         (!essence.is_empty()).then_some(essence)
     }
 

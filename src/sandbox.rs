@@ -81,7 +81,10 @@ impl Sandbox {
 
     /// Every stored contact, by email.
     pub fn contacts(&self) -> BTreeMap<String, StoredContact> {
-        self.store.lock().map(|s| s.contacts.clone()).unwrap_or_default()
+        self.store
+            .lock()
+            .map(|s| s.contacts.clone())
+            .unwrap_or_default()
     }
 
     fn message(&self, english: &'static str, portuguese: &'static str) -> &'static str {
@@ -98,7 +101,12 @@ pub async fn serve(listener: tokio::net::TcpListener, sandbox: Sandbox) -> std::
 }
 
 fn v1_json(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn refused(message: &str) -> Response {
@@ -131,7 +139,11 @@ async fn v1(
         );
     }
     if query.get("api_output").map(String::as_str) != Some("json") {
-        return (StatusCode::OK, "<result><result_code>0</result_code></result>").into_response();
+        return (
+            StatusCode::OK,
+            "<result><result_code>0</result_code></result>",
+        )
+            .into_response();
     }
     match query.get("api_action").map(String::as_str) {
         Some("contact_sync") => contact_sync(&sandbox, &headers, &body),
@@ -168,11 +180,14 @@ fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response
     if is_new {
         store.next_id = next_id;
     }
-    let contact = store.contacts.entry(email.clone()).or_insert_with(|| StoredContact {
-        id: next_id,
-        email: email.clone(),
-        ..StoredContact::default()
-    });
+    let contact = store
+        .contacts
+        .entry(email.clone())
+        .or_insert_with(|| StoredContact {
+            id: next_id,
+            email: email.clone(),
+            ..StoredContact::default()
+        });
     // Sync sends only what changes: absent keys leave stored values alone.
     for (key, target) in [
         ("first_name", &mut contact.first_name),
@@ -185,22 +200,28 @@ fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response
         }
     }
     if let Some(tags) = get("tags") {
-        contact
-            .tags
-            .extend(tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
+        contact.tags.extend(
+            tags.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+        );
     }
     for (key, value) in &pairs {
-        if let Some(inner) = key.strip_prefix("field[").and_then(|k| k.strip_suffix(",0]")) {
+        if let Some(inner) = key
+            .strip_prefix("field[")
+            .and_then(|k| k.strip_suffix(",0]"))
+        {
             contact.fields.insert(inner.to_string(), value.clone());
         }
-        if let Some(id) = key.strip_prefix("p[").and_then(|k| k.strip_suffix(']')) {
-            if let Ok(id) = id.parse::<u64>() {
-                let status = get(&format!("status[{id}]"))
-                    .and_then(|s| s.parse::<u8>().ok())
-                    .unwrap_or(1);
-                // status=1 re-subscribes, as ActiveCampaign documents.
-                contact.lists.insert(id, status);
-            }
+        if let Some(id) = key.strip_prefix("p[").and_then(|k| k.strip_suffix(']'))
+            && let Ok(id) = id.parse::<u64>()
+        {
+            let status = get(&format!("status[{id}]"))
+                .and_then(|s| s.parse::<u8>().ok())
+                .unwrap_or(1);
+            // status=1 re-subscribes, as ActiveCampaign documents.
+            contact.lists.insert(id, status);
         }
     }
     let id = contact.id;
@@ -234,7 +255,10 @@ fn contact_view_email(sandbox: &Sandbox, email: Option<&String>) -> Response {
         .lists
         .iter()
         .map(|(id, status)| {
-            (id.to_string(), json!({"listid": id.to_string(), "status": status.to_string()}))
+            (
+                id.to_string(),
+                json!({"listid": id.to_string(), "status": status.to_string()}),
+            )
         })
         .collect();
     v1_json(

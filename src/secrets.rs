@@ -46,7 +46,9 @@ impl AppSecret {
             // serde's message names the key and position, never the value.
             .map_err(|e| SecretError::Malformed(e.to_string()))?;
         if !(secret.api_url.starts_with("https://") || secret.api_url.starts_with("http://")) {
-            return Err(SecretError::Malformed("api_url must be an http(s) URL".into()));
+            return Err(SecretError::Malformed(
+                "api_url must be an http(s) URL".into(),
+            ));
         }
         if secret.api_key.expose_secret().trim().is_empty() {
             return Err(SecretError::Malformed("api_key is empty".into()));
@@ -156,7 +158,9 @@ where
         }
         SdkError::TimeoutError(_) => SecretError::Unavailable("timed out".into()),
         SdkError::DispatchFailure(_) => SecretError::Unavailable("connection failed".into()),
-        _ => SecretError::Unavailable(aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string()),
+        _ => SecretError::Unavailable(
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
+        ),
     }
 }
 
@@ -185,10 +189,10 @@ impl SecretCache {
     /// and a stale copy exists, the stale copy serves a little longer.
     pub async fn get(&self) -> Result<Arc<AppSecret>, SecretError> {
         let mut state = self.state.lock().await;
-        if let Some(cached) = state.as_ref() {
-            if cached.fetched_at.elapsed() < self.ttl {
-                return Ok(cached.secret.clone());
-            }
+        if let Some(cached) = state.as_ref()
+            && cached.fetched_at.elapsed() < self.ttl
+        {
+            return Ok(cached.secret.clone());
         }
         match self.source.fetch().await {
             Ok(secret) => {
@@ -215,10 +219,10 @@ impl SecretCache {
     /// already refreshed it, that copy is returned without a second fetch.
     pub async fn refresh(&self, stale: &Arc<AppSecret>) -> Result<Arc<AppSecret>, SecretError> {
         let mut state = self.state.lock().await;
-        if let Some(cached) = state.as_ref() {
-            if !Arc::ptr_eq(&cached.secret, stale) {
-                return Ok(cached.secret.clone());
-            }
+        if let Some(cached) = state.as_ref()
+            && !Arc::ptr_eq(&cached.secret, stale)
+        {
+            return Ok(cached.secret.clone());
         }
         let secret = Arc::new(self.source.fetch().await?);
         *state = Some(Cached {
@@ -243,16 +247,25 @@ mod tests {
         assert!(secret.route_secrets("empty").is_empty());
         assert!(secret.route_secrets("unknown").is_empty());
         let debug = format!("{secret:?}");
-        assert!(!debug.contains("k-123") && !debug.contains("whsec_new") && !debug.contains("cb\""));
+        assert!(
+            !debug.contains("k-123") && !debug.contains("whsec_new") && !debug.contains("cb\"")
+        );
     }
 
     #[test]
     fn malformed_secrets_name_the_key_not_the_value() {
         let missing = AppSecret::from_json(r#"{"api_url":"https://x"}"#).unwrap_err();
         assert!(missing.to_string().contains("api_key"), "{missing}");
-        let bad_url = AppSecret::from_json(r#"{"api_url":"x","api_key":"super-secret"}"#).unwrap_err();
-        assert!(bad_url.to_string().contains("api_url") && !bad_url.to_string().contains("super-secret"));
-        assert!(matches!(AppSecret::from_json("not json"), Err(SecretError::Malformed(_))));
+        let bad_url =
+            AppSecret::from_json(r#"{"api_url":"x","api_key":"super-secret"}"#).unwrap_err();
+        assert!(
+            bad_url.to_string().contains("api_url")
+                && !bad_url.to_string().contains("super-secret")
+        );
+        assert!(matches!(
+            AppSecret::from_json("not json"),
+            Err(SecretError::Malformed(_))
+        ));
     }
 
     #[tokio::test]
@@ -265,7 +278,10 @@ mod tests {
         let first = cache.get().await.unwrap();
         std::fs::write(&path, JSON.replace("k-123", "k-456")).unwrap();
         let second = cache.get().await.unwrap();
-        assert!(Arc::ptr_eq(&first, &second), "served from cache within the TTL");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "served from cache within the TTL"
+        );
         let refreshed = cache.refresh(&first).await.unwrap();
         assert_eq!(refreshed.api_key.expose_secret(), "k-456");
         // A second refresh for the same stale copy does not fetch again.
@@ -277,7 +293,10 @@ mod tests {
 
     #[tokio::test]
     async fn missing_file_is_not_found() {
-        let cache = SecretCache::new(SecretSource::File("/nonexistent/secret.json".into()), DEFAULT_SECRET_TTL);
+        let cache = SecretCache::new(
+            SecretSource::File("/nonexistent/secret.json".into()),
+            DEFAULT_SECRET_TTL,
+        );
         assert!(matches!(cache.get().await, Err(SecretError::NotFound(_))));
     }
 }

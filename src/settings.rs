@@ -65,17 +65,20 @@ impl Settings {
             (None, Some(id)) => SecretLocation::SecretsManager(id),
             (None, None) => return Err(ConfigError::NoSecret),
         };
-        let number = |name: &'static str, expected: &'static str| -> Result<Option<u64>, ConfigError> {
-            get(name)
-                .map(|v| {
-                    v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(ConfigError::Invalid {
-                        name,
-                        value: v,
-                        expected,
+        let number =
+            |name: &'static str, expected: &'static str| -> Result<Option<u64>, ConfigError> {
+                get(name)
+                    .map(|v| {
+                        v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(
+                            ConfigError::Invalid {
+                                name,
+                                value: v,
+                                expected,
+                            },
+                        )
                     })
-                })
-                .transpose()
-        };
+                    .transpose()
+            };
         let mut client = ClientSettings::default();
         if let Some(ms) = number(ENV_AC_TIMEOUT_MS, "milliseconds, above 0")? {
             client.call_timeout = Duration::from_millis(ms);
@@ -112,8 +115,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -121,19 +126,34 @@ mod tests {
     fn secret_location_and_defaults() {
         assert_eq!(settings(&[]).unwrap_err(), ConfigError::NoSecret);
         let s = settings(&[(ENV_SECRET_ID, "arn:aws:secretsmanager:x")]).unwrap();
-        assert_eq!(s.secret, SecretLocation::SecretsManager("arn:aws:secretsmanager:x".into()));
+        assert_eq!(
+            s.secret,
+            SecretLocation::SecretsManager("arn:aws:secretsmanager:x".into())
+        );
         assert_eq!(s.secret_ttl, DEFAULT_SECRET_TTL);
         assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        let s = settings(&[(ENV_SECRET_ID, "id"), (ENV_SECRET_FILE, "local/secret.json")]).unwrap();
+        let s = settings(&[
+            (ENV_SECRET_ID, "id"),
+            (ENV_SECRET_FILE, "local/secret.json"),
+        ])
+        .unwrap();
         assert_eq!(s.secret, SecretLocation::File("local/secret.json".into()));
     }
 
     #[test]
     fn invalid_values_name_the_variable() {
         let err = settings(&[(ENV_SECRET_ID, "id"), (ENV_MAX_BODY_BYTES, "lots")]).unwrap_err();
-        assert!(err.to_string().starts_with("MAX_BODY_BYTES=\"lots\""), "{err}");
+        assert!(
+            err.to_string().starts_with("MAX_BODY_BYTES=\"lots\""),
+            "{err}"
+        );
         assert!(settings(&[(ENV_SECRET_ID, "id"), (ENV_AC_RATE_PER_SEC, "0")]).is_err());
-        let s = settings(&[(ENV_SECRET_ID, "id"), (ENV_AC_RATE_PER_SEC, "2.5"), (ENV_AC_TIMEOUT_MS, "1500")]).unwrap();
+        let s = settings(&[
+            (ENV_SECRET_ID, "id"),
+            (ENV_AC_RATE_PER_SEC, "2.5"),
+            (ENV_AC_TIMEOUT_MS, "1500"),
+        ])
+        .unwrap();
         assert_eq!(s.client.requests_per_second, 2.5);
         assert_eq!(s.client.call_timeout, Duration::from_millis(1500));
     }

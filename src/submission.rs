@@ -45,7 +45,9 @@ pub struct Submission {
 pub enum Parsed {
     Submission(Box<Submission>),
     /// Well-formed, but nothing to do (a topic without a contact, a test delivery).
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 /// Interprets common truthy encodings of a consent checkbox or flag.
@@ -94,10 +96,23 @@ mod tests {
 
     #[test]
     fn affirmative_values() {
-        for yes in [json!(true), json!("on"), json!("Yes"), json!(1), json!(["", "on"])] {
+        for yes in [
+            json!(true),
+            json!("on"),
+            json!("Yes"),
+            json!(1),
+            json!(["", "on"]),
+        ] {
             assert!(is_affirmative(&yes), "{yes}");
         }
-        for no in [json!(false), json!("off"), json!(""), json!(0), json!(null), json!("no")] {
+        for no in [
+            json!(false),
+            json!("off"),
+            json!(""),
+            json!(0),
+            json!(null),
+            json!("no"),
+        ] {
             assert!(!is_affirmative(&no), "{no}");
         }
     }
@@ -108,6 +123,9 @@ mod tests {
         assert_eq!(text_at(&payload, "a.b").as_deref(), Some("x"));
         assert_eq!(text_at(&payload, "n").as_deref(), Some("15550000000"));
         assert_eq!(text_at(&payload, "o"), None);
-        assert_eq!(first_text(&payload, &["missing", "a.b"]).as_deref(), Some("x"));
+        assert_eq!(
+            first_text(&payload, &["missing", "a.b"]).as_deref(),
+            Some("x")
+        );
     }
 }

@@ -17,13 +17,25 @@ struct Expect {
 }
 
 const fn ok(outcome: &'static str) -> Expect {
-    Expect { status: 200, outcome: Some(outcome), sent: None }
+    Expect {
+        status: 200,
+        outcome: Some(outcome),
+        sent: None,
+    }
 }
 const fn synced(sent: &'static [(&'static str, &'static str)]) -> Expect {
-    Expect { status: 200, outcome: Some("synced"), sent: Some(sent) }
+    Expect {
+        status: 200,
+        outcome: Some("synced"),
+        sent: Some(sent),
+    }
 }
 const fn status(status: u16) -> Expect {
-    Expect { status, outcome: None, sent: None }
+    Expect {
+        status,
+        outcome: None,
+        sent: None,
+    }
 }
 
 const ADA: &[(&str, &str)] = &[
@@ -119,7 +131,10 @@ fn expectation(name: &str) -> Option<Expect> {
             ("phone", "+1 613 555 0135"),
             ("customer_acct_name", "Night's Watch"),
             ("ip4", "198.51.100.23"),
-            ("tags", "shopify, sku:IPOD2008PINK, sku:IPOD2008BLACK, topic:orders/paid"),
+            (
+                "tags",
+                "shopify, sku:IPOD2008PINK, sku:IPOD2008BLACK, topic:orders/paid",
+            ),
             ("field[%LAST_ORDER%,0]", "#9999"),
             ("field[1,0]", "403.00 USD"),
             ("p[2]", "2"),
@@ -179,7 +194,11 @@ async fn every_event_file_gives_its_documented_answer() {
         };
         // A fresh fake per event, so each assertion sees only its own requests.
         let server = MockServer::start().await;
-        mount_contact_sync(&server, ResponseTemplate::new(200).set_body_json(synced_body(42))).await;
+        mount_contact_sync(
+            &server,
+            ResponseTemplate::new(200).set_body_json(synced_body(42)),
+        )
+        .await;
         Mock::given(method("GET"))
             .and(path("/admin/api.php"))
             .and(query_param("api_action", "contact_view_email"))
@@ -192,23 +211,27 @@ async fn every_event_file_gives_its_documented_answer() {
         let response = send_event(&app, name).await;
         let body = response.json_body();
         if response.status.as_u16() != expect.status {
-            failures.push(format!("{name}: status {} (expected {}), body {}", response.status, expect.status, response.body));
+            failures.push(format!(
+                "{name}: status {} (expected {}), body {}",
+                response.status, expect.status, response.body
+            ));
             continue;
         }
-        if let Some(outcome) = expect.outcome {
-            if body["status"] != outcome {
-                failures.push(format!("{name}: outcome {body} (expected {outcome})"));
-            }
+        if let Some(outcome) = expect.outcome
+            && body["status"] != outcome
+        {
+            failures.push(format!("{name}: outcome {body} (expected {outcome})"));
         }
         let syncs = received_syncs(&server).await;
         match expect.sent {
-            Some(sent) => {
-                if syncs != vec![pairs(sent)] {
-                    failures.push(format!("{name}: sent {syncs:?}\n   expected {:?}", pairs(sent)));
-                }
+            Some(sent) if syncs != vec![pairs(sent)] => failures.push(format!(
+                "{name}: sent {syncs:?}\n   expected {:?}",
+                pairs(sent)
+            )),
+            None if !syncs.is_empty() => {
+                failures.push(format!("{name}: unexpected contact_sync {syncs:?}"))
             }
-            None if !syncs.is_empty() => failures.push(format!("{name}: unexpected contact_sync {syncs:?}")),
-            None => {}
+            _ => {}
         }
         if expect.outcome == Some("synced") && body["subscriber_id"] != 42 {
             failures.push(format!("{name}: subscriber_id missing in {body}"));
@@ -220,14 +243,24 @@ async fn every_event_file_gives_its_documented_answer() {
 #[tokio::test]
 async fn redirect_and_health_answers() {
     let server = MockServer::start().await;
-    mount_contact_sync(&server, ResponseTemplate::new(200).set_body_json(synced_body(7))).await;
+    mount_contact_sync(
+        &server,
+        ResponseTemplate::new(200).set_body_json(synced_body(7)),
+    )
+    .await;
     let app = app_for(&server);
     let redirect = send_event(&app, "newsletter-signup").await;
-    assert_eq!(redirect.header("location"), Some("https://example.com/thanks"));
+    assert_eq!(
+        redirect.header("location"),
+        Some("https://example.com/thanks")
+    );
     let health = send_event(&app, "health").await;
     assert_eq!(health.json_body()["status"], "ok");
     assert_eq!(health.json_body()["version"], env!("CARGO_PKG_VERSION"));
-    assert!(server.received_requests().await.unwrap().len() == 1, "health touches no network");
+    assert!(
+        server.received_requests().await.unwrap().len() == 1,
+        "health touches no network"
+    );
     let not_allowed = send_event(&app, "method-not-allowed").await;
     assert_eq!(not_allowed.header("allow"), Some("POST"));
 }
@@ -235,7 +268,11 @@ async fn redirect_and_health_answers() {
 #[tokio::test]
 async fn the_shop_route_checks_unsubscribes_before_subscribing() {
     let server = MockServer::start().await;
-    mount_contact_sync(&server, ResponseTemplate::new(200).set_body_json(synced_body(9))).await;
+    mount_contact_sync(
+        &server,
+        ResponseTemplate::new(200).set_body_json(synced_body(9)),
+    )
+    .await;
     // The contact left list 2 earlier: it must not be re-subscribed by an order.
     Mock::given(method("GET"))
         .and(path("/admin/api.php"))
@@ -253,7 +290,10 @@ async fn the_shop_route_checks_unsubscribes_before_subscribing() {
     let syncs = received_syncs(&server).await;
     assert_eq!(syncs.len(), 1);
     let keys: BTreeSet<&str> = syncs[0].iter().map(|(k, _)| k.as_str()).collect();
-    assert!(!keys.contains("p[2]") && !keys.contains("status[2]"), "{keys:?}");
+    assert!(
+        !keys.contains("p[2]") && !keys.contains("status[2]"),
+        "{keys:?}"
+    );
     // List 1 follows consent, and the contact is not unsubscribed there.
     assert!(keys.contains("p[1]"));
 }

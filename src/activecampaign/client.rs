@@ -49,9 +49,13 @@ impl Default for ClientSettings {
 /// The answer to one `contact_sync`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncResult {
-    Synced { subscriber_id: Option<u64> },
+    Synced {
+        subscriber_id: Option<u64>,
+    },
     /// `result_code` 0: the data was refused (invalid email, ...).
-    Refused { message: String },
+    Refused {
+        message: String,
+    },
 }
 
 /// A contact's current list statuses.
@@ -163,18 +167,29 @@ impl ActiveCampaignClient {
         loop {
             attempt += 1;
             if !self.pacer.acquire(deadline).await {
-                return Err(AcError::Unavailable { reason, retry_after: None });
+                return Err(AcError::Unavailable {
+                    reason,
+                    retry_after: None,
+                });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(AcError::Unavailable { reason, retry_after: None });
+                return Err(AcError::Unavailable {
+                    reason,
+                    retry_after: None,
+                });
             }
             let mut retry_after = None;
-            match request().timeout(self.settings.call_timeout.min(remaining)).send().await {
+            match request()
+                .timeout(self.settings.call_timeout.min(remaining))
+                .send()
+                .await
+            {
                 Err(error) => reason = describe_transport_error(&error),
                 Ok(response) => {
                     let status = response.status();
-                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+                    {
                         retry_after = parse_retry_after(response.headers());
                         reason = format!("HTTP {}", status.as_u16());
                         if let Some(wait) = retry_after {
@@ -183,7 +198,9 @@ impl ActiveCampaignClient {
                     } else if status == reqwest::StatusCode::UNAUTHORIZED
                         || status == reqwest::StatusCode::FORBIDDEN
                     {
-                        return Err(AcError::Unauthorized { status: status.as_u16() });
+                        return Err(AcError::Unauthorized {
+                            status: status.as_u16(),
+                        });
                     } else if !status.is_success() {
                         // 3xx/4xx will not change on a retry: the URL or account is wrong.
                         return Err(AcError::Unavailable {
@@ -195,7 +212,9 @@ impl ActiveCampaignClient {
                             Err(error) => reason = describe_transport_error(&error),
                             Ok(body) => match interpret(parse_v1(&body)) {
                                 Some(done) => return Ok(done),
-                                None => reason = "empty or non-JSON answer (outcome unknown)".into(),
+                                None => {
+                                    reason = "empty or non-JSON answer (outcome unknown)".into()
+                                }
                             },
                         }
                     }
@@ -204,7 +223,10 @@ impl ActiveCampaignClient {
             let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
             let wake = Instant::now() + wait;
             if wake >= deadline {
-                return Err(AcError::Unavailable { reason, retry_after: Some(wait) });
+                return Err(AcError::Unavailable {
+                    reason,
+                    retry_after: Some(wait),
+                });
             }
             tracing::warn!(attempt, reason = %reason, wait_ms = wait.as_millis() as u64, "Retrying ActiveCampaign call.");
             tokio::time::sleep_until(wake).await;
@@ -243,7 +265,11 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     } else if error.is_connect() {
         "connection failed".into()
     } else {
-        format!("transport error: {}", std::error::Error::source(error).map_or_else(|| "request failed".to_string(), |s| s.to_string()))
+        format!(
+            "transport error: {}",
+            std::error::Error::source(error)
+                .map_or_else(|| "request failed".to_string(), |s| s.to_string())
+        )
     }
 }
 
@@ -256,7 +282,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::RETRY_AFTER, "30".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(30)));
-        headers.insert(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(parse_retry_after(&headers), None);
         headers.insert(http::header::RETRY_AFTER, "-1".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), None);

@@ -136,8 +136,14 @@ mod tests {
             first_name: Some("Ada".into()),
             tags: vec!["vip".into(), "sku:A 1".into()],
             fields: vec![
-                FieldValue { key: FieldKey::Id(12), value: "x&y".into() },
-                FieldValue { key: FieldKey::PersTag("%CARE_TYPE%".into()), value: "full".into() },
+                FieldValue {
+                    key: FieldKey::Id(12),
+                    value: "x&y".into(),
+                },
+                FieldValue {
+                    key: FieldKey::PersTag("%CARE_TYPE%".into()),
+                    value: "full".into(),
+                },
             ],
             lists: vec![ListMembership {
                 list_id: 3,

@@ -68,8 +68,14 @@ mod tests {
         }
         // Six requests at 5/s: the sixth starts one second after the first.
         assert_eq!(Instant::now() - start, Duration::from_secs(1));
-        pacer.pause_until(Instant::now() + Duration::from_secs(30)).await;
-        assert!(!pacer.acquire(Instant::now() + Duration::from_secs(10)).await);
+        pacer
+            .pause_until(Instant::now() + Duration::from_secs(30))
+            .await;
+        assert!(
+            !pacer
+                .acquire(Instant::now() + Duration::from_secs(10))
+                .await
+        );
         assert!(pacer.acquire(far).await);
         assert_eq!(Instant::now() - start, Duration::from_secs(31));
     }

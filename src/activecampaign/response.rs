@@ -11,9 +11,13 @@ use super::contact_sync::ListStatus;
 /// What a 2xx v1 body says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum V1Answer {
-    Success { body: Value },
+    Success {
+        body: Value,
+    },
     /// `result_code` 0: ActiveCampaign refused the data; retrying cannot help.
-    Refused { message: String },
+    Refused {
+        message: String,
+    },
     /// Empty or not JSON: the contact may or may not be saved (sync is idempotent, so retry).
     Unknown,
 }
@@ -91,12 +95,19 @@ mod tests {
 
     #[test]
     fn result_codes_as_numbers_or_strings() {
-        let ok = br#"{"subscriber_id":"17","result_code":"1","result_message":"Contato atualizado"}"#;
-        let V1Answer::Success { body } = parse_v1(ok) else { panic!() };
+        let ok =
+            br#"{"subscriber_id":"17","result_code":"1","result_message":"Contato atualizado"}"#;
+        let V1Answer::Success { body } = parse_v1(ok) else {
+            panic!()
+        };
         assert_eq!(subscriber_id(&body), Some(17));
         assert_eq!(
-            parse_v1(br#"{"result_code":0,"result_message":"Contact Email Address is not valid."}"#),
-            V1Answer::Refused { message: "Contact Email Address is not valid.".into() }
+            parse_v1(
+                br#"{"result_code":0,"result_message":"Contact Email Address is not valid."}"#
+            ),
+            V1Answer::Refused {
+                message: "Contact Email Address is not valid.".into()
+            }
         );
         assert_eq!(parse_v1(b""), V1Answer::Unknown);
         assert_eq!(parse_v1(b"<html>"), V1Answer::Unknown);

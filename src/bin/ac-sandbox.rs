@@ -5,7 +5,9 @@ use ac_webhook_sync::sandbox::{self, DEFAULT_API_KEY, DEFAULT_PORT, Language, Sa
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let port = std::env::args().nth(1).or_else(|| std::env::var("AC_SANDBOX_PORT").ok());
+    let port = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("AC_SANDBOX_PORT").ok());
     let port: u16 = port.and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_PORT);
     let api_key = std::env::var("AC_SANDBOX_API_KEY").unwrap_or_else(|_| DEFAULT_API_KEY.into());
     let language = match std::env::var("AC_SANDBOX_LANGUAGE").as_deref() {

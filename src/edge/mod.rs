@@ -88,10 +88,11 @@ impl WebhookApp {
     pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         let mapping = match &settings.mapping_file {
             Some(path) => {
-                let source = std::fs::read_to_string(path).map_err(|e| StartupError::MappingFile {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                let source =
+                    std::fs::read_to_string(path).map_err(|e| StartupError::MappingFile {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                 Mapping::from_toml(&source)?
             }
             None => Mapping::bundled()?,
@@ -175,11 +176,16 @@ impl WebhookApp {
         log: &mut RequestLog,
     ) -> Result<(Outcome, Option<String>), WebhookError> {
         let path = req.path.trim_end_matches('/');
-        let route_name = path.strip_prefix(WEBHOOK_PREFIX).ok_or(WebhookError::NotFound)?;
+        let route_name = path
+            .strip_prefix(WEBHOOK_PREFIX)
+            .ok_or(WebhookError::NotFound)?;
         if !is_valid_route_name(route_name) {
             return Err(WebhookError::NotFound);
         }
-        let route = self.mapping.route(route_name).ok_or(WebhookError::NotFound)?;
+        let route = self
+            .mapping
+            .route(route_name)
+            .ok_or(WebhookError::NotFound)?;
         log.route = Some(route.name.clone());
         if req.method != Method::POST {
             return Err(WebhookError::MethodNotAllowed { allow: "POST" });
@@ -191,9 +197,18 @@ impl WebhookApp {
             });
         }
         if let Some(reason) = route.sender.handshake(req) {
-            return Ok((Outcome::Ignored { reason: reason.to_string() }, None));
+            return Ok((
+                Outcome::Ignored {
+                    reason: reason.to_string(),
+                },
+                None,
+            ));
         }
-        let secret = self.secrets.get().await.map_err(|e| unavailable(e.into()))?;
+        let secret = self
+            .secrets
+            .get()
+            .await
+            .map_err(|e| unavailable(e.into()))?;
         route
             .sender
             .authenticate(req, secret.route_secrets(&route.name), &route.auth)?;
@@ -209,7 +224,10 @@ impl WebhookApp {
         };
         log.topic = submission.topic.clone();
         log.delivery_id = submission.delivery_id.clone();
-        let redirect = route.redirect.clone().filter(|_| submission.from_browser_form);
+        let redirect = route
+            .redirect
+            .clone()
+            .filter(|_| submission.from_browser_form);
         if !route.handles(submission.topic.as_deref()) {
             let topic = submission.topic.as_deref().unwrap_or_default();
             let reason = format!("topic {topic} is not handled by route {}", route.name);
@@ -217,8 +235,12 @@ impl WebhookApp {
         }
         let contact = match map_submission(&submission, route) {
             MappingOutcome::Contact(contact) => contact,
-            MappingOutcome::Skipped { reason } => return Ok((Outcome::Skipped { reason }, redirect)),
-            MappingOutcome::Rejected { reason } => return Ok((Outcome::Rejected { reason }, redirect)),
+            MappingOutcome::Skipped { reason } => {
+                return Ok((Outcome::Skipped { reason }, redirect));
+            }
+            MappingOutcome::Rejected { reason } => {
+                return Ok((Outcome::Rejected { reason }, redirect));
+            }
         };
         log.email = Some(contact.email.clone());
         let outcome = match self.delivery.deliver(&contact, secret, deadline).await {
@@ -248,15 +270,18 @@ fn unavailable(error: DeliveryError) -> WebhookError {
 fn outcome_reason(outcome: &Outcome) -> Option<&str> {
     match outcome {
         Outcome::Synced { .. } => None,
-        Outcome::Skipped { reason } | Outcome::Ignored { reason } | Outcome::Rejected { reason } => {
-            Some(reason)
-        }
+        Outcome::Skipped { reason }
+        | Outcome::Ignored { reason }
+        | Outcome::Rejected { reason } => Some(reason),
     }
 }
 
 /// The health answer: the build version, no secret, no network.
 pub fn health() -> HttpResponse {
-    HttpResponse::json(http::StatusCode::OK, &json!({ "status": "ok", "version": VERSION }))
+    HttpResponse::json(
+        http::StatusCode::OK,
+        &json!({ "status": "ok", "version": VERSION }),
+    )
 }
 
 async fn secrets_manager_client() -> aws_sdk_secretsmanager::Client {

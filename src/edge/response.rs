@@ -65,7 +65,10 @@ pub enum WebhookError {
     #[error(transparent)]
     BadRequest(#[from] ParseError),
     #[error("{reason}")]
-    Unavailable { reason: String, retry_after: Duration },
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
 impl WebhookError {
@@ -118,11 +121,17 @@ impl Outcome {
 
     pub fn to_response(&self) -> HttpResponse {
         let body = match self {
-            Outcome::Synced { subscriber_id: Some(id) } => {
+            Outcome::Synced {
+                subscriber_id: Some(id),
+            } => {
                 json!({ "status": self.label(), "subscriber_id": id })
             }
-            Outcome::Synced { subscriber_id: None } => json!({ "status": self.label() }),
-            Outcome::Skipped { reason } | Outcome::Ignored { reason } | Outcome::Rejected { reason } => {
+            Outcome::Synced {
+                subscriber_id: None,
+            } => json!({ "status": self.label() }),
+            Outcome::Skipped { reason }
+            | Outcome::Ignored { reason }
+            | Outcome::Rejected { reason } => {
                 json!({ "status": self.label(), "reason": reason })
             }
         };
@@ -146,7 +155,9 @@ mod tests {
         let not_allowed = WebhookError::MethodNotAllowed { allow: "POST" }.to_response();
         assert_eq!(not_allowed.header("allow"), Some("POST"));
         assert_eq!(
-            WebhookError::from(AuthError::SignatureMismatch).to_response().json_body(),
+            WebhookError::from(AuthError::SignatureMismatch)
+                .to_response()
+                .json_body(),
             json!({"error": "signature does not match"})
         );
     }

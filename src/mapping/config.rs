@@ -161,7 +161,11 @@ impl Route {
         Self {
             name: sender.name().to_string(),
             sender,
-            topics: sender.default_topics().iter().map(|t| t.to_string()).collect(),
+            topics: sender
+                .default_topics()
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
             opt_in: false,
             auth: AuthSettings::default(),
             redirect: None,
@@ -242,7 +246,12 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             .transpose()
     };
     let topics = match file.topics {
-        None => file.sender.default_topics().iter().map(|t| t.to_string()).collect(),
+        None => file
+            .sender
+            .default_topics()
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
         Some(topics) if topics.iter().any(|t| t == ANY_TOPIC) => Vec::new(),
         Some(topics) => {
             if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
@@ -257,17 +266,31 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
     };
     if let Some(redirect) = &file.redirect {
         if file.sender != SenderKind::Form {
-            return Err(invalid(name, "redirect", "only a `form` route can redirect a browser"));
+            return Err(invalid(
+                name,
+                "redirect",
+                "only a `form` route can redirect a browser",
+            ));
         }
         if !(redirect.starts_with("https://") || redirect.starts_with("http://")) {
             return Err(invalid(name, "redirect", "must be an absolute http(s) URL"));
         }
         if redirect.chars().any(char::is_control) {
-            return Err(invalid(name, "redirect", "must not contain control characters"));
+            return Err(invalid(
+                name,
+                "redirect",
+                "must not contain control characters",
+            ));
         }
     }
     let replay_window = match file.replay_window_secs {
-        Some(0) => return Err(invalid(name, "replay_window_secs", "must be at least 1 second")),
+        Some(0) => {
+            return Err(invalid(
+                name,
+                "replay_window_secs",
+                "must be at least 1 second",
+            ));
+        }
         Some(secs) => Duration::from_secs(secs),
         None => DEFAULT_REPLAY_WINDOW,
     };
@@ -285,10 +308,18 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
     let mut lists = Vec::new();
     for (i, list) in file.lists.into_iter().enumerate() {
         if list.id == 0 {
-            return Err(invalid(name, format!("lists[{i}].id"), "list ids start at 1"));
+            return Err(invalid(
+                name,
+                format!("lists[{i}].id"),
+                "list ids start at 1",
+            ));
         }
         if lists.iter().any(|l: &ListRule| l.id == list.id) {
-            return Err(invalid(name, format!("lists[{i}].id"), "list appears twice"));
+            return Err(invalid(
+                name,
+                format!("lists[{i}].id"),
+                "list appears twice",
+            ));
         }
         if list.policy_is_unsubscribe() && list.instant_responders == Some(true) {
             return Err(invalid(
@@ -319,8 +350,12 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
     for (key, value) in &file.fields {
         let field_key = parse_field_key(key)
             .ok_or_else(|| invalid(name, format!("fields.{key}"), "a custom field key is a numeric id (\"12\") or a personalization tag (\"%COLOR%\")"))?;
-        let value = Expression::compile(value).map_err(|m| invalid(name, format!("fields.{key}"), m))?;
-        fields.push(FieldRule { key: field_key, value });
+        let value =
+            Expression::compile(value).map_err(|m| invalid(name, format!("fields.{key}"), m))?;
+        fields.push(FieldRule {
+            key: field_key,
+            value,
+        });
     }
     Ok(Route {
         name: name.to_string(),
@@ -368,7 +403,10 @@ mod tests {
     fn bundled_mapping_is_valid_and_keeps_defaults() {
         let mapping = Mapping::bundled().expect("mapping.toml must validate");
         for sender in SenderKind::ALL {
-            assert!(mapping.route(sender.name()).is_some(), "default route {sender}");
+            assert!(
+                mapping.route(sender.name()).is_some(),
+                "default route {sender}"
+            );
         }
     }
 
@@ -387,16 +425,28 @@ mod tests {
             error_of("[routes.shop]\nsender = \"shopify\"\ntags = [\"ok\", \"{bad}\"]"),
             "route 'shop', key 'tags[1]': unknown placeholder {bad}: use a JSONPath ({$.field}) or one of topic, route, sender, sku, product"
         );
-        assert!(error_of("[routes.shop]\nsender = \"shopify\"\nredirect = \"https://x\"")
-            .starts_with("route 'shop', key 'redirect'"));
-        assert!(error_of("[routes.f]\nsender = \"form\"\nfields = { \"color\" = \"$.c\" }")
-            .starts_with("route 'f', key 'fields.color'"));
-        assert!(error_of("[routes.f]\nsender = \"form\"\n[routes.f.contact]\nemail = \"$[\"")
-            .starts_with("route 'f', key 'contact.email'"));
-        assert!(error_of("[routes.f]\nsender = \"form\"\n[[routes.f.lists]]\nid = 0")
-            .starts_with("route 'f', key 'lists[0].id'"));
-        assert!(error_of("[routes.\"Bad Name\"]\nsender = \"form\"").starts_with("route 'Bad Name'"));
-        assert!(error_of("[routes.f]\nsender = \"fax\"").contains("mapping file is not valid TOML"));
+        assert!(
+            error_of("[routes.shop]\nsender = \"shopify\"\nredirect = \"https://x\"")
+                .starts_with("route 'shop', key 'redirect'")
+        );
+        assert!(
+            error_of("[routes.f]\nsender = \"form\"\nfields = { \"color\" = \"$.c\" }")
+                .starts_with("route 'f', key 'fields.color'")
+        );
+        assert!(
+            error_of("[routes.f]\nsender = \"form\"\n[routes.f.contact]\nemail = \"$[\"")
+                .starts_with("route 'f', key 'contact.email'")
+        );
+        assert!(
+            error_of("[routes.f]\nsender = \"form\"\n[[routes.f.lists]]\nid = 0")
+                .starts_with("route 'f', key 'lists[0].id'")
+        );
+        assert!(
+            error_of("[routes.\"Bad Name\"]\nsender = \"form\"").starts_with("route 'Bad Name'")
+        );
+        assert!(
+            error_of("[routes.f]\nsender = \"fax\"").contains("mapping file is not valid TOML")
+        );
         assert!(error_of("[routes.f]\nsender = \"form\"\ncolour = 1").contains("unknown field"));
     }
 
@@ -405,7 +455,10 @@ mod tests {
         let m = Mapping::from_toml("[routes.all]\nsender = \"stripe\"\ntopics = [\"*\"]").unwrap();
         assert!(m.route("all").unwrap().handles(Some("charge.refunded")));
         assert_eq!(parse_field_key("12"), Some(FieldKey::Id(12)));
-        assert_eq!(parse_field_key("%CARE_TYPE%"), Some(FieldKey::PersTag("%CARE_TYPE%".into())));
+        assert_eq!(
+            parse_field_key("%CARE_TYPE%"),
+            Some(FieldKey::PersTag("%CARE_TYPE%".into()))
+        );
         assert_eq!(parse_field_key("%lower%"), None);
         assert_eq!(parse_field_key("0"), None);
     }

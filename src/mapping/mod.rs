@@ -23,9 +23,13 @@ pub const MAX_TAGS: usize = 50;
 pub enum MappingOutcome {
     Contact(Box<ContactSync>),
     /// No contact in it: answered 200 `skipped`.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// A contact ActiveCampaign could never accept: answered 200 `rejected`.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 /// Maps a submission through its route.
@@ -59,14 +63,20 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
     };
     let mut first_name = pick(&sel.first_name, &defaults.first_name);
     let mut last_name = pick(&sel.last_name, &defaults.last_name);
-    if first_name.is_none() && last_name.is_none() {
-        if let Some(full) = pick(&sel.full_name, &defaults.full_name) {
-            (first_name, last_name) = split_full_name(&full);
-        }
+    if first_name.is_none()
+        && last_name.is_none()
+        && let Some(full) = pick(&sel.full_name, &defaults.full_name)
+    {
+        (first_name, last_name) = split_full_name(&full);
     }
     let consent = match &sel.consent {
-        Some(expr) => Some(expr.first_node(&submission.payload).is_some_and(is_affirmative)
-            || expr.first(submission, ctx).is_some_and(|v| is_affirmative(&Value::String(v)))),
+        Some(expr) => Some(
+            expr.first_node(&submission.payload)
+                .is_some_and(is_affirmative)
+                || expr
+                    .first(submission, ctx)
+                    .is_some_and(|v| is_affirmative(&Value::String(v))),
+        ),
         None => submission.consent,
     };
     let lists = route
@@ -82,10 +92,16 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
             Some(ListMembership {
                 list_id: rule.id,
                 status,
-                instant_responders: rule.instant_responders.filter(|_| status == ListStatus::Active),
+                instant_responders: rule
+                    .instant_responders
+                    .filter(|_| status == ListStatus::Active),
                 no_responders: rule.no_responders,
                 last_message: rule.last_message,
-                sdate: rule.sdate.as_ref().and_then(|e| e.first(submission, ctx)).map(|v| clean_text(&v)),
+                sdate: rule
+                    .sdate
+                    .as_ref()
+                    .and_then(|e| e.first(submission, ctx))
+                    .map(|v| clean_text(&v)),
                 may_resubscribe: route.opt_in,
             })
         })
@@ -99,9 +115,19 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
                 0 => return None,
                 1 => clean_text_long(&values[0]),
                 // ActiveCampaign's multi-value format for checkboxes and multi-selects.
-                _ => format!("||{}||", values.iter().map(|v| clean_text(v)).collect::<Vec<_>>().join("||")),
+                _ => format!(
+                    "||{}||",
+                    values
+                        .iter()
+                        .map(|v| clean_text(v))
+                        .collect::<Vec<_>>()
+                        .join("||")
+                ),
             };
-            Some(FieldValue { key: rule.key.clone(), value })
+            Some(FieldValue {
+                key: rule.key.clone(),
+                value,
+            })
         })
         .collect();
     MappingOutcome::Contact(Box::new(ContactSync {
@@ -124,7 +150,10 @@ fn build_tags(exprs: &[Expression], submission: &Submission, ctx: Context<'_>) -
         for tag in expr.expand(submission, ctx) {
             // v1 separates tags with commas, so a comma inside a name would split it.
             let tag = clean_text(&tag.replace(',', " "));
-            if !tag.is_empty() && !tags.iter().any(|t| t.eq_ignore_ascii_case(&tag)) && tags.len() < MAX_TAGS {
+            if !tag.is_empty()
+                && !tags.iter().any(|t| t.eq_ignore_ascii_case(&tag))
+                && tags.len() < MAX_TAGS
+            {
                 tags.push(tag);
             }
         }
@@ -157,7 +186,9 @@ fn clean_text_long(value: &str) -> String {
 /// ActiveCampaign matches contacts by email, so `Ada@X.com` and `ada@x.com` are one contact.
 pub fn normalise_email(raw: &str) -> Option<String> {
     let email = raw.trim().trim_start_matches("mailto:").to_lowercase();
-    if email.chars().count() > MAX_EMAIL_CHARS || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.chars().count() > MAX_EMAIL_CHARS
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return None;
     }
     let (local, domain) = email.split_once('@')?;
@@ -173,7 +204,10 @@ pub fn normalise_email(raw: &str) -> Option<String> {
 pub fn split_full_name(full: &str) -> (Option<String>, Option<String>) {
     let full = full.trim();
     match full.split_once(char::is_whitespace) {
-        Some((first, rest)) => (Some(first.to_string()), Some(rest.trim().to_string()).filter(|r| !r.is_empty())),
+        Some((first, rest)) => (
+            Some(first.to_string()),
+            Some(rest.trim().to_string()).filter(|r| !r.is_empty()),
+        ),
         None if full.is_empty() => (None, None),
         None => (Some(full.to_string()), None),
     }
@@ -196,7 +230,10 @@ mod tests {
                 phone: Some("+44 20\r\nX-Injected: 1".into()),
                 ..ContactFields::default()
             },
-            products: vec![Product { sku: Some("SKU,1".into()), title: Some("Engine".into()) }],
+            products: vec![Product {
+                sku: Some("SKU,1".into()),
+                title: Some("Engine".into()),
+            }],
             consent,
             payload: json!({"note": {"color": "blue"}, "choices": ["a", "b"], "ok": "yes"}),
             from_browser_form: false,
@@ -205,7 +242,11 @@ mod tests {
 
     fn route(toml: &str) -> Route {
         let source = format!("[routes.r]\nsender = \"shopify\"\n{toml}");
-        Mapping::from_toml(&source).unwrap().route("r").unwrap().clone()
+        Mapping::from_toml(&source)
+            .unwrap()
+            .route("r")
+            .unwrap()
+            .clone()
     }
 
     fn contact(outcome: MappingOutcome) -> ContactSync {
@@ -230,7 +271,10 @@ mod tests {
         let lists = "opt_in = true\n[[routes.r.lists]]\nid = 1\n[[routes.r.lists]]\nid = 2\nstatus = \"always\"\ninstant_responders = true\nsdate = \"2026-01-01 00:00:00\"\n[[routes.r.lists]]\nid = 3\nstatus = \"unsubscribe\"";
         let r = route(lists);
         let without = contact(map_submission(&submission(None), &r));
-        assert_eq!(without.lists.iter().map(|l| l.list_id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            without.lists.iter().map(|l| l.list_id).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
         let with = contact(map_submission(&submission(Some(true)), &r));
         assert_eq!(with.lists.len(), 3);
         assert_eq!(with.lists[0].status, ListStatus::Active);
@@ -245,20 +289,31 @@ mod tests {
     #[test]
     fn consent_from_a_selected_path() {
         let r = route("[routes.r.contact]\nconsent = \"$.ok\"\n[[routes.r.lists]]\nid = 4");
-        assert_eq!(contact(map_submission(&submission(None), &r)).lists.len(), 1);
+        assert_eq!(
+            contact(map_submission(&submission(None), &r)).lists.len(),
+            1
+        );
     }
 
     #[test]
     fn tags_and_fields() {
-        let r = route("form = 7\ntags = [\"shop\", \"sku:{sku}\", \"SHOP\", \"{topic}\"]\n[routes.r.fields]\n\"12\" = \"$.note.color\"\n\"%CHOICES%\" = \"$.choices[*]\"\n\"13\" = \"$.missing\"");
+        let r = route(
+            "form = 7\ntags = [\"shop\", \"sku:{sku}\", \"SHOP\", \"{topic}\"]\n[routes.r.fields]\n\"12\" = \"$.note.color\"\n\"%CHOICES%\" = \"$.choices[*]\"\n\"13\" = \"$.missing\"",
+        );
         let c = contact(map_submission(&submission(None), &r));
         assert_eq!(c.tags, vec!["shop", "sku:SKU 1", "orders/create"]);
         assert_eq!(c.form, Some(7));
         assert_eq!(
             c.fields,
             vec![
-                FieldValue { key: FieldKey::PersTag("%CHOICES%".into()), value: "||a||b||".into() },
-                FieldValue { key: FieldKey::Id(12), value: "blue".into() },
+                FieldValue {
+                    key: FieldKey::PersTag("%CHOICES%".into()),
+                    value: "||a||b||".into()
+                },
+                FieldValue {
+                    key: FieldKey::Id(12),
+                    value: "blue".into()
+                },
             ]
         );
     }
@@ -267,19 +322,39 @@ mod tests {
     fn missing_or_invalid_email() {
         let mut s = submission(None);
         s.contact.email = None;
-        assert!(matches!(map_submission(&s, &route("")), MappingOutcome::Skipped { .. }));
+        assert!(matches!(
+            map_submission(&s, &route("")),
+            MappingOutcome::Skipped { .. }
+        ));
         s.contact.email = Some("not-an-email".into());
-        assert!(matches!(map_submission(&s, &route("")), MappingOutcome::Rejected { .. }));
+        assert!(matches!(
+            map_submission(&s, &route("")),
+            MappingOutcome::Rejected { .. }
+        ));
         let r = route("[routes.r.contact]\nemail = \"$.note.color\"");
-        assert!(matches!(map_submission(&submission(None), &r), MappingOutcome::Rejected { .. }));
+        assert!(matches!(
+            map_submission(&submission(None), &r),
+            MappingOutcome::Rejected { .. }
+        ));
     }
 
     #[test]
     fn email_normalisation() {
         assert_eq!(normalise_email("A+b@X.Org").as_deref(), Some("a+b@x.org"));
         assert_eq!(normalise_email("mailto:a@b.co").as_deref(), Some("a@b.co"));
-        assert_eq!(normalise_email("用户@例子.广告").as_deref(), Some("用户@例子.广告"));
-        for bad in ["a@b", "@b.co", "a@.co", "a@b..co", "a b@c.co", "a@b@c.co", "a@b.co\nx"] {
+        assert_eq!(
+            normalise_email("用户@例子.广告").as_deref(),
+            Some("用户@例子.广告")
+        );
+        for bad in [
+            "a@b",
+            "@b.co",
+            "a@.co",
+            "a@b..co",
+            "a b@c.co",
+            "a@b@c.co",
+            "a@b.co\nx",
+        ] {
             assert_eq!(normalise_email(bad), None, "{bad}");
         }
     }

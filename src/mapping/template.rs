@@ -58,7 +58,9 @@ impl Expression {
         let source = source.trim();
         if source.starts_with('$') {
             let path = compile_path(source)?;
-            return Ok(Self { segments: vec![Segment::Path(path)] });
+            return Ok(Self {
+                segments: vec![Segment::Path(path)],
+            });
         }
         let mut segments = Vec::new();
         let mut literal = String::new();
@@ -176,8 +178,16 @@ fn variable_values(variable: Variable, submission: &Submission, ctx: Context<'_>
         Variable::Topic => submission.topic.iter().cloned().collect(),
         Variable::Route => vec![ctx.route.to_string()],
         Variable::Sender => vec![ctx.sender.to_string()],
-        Variable::Sku => submission.products.iter().filter_map(|p| p.sku.clone()).collect(),
-        Variable::Product => submission.products.iter().filter_map(|p| p.title.clone()).collect(),
+        Variable::Sku => submission
+            .products
+            .iter()
+            .filter_map(|p| p.sku.clone())
+            .collect(),
+        Variable::Product => submission
+            .products
+            .iter()
+            .filter_map(|p| p.title.clone())
+            .collect(),
     }
 }
 
@@ -193,9 +203,18 @@ mod tests {
             delivery_id: None,
             contact: ContactFields::default(),
             products: vec![
-                Product { sku: Some("A1".into()), title: Some("Apple".into()) },
-                Product { sku: None, title: Some("Pear".into()) },
-                Product { sku: Some("C3".into()), title: None },
+                Product {
+                    sku: Some("A1".into()),
+                    title: Some("Apple".into()),
+                },
+                Product {
+                    sku: None,
+                    title: Some("Pear".into()),
+                },
+                Product {
+                    sku: Some("C3".into()),
+                    title: None,
+                },
             ],
             consent: None,
             payload: json!({"name": "#1001", "items": [{"k": 1}, {"k": 2}], "list": ["x", "y"], "empty": ""}),
@@ -203,10 +222,15 @@ mod tests {
         }
     }
 
-    const CTX: Context<'static> = Context { route: "shop", sender: "shopify" };
+    const CTX: Context<'static> = Context {
+        route: "shop",
+        sender: "shopify",
+    };
 
     fn expand(source: &str) -> Vec<String> {
-        Expression::compile(source).unwrap().expand(&submission(), CTX)
+        Expression::compile(source)
+            .unwrap()
+            .expand(&submission(), CTX)
     }
 
     #[test]
@@ -223,9 +247,21 @@ mod tests {
 
     #[test]
     fn compile_errors_name_the_problem() {
-        assert!(Expression::compile("{nope}").unwrap_err().contains("unknown placeholder"));
-        assert!(Expression::compile("{sku").unwrap_err().contains("unclosed"));
-        assert!(Expression::compile("$[").unwrap_err().contains("invalid JSONPath"));
+        assert!(
+            Expression::compile("{nope}")
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
+        assert!(
+            Expression::compile("{sku")
+                .unwrap_err()
+                .contains("unclosed")
+        );
+        assert!(
+            Expression::compile("$[")
+                .unwrap_err()
+                .contains("invalid JSONPath")
+        );
         assert!(Expression::compile("a}").unwrap_err().contains("unmatched"));
     }
 

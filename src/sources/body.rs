@@ -157,7 +157,10 @@ mod tests {
             Err(ParseError::TooDeep(_)) | Err(ParseError::Json(_))
         ));
         let nested = format!("{{\"a\":{}1{}}}", "[".repeat(70), "]".repeat(70));
-        assert_eq!(parse_json(nested.as_bytes()), Err(ParseError::TooDeep(MAX_JSON_DEPTH)));
+        assert_eq!(
+            parse_json(nested.as_bytes()),
+            Err(ParseError::TooDeep(MAX_JSON_DEPTH))
+        );
     }
 
     #[test]
@@ -168,7 +171,10 @@ mod tests {
                     --XyZ\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\na\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\nb\r\n--XyZ--\r\n";
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", "multipart/form-data; boundary=XyZ".parse().unwrap());
+        headers.insert(
+            "content-type",
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
         let req = InboundRequest::post("/webhooks/form", headers, body);
         assert_eq!(
             parse_multipart(&req).unwrap(),
@@ -182,12 +188,18 @@ mod tests {
         headers.insert("content-type", "multipart/form-data".parse().unwrap());
         let req = InboundRequest::post("/", headers.clone(), "x");
         assert_eq!(parse_multipart(&req), Err(ParseError::MissingBoundary));
-        headers.insert("content-type", "multipart/form-data; boundary=B".parse().unwrap());
+        headers.insert(
+            "content-type",
+            "multipart/form-data; boundary=B".parse().unwrap(),
+        );
         let req = InboundRequest::post(
             "/",
             headers,
             "--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated",
         );
-        assert!(matches!(parse_multipart(&req), Err(ParseError::Multipart(_))));
+        assert!(matches!(
+            parse_multipart(&req),
+            Err(ParseError::Multipart(_))
+        ));
     }
 }

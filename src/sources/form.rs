@@ -19,7 +19,14 @@ const EMAIL_KEYS: &[&str] = &["email", "emailaddress", "youremail", "mail", "con
 const FIRST_NAME_KEYS: &[&str] = &["firstname", "fname", "first", "givenname", "forename"];
 const LAST_NAME_KEYS: &[&str] = &["lastname", "lname", "last", "surname", "familyname"];
 const FULL_NAME_KEYS: &[&str] = &["name", "fullname", "yourname", "contactname"];
-const PHONE_KEYS: &[&str] = &["phone", "tel", "telephone", "phonenumber", "mobile", "yourphone"];
+const PHONE_KEYS: &[&str] = &[
+    "phone",
+    "tel",
+    "telephone",
+    "phonenumber",
+    "mobile",
+    "yourphone",
+];
 const ORGANIZATION_KEYS: &[&str] = &[
     "company",
     "organization",
@@ -124,7 +131,10 @@ mod tests {
         let wrong = request("/webhooks/form?token=tok-124", &[], "");
         assert_eq!(authenticate(&wrong, &route), Err(AuthError::TokenMismatch));
         let header_only = request("/webhooks/form", &[("x-token", "tok-123")], "");
-        assert_eq!(authenticate(&header_only, &route), Err(AuthError::MissingToken));
+        assert_eq!(
+            authenticate(&header_only, &route),
+            Err(AuthError::MissingToken)
+        );
     }
 
     #[test]
@@ -152,7 +162,10 @@ mod tests {
             r#"{"email":"grace@example.com","name":"Grace Brewster Hopper","organization":"Navy"}"#,
         );
         let s = submission(parse(&req).unwrap());
-        assert_eq!(s.contact.full_name.as_deref(), Some("Grace Brewster Hopper"));
+        assert_eq!(
+            s.contact.full_name.as_deref(),
+            Some("Grace Brewster Hopper")
+        );
         assert_eq!(s.contact.organization.as_deref(), Some("Navy"));
         assert_eq!(s.consent, None);
         assert!(!s.from_browser_form);
@@ -160,7 +173,11 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_parse_error() {
-        let req = request("/webhooks/form", &[("content-type", "application/json")], "{\"email\":");
+        let req = request(
+            "/webhooks/form",
+            &[("content-type", "application/json")],
+            "{\"email\":",
+        );
         assert!(matches!(parse(&req), Err(ParseError::Json(_))));
     }
 }

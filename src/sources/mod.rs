@@ -170,7 +170,10 @@ pub(crate) mod test_support {
     use crate::inbound::InboundRequest;
 
     pub fn secrets(values: &[&str]) -> Vec<SecretString> {
-        values.iter().map(|v| SecretString::from(v.to_string())).collect()
+        values
+            .iter()
+            .map(|v| SecretString::from(v.to_string()))
+            .collect()
     }
 
     pub fn request(path: &str, headers: &[(&str, &str)], body: &str) -> InboundRequest {

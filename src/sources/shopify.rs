@@ -67,7 +67,12 @@ fn order_fields(p: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
         full_name: None,
         phone: first_text(
             p,
-            &["customer.phone", "billing_address.phone", "phone", "sms_marketing_phone"],
+            &[
+                "customer.phone",
+                "billing_address.phone",
+                "phone",
+                "sms_marketing_phone",
+            ],
         ),
         organization: first_text(p, &["billing_address.company", "shipping_address.company"]),
         ip4: text_at(p, "browser_ip"),
@@ -124,7 +129,11 @@ mod tests {
         let tag = BASE64_STANDARD.encode(hmac_sha256(secret.as_bytes(), &[body.as_bytes()]));
         request(
             "/webhooks/shopify",
-            &[(SIGNATURE_HEADER, &tag), (TOPIC_HEADER, topic), (EVENT_ID_HEADER, "evt-9")],
+            &[
+                (SIGNATURE_HEADER, &tag),
+                (TOPIC_HEADER, topic),
+                (EVENT_ID_HEADER, "evt-9"),
+            ],
             body,
         )
     }

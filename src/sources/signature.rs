@@ -118,7 +118,10 @@ mod tests {
     use super::*;
 
     fn secrets(values: &[&str]) -> Vec<SecretString> {
-        values.iter().map(|v| SecretString::from(v.to_string())).collect()
+        values
+            .iter()
+            .map(|v| SecretString::from(v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -173,7 +176,10 @@ mod tests {
     fn token_comparison() {
         let route = secrets(&["a-long-token", "rotated-token"]);
         assert!(verify_token(&route, Some("rotated-token")).is_ok());
-        assert_eq!(verify_token(&route, Some("a-long-toke")), Err(AuthError::TokenMismatch));
+        assert_eq!(
+            verify_token(&route, Some("a-long-toke")),
+            Err(AuthError::TokenMismatch)
+        );
         assert_eq!(verify_token(&route, None), Err(AuthError::MissingToken));
     }
 }

@@ -94,7 +94,10 @@ fn checkout_fields(o: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
         email: first_text(o, &["customer_details.email", "customer_email"]),
         first_name: None,
         last_name: None,
-        full_name: first_text(o, &["customer_details.individual_name", "customer_details.name"]),
+        full_name: first_text(
+            o,
+            &["customer_details.individual_name", "customer_details.name"],
+        ),
         phone: text_at(o, "customer_details.phone"),
         organization: text_at(o, "customer_details.business_name"),
         ip4: None,
@@ -170,10 +173,25 @@ mod tests {
     #[test]
     fn header_parsing() {
         let h = parse_signature_header("t=12,v1=aa,v0=bb,v1=cc").unwrap();
-        assert_eq!(h, SignatureHeader { timestamp: 12, v1: vec!["aa", "cc"] });
-        assert_eq!(parse_signature_header("v1=aa"), Err(AuthError::MalformedSignature));
-        assert_eq!(parse_signature_header("t=12"), Err(AuthError::MalformedSignature));
-        assert_eq!(parse_signature_header("t=x,v1=aa"), Err(AuthError::MalformedSignature));
+        assert_eq!(
+            h,
+            SignatureHeader {
+                timestamp: 12,
+                v1: vec!["aa", "cc"]
+            }
+        );
+        assert_eq!(
+            parse_signature_header("v1=aa"),
+            Err(AuthError::MalformedSignature)
+        );
+        assert_eq!(
+            parse_signature_header("t=12"),
+            Err(AuthError::MalformedSignature)
+        );
+        assert_eq!(
+            parse_signature_header("t=x,v1=aa"),
+            Err(AuthError::MalformedSignature)
+        );
     }
 
     #[test]
@@ -191,7 +209,9 @@ mod tests {
             authenticate(&late, &secrets(&[SECRET]), &settings),
             Err(AuthError::StaleTimestamp)
         );
-        let wide = AuthSettings { replay_window: Duration::from_secs(600) };
+        let wide = AuthSettings {
+            replay_window: Duration::from_secs(600),
+        };
         assert!(authenticate(&late, &secrets(&[SECRET]), &wide).is_ok());
     }
 

@@ -2,6 +2,8 @@
 //! the real Lambda adapter, and the form fields ActiveCampaign received.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,7 +45,11 @@ pub fn fast_client() -> ActiveCampaignClient {
     .unwrap()
 }
 
-pub fn app_with(secret: SecretSource, client: ActiveCampaignClient, max_body_bytes: usize) -> WebhookApp {
+pub fn app_with(
+    secret: SecretSource,
+    client: ActiveCampaignClient,
+    max_body_bytes: usize,
+) -> WebhookApp {
     WebhookApp::new(
         Mapping::bundled().unwrap(),
         Arc::new(SecretCache::new(secret, Duration::from_secs(300))),
@@ -68,7 +74,8 @@ pub fn app_for(server: &MockServer) -> WebhookApp {
 pub fn event_request(name: &str) -> InboundRequest {
     let raw = std::fs::read_to_string(repo_path(&format!("events/{name}.json")))
         .unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
-    let request = lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
+    let request =
+        lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
     let mut inbound = lambda::to_inbound(request);
     // Stripe's replay window is checked against the time the events were signed.
     inbound.received_at = UNIX_EPOCH + Duration::from_secs(EVENTS_SIGNED_AT + 5);
@@ -76,7 +83,8 @@ pub fn event_request(name: &str) -> InboundRequest {
 }
 
 pub async fn send(app: &WebhookApp, req: &InboundRequest) -> HttpResponse {
-    app.handle(req, Instant::now() + Duration::from_secs(5)).await
+    app.handle(req, Instant::now() + Duration::from_secs(5))
+        .await
 }
 
 pub async fn send_event(app: &WebhookApp, name: &str) -> HttpResponse {
@@ -109,7 +117,11 @@ pub async fn received_syncs(server: &MockServer) -> Vec<Vec<(String, String)>> {
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r.url.query().is_some_and(|q| q.contains("api_action=contact_sync")))
+        .filter(|r| {
+            r.url
+                .query()
+                .is_some_and(|q| q.contains("api_action=contact_sync"))
+        })
         .map(|r| {
             form_urlencoded::parse(&r.body)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -119,10 +131,16 @@ pub async fn received_syncs(server: &MockServer) -> Vec<Vec<(String, String)>> {
 }
 
 pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Seconds since the epoch, for signing fresh requests.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, clippy, unit and integration tests (with a
+# real Secrets Manager-compatible server, moto, started by the tests), the SAM template
+# lint, and the local end-to-end demo. Installs what it needs into .venv first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/tools.sh
+export PATH="$PWD/.venv/bin:$PATH"
+export SAM_CLI_TELEMETRY=0
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "events/ are up to date with scripts/make_events.py"
+tmp_events=$(mktemp -d)
+trap 'rm -rf "$tmp_events"' EXIT
+python3 scripts/make_events.py --out "$tmp_events" 2>/dev/null
+diff -r events "$tmp_events" >/dev/null || { echo "events/ differ from scripts/make_events.py output: run it and commit"; exit 1; }
+
+step "sam validate --lint and cfn-lint"
+sam validate --lint --template template.yaml
+cfn-lint template.yaml
+
+step "local end-to-end demo (cargo lambda watch + ActiveCampaign stand-in)"
+bash scripts/demo.sh --check
+
+echo
+echo "All checks passed."
