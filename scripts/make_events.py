@@ -128,7 +128,8 @@ def form_events():
 SHOPIFY_ORDER = {
     "id": 820982911946154508, "admin_graphql_api_id": "gid://shopify/Order/820982911946154508",
     "email": "jon@example.com", "contact_email": "jon@example.com", "name": "#9999", "order_number": 1234,
-    "browser_ip": "198.51.100.23", "buyer_accepts_marketing": True, "currency": "USD",
+    "browser_ip": "198.51.100.23", "client_details": {"browser_ip": "198.51.100.23", "user_agent": "Mozilla/5.0"},
+    "buyer_accepts_marketing": True, "currency": "USD",
     "total_price": "403.00", "subtotal_price": "393.00", "financial_status": "paid",
     "processed_at": "2026-01-01 10:00:00", "test": False, "tags": "vip, wholesale",
     "customer": {"id": 115310627314723954, "email": "jon@example.com", "first_name": "Jon", "last_name": "Snow", "phone": "+16135550135"},

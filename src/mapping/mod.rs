@@ -3,8 +3,6 @@
 pub mod config;
 pub mod template;
 
-use serde_json::Value;
-
 pub use config::{ListPolicy, Mapping, MappingError, Route};
 use template::{Context, Expression};
 
@@ -39,13 +37,13 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
         sender: route.sender.name(),
     };
     let sel = &route.contact;
+    // A selection that finds nothing falls back to the sender's default.
     let pick = |expr: &Option<Expression>, default: &Option<String>| -> Option<String> {
-        match expr {
-            Some(expr) => expr.first(submission, ctx),
-            None => default.clone(),
-        }
-        .map(|v| clean_text(&v))
-        .filter(|v| !v.is_empty())
+        expr.as_ref()
+            .and_then(|e| e.first(submission, ctx))
+            .or_else(|| default.clone())
+            .map(|v| clean_text(&v))
+            .filter(|v| !v.is_empty())
     };
     let defaults = &submission.contact;
     let Some(raw_email) = pick(&sel.email, &defaults.email) else {
@@ -69,16 +67,12 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
     {
         (first_name, last_name) = split_full_name(&full);
     }
-    let consent = match &sel.consent {
-        Some(expr) => Some(
-            expr.first_node(&submission.payload)
-                .is_some_and(is_affirmative)
-                || expr
-                    .first(submission, ctx)
-                    .is_some_and(|v| is_affirmative(&Value::String(v))),
-        ),
-        None => submission.consent,
-    };
+    let consent = sel
+        .consent
+        .as_ref()
+        .and_then(|expr| expr.first_node(&submission.payload))
+        .map(is_affirmative)
+        .or(submission.consent);
     let lists = route
         .lists
         .iter()
@@ -287,12 +281,32 @@ mod tests {
     }
 
     #[test]
-    fn consent_from_a_selected_path() {
+    fn consent_from_a_selected_path_else_the_sender() {
         let r = route("[routes.r.contact]\nconsent = \"$.ok\"\n[[routes.r.lists]]\nid = 4");
         assert_eq!(
             contact(map_submission(&submission(None), &r)).lists.len(),
             1
         );
+        let missing = route("[routes.r.contact]\nconsent = \"$.nope\"\n[[routes.r.lists]]\nid = 4");
+        assert_eq!(
+            contact(map_submission(&submission(Some(true)), &missing))
+                .lists
+                .len(),
+            1
+        );
+        assert!(
+            contact(map_submission(&submission(None), &missing))
+                .lists
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn selections_fall_back_to_sender_defaults() {
+        let r = route("[routes.r.contact]\nphone = \"$.nope\"\norganization = \"$.note.color\"");
+        let c = contact(map_submission(&submission(None), &r));
+        assert_eq!(c.phone.as_deref(), Some("+44 20 X-Injected: 1"));
+        assert_eq!(c.organization.as_deref(), Some("blue"));
     }
 
     #[test]
