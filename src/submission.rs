@@ -89,6 +89,27 @@ pub fn first_text(payload: &Value, candidates: &[&str]) -> Option<String> {
     candidates.iter().find_map(|path| text_at(payload, path))
 }
 
+/// Products from an array of items (line items, invoice lines), each item's SKU and title taken
+/// from the first of the given dotted paths that holds text.
+pub fn products_at(
+    items: Option<&Value>,
+    sku_paths: &[&str],
+    title_paths: &[&str],
+) -> Vec<Product> {
+    items
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| Product {
+                    sku: first_text(item, sku_paths),
+                    title: first_text(item, title_paths),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,11 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::body::parse_json_object;
-use super::signature::{TagEncoding, verify_hmac_any};
+use super::signature::{TagEncoding, verify_raw_body_signature};
 use super::{AuthError, ParseError};
 use crate::inbound::InboundRequest;
 use crate::submission::{
-    ContactFields, Parsed, Product, Submission, first_text, is_affirmative, text_at,
+    ContactFields, Parsed, Product, Submission, first_text, is_affirmative, products_at, text_at,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-shopify-hmac-sha256";
@@ -26,10 +26,13 @@ pub const DEFAULT_TOPICS: &[&str] = &[
 ];
 
 pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    let tag = req
-        .header(SIGNATURE_HEADER)
-        .ok_or(AuthError::MissingSignature("X-Shopify-Hmac-Sha256"))?;
-    verify_hmac_any(secrets, &[&req.body], &[tag], TagEncoding::Base64)
+    verify_raw_body_signature(
+        req,
+        secrets,
+        SIGNATURE_HEADER,
+        "X-Shopify-Hmac-Sha256",
+        TagEncoding::Base64,
+    )
 }
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
@@ -78,19 +81,7 @@ fn order_fields(p: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
         ip4: text_at(p, "browser_ip"),
     };
     let consent = p.get("buyer_accepts_marketing").map(is_affirmative);
-    let products = p
-        .get("line_items")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| Product {
-                    sku: text_at(item, "sku"),
-                    title: first_text(item, &["title", "name"]),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let products = products_at(p.get("line_items"), &["sku"], &["title", "name"]);
     (contact, consent, products)
 }
 

@@ -10,6 +10,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::AuthError;
+use crate::inbound::InboundRequest;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -77,6 +78,20 @@ pub fn verify_hmac_any(
     } else {
         Err(AuthError::SignatureMismatch)
     }
+}
+
+/// For senders that sign the raw body alone and send one tag in one header.
+pub fn verify_raw_body_signature(
+    req: &InboundRequest,
+    secrets: &[SecretString],
+    header: &str,
+    header_display_name: &'static str,
+    encoding: TagEncoding,
+) -> Result<(), AuthError> {
+    let tag = req
+        .header(header)
+        .ok_or(AuthError::MissingSignature(header_display_name))?;
+    verify_hmac_any(secrets, &[&req.body], &[tag], encoding)
 }
 
 /// Checks a sender's Unix timestamp (seconds) against the replay window around `now`.

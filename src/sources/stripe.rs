@@ -8,7 +8,9 @@ use super::body::parse_json_object;
 use super::signature::{TagEncoding, check_replay_window, verify_hmac_any};
 use super::{AuthError, AuthSettings, ParseError};
 use crate::inbound::InboundRequest;
-use crate::submission::{ContactFields, Parsed, Product, Submission, first_text, text_at};
+use crate::submission::{
+    ContactFields, Parsed, Product, Submission, first_text, products_at, text_at,
+};
 
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
 
@@ -126,22 +128,11 @@ fn invoice_fields(o: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
         phone: text_at(o, "customer_phone"),
         ..ContactFields::default()
     };
-    let products = o
-        .pointer("/lines/data")
-        .and_then(Value::as_array)
-        .map(|lines| {
-            lines
-                .iter()
-                .map(|line| Product {
-                    sku: first_text(
-                        line,
-                        &["price.product", "pricing.price_details.product", "price.id"],
-                    ),
-                    title: text_at(line, "description"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let products = products_at(
+        o.pointer("/lines/data"),
+        &["price.product", "pricing.price_details.product", "price.id"],
+        &["description"],
+    );
     (contact, None, products)
 }
 

@@ -2,13 +2,12 @@
 //! (base64 HMAC-SHA256 of the raw body). Its unsigned creation ping is answered 200.
 
 use secrecy::SecretString;
-use serde_json::Value;
 
 use super::body::parse_json_object;
-use super::signature::{TagEncoding, verify_hmac_any};
+use super::signature::{TagEncoding, verify_raw_body_signature};
 use super::{AuthError, ParseError};
 use crate::inbound::InboundRequest;
-use crate::submission::{ContactFields, Parsed, Product, Submission, first_text, text_at};
+use crate::submission::{ContactFields, Parsed, Submission, first_text, products_at, text_at};
 
 pub const SIGNATURE_HEADER: &str = "x-wc-webhook-signature";
 pub const TOPIC_HEADER: &str = "x-wc-webhook-topic";
@@ -27,10 +26,13 @@ pub fn handshake(req: &InboundRequest) -> Option<&'static str> {
 }
 
 pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    let tag = req
-        .header(SIGNATURE_HEADER)
-        .ok_or(AuthError::MissingSignature("X-WC-Webhook-Signature"))?;
-    verify_hmac_any(secrets, &[&req.body], &[tag], TagEncoding::Base64)
+    verify_raw_body_signature(
+        req,
+        secrets,
+        SIGNATURE_HEADER,
+        "X-WC-Webhook-Signature",
+        TagEncoding::Base64,
+    )
 }
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
@@ -65,19 +67,7 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             ip4: text_at(&p, "customer_ip_address"),
         }
     };
-    let products = p
-        .get("line_items")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| Product {
-                    sku: text_at(item, "sku"),
-                    title: text_at(item, "name"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let products = products_at(p.get("line_items"), &["sku"], &["name"]);
     Ok(Parsed::Submission(Box::new(Submission {
         topic: Some(topic),
         delivery_id,
