@@ -198,7 +198,7 @@ impl Mapping {
         let file: MappingFile =
             toml::from_str(source).map_err(|e| MappingError::Syntax(e.to_string()))?;
         let mut routes = BTreeMap::new();
-        for sender in SenderKind::ALL {
+        for &sender in SenderKind::ALL {
             routes.insert(sender.name().to_string(), Route::default_for(sender));
         }
         for (name, route) in file.routes {
@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn bundled_mapping_is_valid_and_keeps_defaults() {
         let mapping = Mapping::bundled().expect("mapping.toml must validate");
-        for sender in SenderKind::ALL {
+        for &sender in SenderKind::ALL {
             assert!(
                 mapping.route(sender.name()).is_some(),
                 "default route {sender}"

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::body::{self, MEDIA_FORM, MEDIA_JSON, MEDIA_MULTIPART};
 use super::signature::verify_token;
-use super::{AuthError, ParseError};
+use super::{AuthError, AuthSettings, ParseError, Sender};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, value_as_text};
 
@@ -45,6 +45,28 @@ const CONSENT_KEYS: &[&str] = &[
     "gdpr",
 ];
 
+/// The `form` sender.
+pub struct Form;
+
+impl Sender for Form {
+    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
+        accepts_media_type(media_type)
+    }
+
+    fn authenticate(
+        &self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        _settings: &AuthSettings,
+    ) -> Result<(), AuthError> {
+        authenticate(req, secrets)
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
+        parse(req)
+    }
+}
+
 pub fn accepts_media_type(media_type: Option<&str>) -> bool {
     matches!(
         media_type,
@@ -63,17 +85,7 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         Some(MEDIA_FORM) => (body::parse_urlencoded(&req.body)?, true),
         _ => (body::parse_json_object(&req.body)?, false),
     };
-    let fields = payload.as_object().cloned().unwrap_or_default();
-    let contact = ContactFields {
-        email: find(&fields, EMAIL_KEYS),
-        first_name: find(&fields, FIRST_NAME_KEYS),
-        last_name: find(&fields, LAST_NAME_KEYS),
-        full_name: find(&fields, FULL_NAME_KEYS),
-        phone: find(&fields, PHONE_KEYS),
-        organization: find(&fields, ORGANIZATION_KEYS),
-        ip4: None,
-    };
-    let consent = find_value(&fields, CONSENT_KEYS).map(is_affirmative);
+    let (contact, consent) = recognise_fields(&payload);
     Ok(Parsed::Submission(Box::new(Submission {
         topic: None,
         delivery_id: None,
@@ -83,6 +95,24 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         payload,
         from_browser_form,
     })))
+}
+
+/// Finds a contact in flat form fields by their common names (`email`, `E-mail`,
+/// `First Name`, `tel`, `company`, a `newsletter` checkbox...). Form-like senders reuse it.
+pub fn recognise_fields(payload: &Value) -> (ContactFields, Option<bool>) {
+    let empty = Map::new();
+    let fields = payload.as_object().unwrap_or(&empty);
+    let contact = ContactFields {
+        email: find(fields, EMAIL_KEYS),
+        first_name: find(fields, FIRST_NAME_KEYS),
+        last_name: find(fields, LAST_NAME_KEYS),
+        full_name: find(fields, FULL_NAME_KEYS),
+        phone: find(fields, PHONE_KEYS),
+        organization: find(fields, ORGANIZATION_KEYS),
+        ip4: None,
+    };
+    let consent = find_value(fields, CONSENT_KEYS).map(is_affirmative);
+    (contact, consent)
 }
 
 fn normalise_key(key: &str) -> String {

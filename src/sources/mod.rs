@@ -74,84 +74,98 @@ impl Default for AuthSettings {
     }
 }
 
-/// The built-in senders. Each has a default route named after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SenderKind {
-    Form,
-    Shopify,
-    WooCommerce,
-    Stripe,
-}
-
-impl SenderKind {
-    pub const ALL: [SenderKind; 4] = [
-        SenderKind::Form,
-        SenderKind::Shopify,
-        SenderKind::WooCommerce,
-        SenderKind::Stripe,
-    ];
-
-    /// The sender's name, also its default route.
-    pub fn name(self) -> &'static str {
-        match self {
-            SenderKind::Form => "form",
-            SenderKind::Shopify => "shopify",
-            SenderKind::WooCommerce => "woocommerce",
-            SenderKind::Stripe => "stripe",
-        }
-    }
-
+/// One sender: how it authenticates and how its body becomes a submission.
+/// Senders that post JSON, have no handshake and handle every topic need only the last two.
+pub trait Sender: Sync {
     /// Topics a route handles unless its configuration names others; empty = every request.
-    pub fn default_topics(self) -> &'static [&'static str] {
-        match self {
-            SenderKind::Form => &[],
-            SenderKind::Shopify => shopify::DEFAULT_TOPICS,
-            SenderKind::WooCommerce => woocommerce::DEFAULT_TOPICS,
-            SenderKind::Stripe => stripe::DEFAULT_TOPICS,
-        }
+    fn default_topics(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Whether the sender posts bodies of this media type (others are answered 415).
-    pub fn accepts_media_type(self, media_type: Option<&str>) -> bool {
-        match self {
-            SenderKind::Form => form::accepts_media_type(media_type),
-            // JSON senders: a missing Content-Type is tolerated, the body still must be JSON.
-            _ => matches!(media_type, None | Some(body::MEDIA_JSON)),
-        }
+    /// JSON senders: a missing Content-Type is tolerated, the body still must be JSON.
+    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
+        matches!(media_type, None | Some(body::MEDIA_JSON))
     }
 
     /// A handshake or ping the sender sends unsigned and expects answered 200.
-    pub fn handshake(self, req: &InboundRequest) -> Option<&'static str> {
-        match self {
-            SenderKind::WooCommerce => woocommerce::handshake(req),
-            _ => None,
-        }
+    fn handshake(&self, _req: &InboundRequest) -> Option<&'static str> {
+        None
     }
 
     /// Verifies the request against the route's secrets, before anything parses the body.
+    fn authenticate(
+        &self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        settings: &AuthSettings,
+    ) -> Result<(), AuthError>;
+
+    /// Parses a verified request into a submission (or a reason to ignore it).
+    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError>;
+}
+
+/// Declares the built-in senders: the `SenderKind` enum (its serde names are the mapping
+/// file's `sender` values and the default route names) and each kind's adapter.
+macro_rules! senders {
+    ($($variant:ident => $name:literal, $adapter:path;)*) => {
+        /// The built-in senders. Each has a default route named after it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum SenderKind {
+            $(#[serde(rename = $name)] $variant,)*
+        }
+
+        impl SenderKind {
+            pub const ALL: &'static [SenderKind] = &[$(SenderKind::$variant),*];
+
+            /// The sender's name, also its default route.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(SenderKind::$variant => $name,)*
+                }
+            }
+
+            /// The module that authenticates and parses this sender's requests.
+            pub fn adapter(self) -> &'static dyn Sender {
+                match self {
+                    $(SenderKind::$variant => &$adapter,)*
+                }
+            }
+        }
+    };
+}
+
+senders! {
+    Form => "form", form::Form;
+    Shopify => "shopify", shopify::Shopify;
+    WooCommerce => "woocommerce", woocommerce::WooCommerce;
+    Stripe => "stripe", stripe::Stripe;
+}
+
+impl SenderKind {
+    pub fn default_topics(self) -> &'static [&'static str] {
+        self.adapter().default_topics()
+    }
+
+    pub fn accepts_media_type(self, media_type: Option<&str>) -> bool {
+        self.adapter().accepts_media_type(media_type)
+    }
+
+    pub fn handshake(self, req: &InboundRequest) -> Option<&'static str> {
+        self.adapter().handshake(req)
+    }
+
     pub fn authenticate(
         self,
         req: &InboundRequest,
         secrets: &[SecretString],
         settings: &AuthSettings,
     ) -> Result<(), AuthError> {
-        match self {
-            SenderKind::Form => form::authenticate(req, secrets),
-            SenderKind::Shopify => shopify::authenticate(req, secrets),
-            SenderKind::WooCommerce => woocommerce::authenticate(req, secrets),
-            SenderKind::Stripe => stripe::authenticate(req, secrets, settings),
-        }
+        self.adapter().authenticate(req, secrets, settings)
     }
 
-    /// Parses a verified request into a submission (or a reason to ignore it).
     pub fn parse(self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        match self {
-            SenderKind::Form => form::parse(req),
-            SenderKind::Shopify => shopify::parse(req),
-            SenderKind::WooCommerce => woocommerce::parse(req),
-            SenderKind::Stripe => stripe::parse(req),
-        }
+        self.adapter().parse(req)
     }
 }
 

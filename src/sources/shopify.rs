@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::body::parse_json_object;
 use super::signature::{TagEncoding, verify_raw_body_signature};
-use super::{AuthError, ParseError};
+use super::{AuthError, AuthSettings, ParseError, Sender};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, is_affirmative, products_at, text_at,
@@ -24,6 +24,28 @@ pub const DEFAULT_TOPICS: &[&str] = &[
     "customers/create",
     "checkouts/create",
 ];
+
+/// The `shopify` sender.
+pub struct Shopify;
+
+impl Sender for Shopify {
+    fn default_topics(&self) -> &'static [&'static str] {
+        DEFAULT_TOPICS
+    }
+
+    fn authenticate(
+        &self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        _settings: &AuthSettings,
+    ) -> Result<(), AuthError> {
+        authenticate(req, secrets)
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
+        parse(req)
+    }
+}
 
 pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
     verify_raw_body_signature(

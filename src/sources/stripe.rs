@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::body::parse_json_object;
 use super::signature::{TagEncoding, check_replay_window, verify_hmac_any};
-use super::{AuthError, AuthSettings, ParseError};
+use super::{AuthError, AuthSettings, ParseError, Sender};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, products_at, text_at,
@@ -28,6 +28,28 @@ pub struct SignatureHeader<'a> {
 }
 
 /// Parses `t=…,v1=…[,v1=…][,v0=…]`; unknown schemes (test-mode `v0`) are ignored.
+/// The `stripe` sender.
+pub struct Stripe;
+
+impl Sender for Stripe {
+    fn default_topics(&self) -> &'static [&'static str] {
+        DEFAULT_TOPICS
+    }
+
+    fn authenticate(
+        &self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        settings: &AuthSettings,
+    ) -> Result<(), AuthError> {
+        authenticate(req, secrets, settings)
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
+        parse(req)
+    }
+}
+
 pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, AuthError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();

@@ -5,7 +5,7 @@ use secrecy::SecretString;
 
 use super::body::parse_json_object;
 use super::signature::{TagEncoding, verify_raw_body_signature};
-use super::{AuthError, ParseError};
+use super::{AuthError, AuthSettings, ParseError, Sender};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, first_text, products_at, text_at};
 
@@ -16,6 +16,32 @@ pub const DEFAULT_TOPICS: &[&str] = &["order.created", "order.updated", "custome
 
 /// WooCommerce's `deliver_ping()`: the form body `webhook_id=<digits>` with no signature.
 /// It must get exactly 200 or the admin shows an error.
+/// The `woocommerce` sender.
+pub struct WooCommerce;
+
+impl Sender for WooCommerce {
+    fn default_topics(&self) -> &'static [&'static str] {
+        DEFAULT_TOPICS
+    }
+
+    fn handshake(&self, req: &InboundRequest) -> Option<&'static str> {
+        handshake(req)
+    }
+
+    fn authenticate(
+        &self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        _settings: &AuthSettings,
+    ) -> Result<(), AuthError> {
+        authenticate(req, secrets)
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
+        parse(req)
+    }
+}
+
 pub fn handshake(req: &InboundRequest) -> Option<&'static str> {
     if req.header(SIGNATURE_HEADER).is_some() {
         return None;

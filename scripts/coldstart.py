@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Cold-start and warm-invocation benchmark for a Lambda binary, under a minimal local
+Lambda Runtime API emulator (standard library only).
+
+For each of R cold starts it spawns the binary with AWS_LAMBDA_RUNTIME_API pointing at the
+emulator, feeds it 1 + N copies of one event, and records:
+
+  init            spawn -> first GET /2018-06-01/runtime/invocation/next
+  first response  spawn -> first POST .../invocation/{id}/response
+  warm            per invocation: `next` served -> response received (the N later ones)
+  peak RSS        VmHWM from /proc/<pid>/status, read just before the child is killed
+
+Medians over the R cold starts are printed; warm median/p90 pool every warm invocation.
+This is not Lambda's CPU (a 128 MB function gets a fraction of a vCPU): compare binaries
+measured in the same run, not these numbers with CloudWatch's Init Duration.
+
+    scripts/coldstart.py --event events/health.json
+    scripts/coldstart.py --event events/form-json.json --with-sandbox
+    scripts/coldstart.py --event events/health.json --baseline path/to/hello-bootstrap --json out.json
+"""
+import argparse
+import http.server
+import json
+import os
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+API = "/2018-06-01/runtime"
+FUNCTION_NAME = "webhook"
+FUNCTION_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION_NAME}"
+
+
+def now():
+    return time.perf_counter()
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime API emulator
+
+
+class Run:
+    """One child process's view of the Runtime API: its queue of events and what it answered."""
+
+    def __init__(self, event_body, count, gap_s=0.0):
+        self.events = queue.Queue()
+        self.pending = [(str(uuid.uuid4()), event_body) for _ in range(count)]
+        self.gap_s = gap_s
+        self.expected = count
+        self.closed = threading.Event()
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.first_next = None  # perf_counter of the first GET next
+        self.served = {}  # request id -> perf_counter when `next` was written
+        self.answered = {}  # request id -> (perf_counter, kind, body bytes)
+        self.order = []  # request ids in serving order
+        self.init_error = None
+        self.release()
+
+    def release(self):
+        """Makes the next event available to `next` (the first at once, the others as answers come)."""
+        with self.lock:
+            if self.pending and not self.closed.is_set():
+                self.events.put(self.pending.pop(0))
+
+    def record_answer(self, request_id, kind, body):
+        t = now()
+        with self.lock:
+            if request_id in self.answered:
+                return False
+            self.answered[request_id] = (t, kind, body)
+            if len(self.answered) >= self.expected:
+                self.done.set()
+        if self.gap_s > 0:
+            timer = threading.Timer(self.gap_s, self.release)
+            timer.daemon = True
+            timer.start()
+        else:
+            self.release()
+        return True
+
+
+class RuntimeApi(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.run = None  # the Run being served, set by the benchmark
+
+    def handle_error(self, request, client_address):
+        # A child killed mid-request resets its connection: expected, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+    @property
+    def address(self):
+        host, port = self.server_address[:2]
+        return f"{host}:{port}"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once; no 40 ms delayed-ACK stalls
+    server_version = "coldstart-runtime-api"
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, body=b"", headers=()):
+        if isinstance(body, str):
+            body = body.encode()
+        lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+                 "Content-Type: application/json", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self.wfile.flush()
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self):
+        run = self.server.run
+        if self.path != f"{API}/invocation/next" or run is None:
+            return self.send(404, '{"errorMessage":"not found"}')
+        t = now()
+        with run.lock:
+            if run.first_next is None:
+                run.first_next = t
+        while True:
+            if run.closed.is_set():
+                self.close_connection = True
+                return self.send(410, '{"errorMessage":"benchmark over"}')
+            try:
+                request_id, body = run.events.get(timeout=0.1)
+                break
+            except queue.Empty:
+                continue
+        deadline_ms = int(time.time() * 1000) + 30_000
+        headers = [
+            ("Lambda-Runtime-Aws-Request-Id", request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN),
+            ("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"),
+        ]
+        try:
+            self.send(200, body, headers)
+        finally:
+            t = now()
+            with run.lock:
+                run.served[request_id] = t
+                run.order.append(request_id)
+
+    def do_POST(self):
+        body = self.read_body()
+        run = self.server.run
+        parts = self.path[len(API):].strip("/").split("/") if self.path.startswith(API) else []
+        if run is not None and parts == ["init", "error"]:
+            run.init_error = body.decode(errors="replace")
+            run.done.set()
+            return self.send(202, '{"status":"OK"}')
+        if run is not None and len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+            if parts[1] not in run.served:
+                return self.send(400, '{"errorMessage":"unknown request id"}')
+            if not run.record_answer(parts[1], parts[2], body):
+                return self.send(400, '{"errorMessage":"already answered"}')
+            return self.send(202, '{"status":"OK"}')
+        return self.send(404, '{"errorMessage":"not found"}')
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def peak_rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def find_binary(name):
+    for profile in ("release", "debug"):
+        path = os.path.join(ROOT, "target", profile, name)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def start_sandbox(binary, port, log_path):
+    log = open(log_path, "w")
+    proc = subprocess.Popen([binary, str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    end = time.time() + 30
+    while time.time() < end:
+        if proc.poll() is not None:
+            sys.exit(f"ac-sandbox exited early (code {proc.returncode}); see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/sandbox/contacts", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except Exception:
+            time.sleep(0.1)
+    stop(proc)
+    sys.exit(f"ac-sandbox did not answer on {url} within 30s")
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except Exception:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def status_code(kind, body):
+    """The Function URL statusCode of a response, or the error type."""
+    if kind == "error":
+        try:
+            return "error:" + json.loads(body).get("errorType", "?")
+        except Exception:
+            return "error"
+    try:
+        return json.loads(body).get("statusCode", "?")
+    except Exception:
+        return "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def cold_start(api, binary, env, event_body, warm, timeout, log, cpu, gap_s):
+    run = Run(event_body, 1 + warm, gap_s)
+    api.run = run
+    preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    t0 = now()
+    proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            preexec_fn=preexec)
+    end = time.time() + timeout
+    try:
+        while not run.done.wait(0.05):
+            if proc.poll() is not None:
+                run.done.wait(0.2)  # an answer racing the exit
+                if not run.done.is_set():
+                    raise RuntimeError(f"{binary} exited with code {proc.returncode} after "
+                                       f"{len(run.answered)}/{run.expected} answers")
+            if time.time() > end:
+                raise RuntimeError(f"{binary} gave {len(run.answered)}/{run.expected} answers in {timeout}s")
+        if run.init_error is not None:
+            raise RuntimeError(f"{binary} reported an init error: {run.init_error}")
+        rss = peak_rss_kib(proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        run.closed.set()
+        api.run = None
+    first_id = run.order[0]
+    answers = [run.answered[i] for i in run.order]
+    return {
+        "init_ms": (run.first_next - t0) * 1000,
+        "first_response_ms": (run.answered[first_id][0] - t0) * 1000,
+        "warm_ms": [(run.answered[i][0] - run.served[i]) * 1000 for i in run.order[1:]],
+        "peak_rss_kib": rss,
+        "statuses": [status_code(kind, body) for _, kind, body in answers],
+    }
+
+
+def summarize(name, binary, runs):
+    warm = [w for r in runs for w in r["warm_ms"]]
+    rss = [r["peak_rss_kib"] for r in runs if r["peak_rss_kib"] is not None]
+    statuses = {}
+    for r in runs:
+        for s in r["statuses"]:
+            statuses[str(s)] = statuses.get(str(s), 0) + 1
+    init = [r["init_ms"] for r in runs]
+    first = [r["first_response_ms"] for r in runs]
+    return {
+        "name": name,
+        "binary": binary,
+        "binary_bytes": os.path.getsize(binary),
+        "cold_starts": len(runs),
+        "init_ms_median": median(init),
+        "init_ms_min": min(init),
+        "init_ms_p90": percentile(init, 90),
+        "first_response_ms_median": median(first),
+        "first_response_ms_min": min(first),
+        "first_response_ms_p90": percentile(first, 90),
+        "warm_invocations": len(warm),
+        "warm_ms_median": median(warm),
+        "warm_ms_p90": percentile(warm, 90),
+        "warm_ms_max": max(warm) if warm else None,
+        "peak_rss_kib_median": median(rss),
+        "peak_rss_kib_max": max(rss) if rss else None,
+        "statuses": statuses,
+        "samples": {"init_ms": init, "first_response_ms": first, "warm_ms": warm, "peak_rss_kib": rss},
+    }
+
+
+def fmt(v, unit="ms"):
+    if v is None:
+        return "-"
+    if unit == "ms":
+        return f"{v:.3f} ms" if v < 1 else f"{v:.2f} ms"
+    if unit == "mib":
+        return f"{v / 1024:.1f} MiB"
+    return str(v)
+
+
+def print_table(results, event, args):
+    rows = [
+        ("init (spawn -> first next), median", "init_ms_median", "ms"),
+        ("init min / p90", None, "init"),
+        ("first response (spawn -> response), median", "first_response_ms_median", "ms"),
+        ("first response min / p90", None, "first"),
+        ("warm (next -> response), median", "warm_ms_median", "ms"),
+        ("warm p90", "warm_ms_p90", "ms"),
+        ("warm max", "warm_ms_max", "ms"),
+        ("peak RSS (VmHWM), median", "peak_rss_kib_median", "mib"),
+        ("binary size", "binary_bytes", "size"),
+        ("answers (statusCode x count)", "statuses", "statuses"),
+    ]
+    cells = []
+    for label, key, unit in rows:
+        line = [label]
+        for r in results:
+            if unit == "init":
+                line.append(f"{fmt(r['init_ms_min'])} / {fmt(r['init_ms_p90'])}")
+            elif unit == "first":
+                line.append(f"{fmt(r['first_response_ms_min'])} / {fmt(r['first_response_ms_p90'])}")
+            elif unit == "size":
+                line.append(f"{r[key] / 1048576:.1f} MiB")
+            elif unit == "statuses":
+                line.append(", ".join(f"{k}x{v}" for k, v in sorted(r[key].items())))
+            else:
+                line.append(fmt(r[key], unit))
+        cells.append(line)
+    header = ["metric"] + [r["name"] for r in results]
+    widths = [max(len(row[i]) for row in cells + [header]) for i in range(len(header))]
+    print(f"\nevent {os.path.relpath(event, os.getcwd())}: {args.runs} cold starts x (1 + {args.warm}) invocations"
+          + (f", {args.gap:g} ms between invocations" if args.gap else "")
+          + (f", child pinned to CPU {args.cpu}" if args.cpu is not None else "")
+          + ("".join(f", {kv}" for kv in args.env)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=None, help="the Lambda binary (default: target/release/webhook)")
+    parser.add_argument("--baseline", default=None, help="a second binary to measure side by side (e.g. a hello-world lambda_http)")
+    parser.add_argument("--event", default=os.path.join(ROOT, "events", "health.json"), help="event JSON file")
+    parser.add_argument("--runs", "-r", type=int, default=20, help="cold starts per binary (default 20)")
+    parser.add_argument("--warm", "-n", type=int, default=50, help="warm invocations after each cold start (default 50)")
+    parser.add_argument("--gap", type=float, default=0, metavar="MS",
+                        help="idle time between an answer and the next event (default 0: back to back)")
+    parser.add_argument("--discard", type=int, default=1, help="untimed cold starts per binary first, to warm the page cache (default 1)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the child (repeatable)")
+    parser.add_argument("--secret", default=os.path.join(ROOT, "local", "secret.json"),
+                        help="secret JSON copied to a temp file and passed as SECRET_FILE (default local/secret.json)")
+    parser.add_argument("--no-secret", action="store_true", help="do not set SECRET_FILE")
+    parser.add_argument("--with-sandbox", action="store_true", help="start ac-sandbox and point the secret's api_url at it")
+    parser.add_argument("--sandbox-binary", default=None, help="ac-sandbox binary (default: target/release, else target/debug)")
+    parser.add_argument("--cpu", type=int, default=None, help="pin the child to this CPU")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds allowed for one cold start and its invocations")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE", help="also write JSON (to FILE, or stdout)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the temp directory with the children's logs")
+    args = parser.parse_args()
+
+    binary = args.binary or find_binary("webhook")
+    if not binary or not os.access(binary, os.X_OK):
+        sys.exit("no webhook binary: build it (cargo build --release --bin webhook) or pass --binary")
+    targets = [("binary", os.path.abspath(binary))]
+    if args.baseline:
+        if not os.access(args.baseline, os.X_OK):
+            sys.exit(f"baseline {args.baseline} is not executable")
+        targets.append(("baseline", os.path.abspath(args.baseline)))
+    with open(args.event, "rb") as f:
+        event_body = f.read()
+    json.loads(event_body)
+
+    tmp = tempfile.mkdtemp(prefix="coldstart-")
+    sandbox = None
+    api = RuntimeApi()
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        extra = {}
+        if args.with_sandbox:
+            sandbox_bin = args.sandbox_binary or find_binary("ac-sandbox")
+            if not sandbox_bin:
+                sys.exit("no ac-sandbox binary: cargo build --release --bin ac-sandbox")
+            sandbox, sandbox_url = start_sandbox(sandbox_bin, free_port(), os.path.join(tmp, "sandbox.log"))
+        if not args.no_secret:
+            with open(args.secret) as f:
+                secret = json.load(f)
+            if sandbox:
+                secret["api_url"] = sandbox_url
+            extra["SECRET_FILE"] = os.path.join(tmp, "secret.json")
+            with open(extra["SECRET_FILE"], "w") as f:
+                json.dump(secret, f)
+        for kv in args.env:
+            key, sep, value = kv.partition("=")
+            if not sep:
+                sys.exit(f"--env wants KEY=VALUE, got {kv!r}")
+            extra[key] = value
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "AWS_LAMBDA_RUNTIME_API": api.address,
+            "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_FUNCTION_VERSION": "1",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "coldstart",
+            "AWS_REGION": "us-east-1",
+            **extra,
+        }
+
+        logs = {name: open(os.path.join(tmp, f"{name}.log"), "w") for name, _ in targets}
+        runs = {name: [] for name, _ in targets}
+        for i in range(args.discard + args.runs):
+            # Alternate the order each round, so drift on the machine hits both binaries alike.
+            for name, path in (targets if i % 2 == 0 else targets[::-1]):
+                try:
+                    result = cold_start(api, path, env, event_body, args.warm, args.timeout, logs[name], args.cpu,
+                                        args.gap / 1000)
+                except RuntimeError as e:
+                    logs[name].flush()
+                    with open(logs[name].name, errors="replace") as f:
+                        tail = "".join(f.readlines()[-15:])
+                    sys.exit(f"{name}: {e}\n--- last lines of its output ---\n{tail}")
+                if i >= args.discard:
+                    runs[name].append(result)
+            print(f"\rcold start {i + 1}/{args.discard + args.runs}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+
+        results = [summarize(name if name != "binary" else os.path.basename(path), path, runs[name])
+                   for name, path in targets]
+        if len(results) == 2 and results[0]["name"] == results[1]["name"]:
+            results[1]["name"] = "baseline"
+        print_table(results, args.event, args)
+        if sandbox:
+            with urllib.request.urlopen(f"{sandbox_url}/sandbox/contacts") as r:
+                print(f"ac-sandbox holds {len(json.load(r)['contacts'])} contact(s) after the run")
+        if args.json:
+            out = {"event": os.path.abspath(args.event), "runs": args.runs, "warm": args.warm, "cpu": args.cpu,
+                   "gap_ms": args.gap, "env": args.env,
+                   "with_sandbox": args.with_sandbox, "results": results}
+            if args.json == "-":
+                print(json.dumps(out, indent=2))
+            else:
+                with open(args.json, "w") as f:
+                    json.dump(out, f, indent=2)
+    finally:
+        api.shutdown()
+        stop(sandbox)
+        if args.keep_logs:
+            print(f"logs kept in {tmp}", file=sys.stderr)
+        else:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
