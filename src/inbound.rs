@@ -11,6 +11,8 @@ use http::{HeaderMap, Method};
 pub struct InboundRequest {
     pub method: Method,
     pub path: String,
+    /// The query string exactly as received (without `?`), for senders that sign the URI.
+    pub raw_query: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -20,11 +22,15 @@ pub struct InboundRequest {
 impl InboundRequest {
     /// A POST with the given path, headers and body, received now.
     pub fn post(path: &str, headers: HeaderMap, body: impl Into<Bytes>) -> Self {
-        let (path, query) = split_path_and_query(path);
+        let (path, raw_query) = match path.split_once('?') {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => (path.to_string(), String::new()),
+        };
         Self {
             method: Method::POST,
             path,
-            query,
+            query: parse_query(&raw_query),
+            raw_query,
             headers,
             body: body.into(),
             received_at: SystemTime::now(),
@@ -68,14 +74,6 @@ impl InboundRequest {
     }
 }
 
-/// Splits `/a/b?x=1&y=2` into the path and decoded query pairs.
-pub fn split_path_and_query(path_and_query: &str) -> (String, Vec<(String, String)>) {
-    match path_and_query.split_once('?') {
-        Some((path, query)) => (path.to_string(), parse_query(query)),
-        None => (path_and_query.to_string(), Vec::new()),
-    }
-}
-
 /// Decodes an `application/x-www-form-urlencoded` query string into pairs.
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes())
@@ -99,5 +97,6 @@ mod tests {
         assert_eq!(req.content_type_param("boundary").as_deref(), Some("abc"));
         assert_eq!(req.path, "/webhooks/form");
         assert_eq!(req.query_param("token"), Some("t x"));
+        assert_eq!(req.raw_query, "token=t%20x");
     }
 }

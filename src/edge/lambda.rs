@@ -36,7 +36,8 @@ pub fn to_inbound(request: Request) -> InboundRequest {
     } else {
         raw_path.to_string()
     };
-    let query = request.uri().query().map(parse_query).unwrap_or_default();
+    let raw_query = request.uri().query().unwrap_or_default().to_string();
+    let query = parse_query(&raw_query);
     let (parts, body) = request.into_parts();
     let body = match body {
         Body::Empty => Bytes::new(),
@@ -48,6 +49,7 @@ pub fn to_inbound(request: Request) -> InboundRequest {
     InboundRequest {
         method: parts.method,
         path,
+        raw_query,
         query,
         headers: parts.headers,
         body,
