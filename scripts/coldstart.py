@@ -162,13 +162,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN),
             ("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"),
         ]
-        try:
-            self.send(200, body, headers)
-        finally:
-            t = now()
-            with run.lock:
-                run.served[request_id] = t
-                run.order.append(request_id)
+        # Recorded before the write: the child may answer before this thread runs again.
+        with run.lock:
+            run.served[request_id] = now()
+            run.order.append(request_id)
+        self.send(200, body, headers)
 
     def do_POST(self):
         body = self.read_body()

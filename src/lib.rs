@@ -7,6 +7,7 @@
 //! [`edge`] (status codes, and the thin Lambda adapter).
 
 pub mod activecampaign;
+pub mod aws;
 pub mod deadline;
 pub mod delivery;
 pub mod edge;
@@ -18,3 +19,4 @@ pub mod secrets;
 pub mod settings;
 pub mod sources;
 pub mod submission;
+pub mod worker;

@@ -16,6 +16,13 @@ pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 pub const ENV_AC_TIMEOUT_MS: &str = "AC_TIMEOUT_MS";
 pub const ENV_AC_RATE_PER_SEC: &str = "AC_REQUESTS_PER_SECOND";
 pub const ENV_INVOCATION_BUDGET_MS: &str = "INVOCATION_BUDGET_MS";
+pub const ENV_DELIVERY: &str = "DELIVERY";
+pub const ENV_QUEUE_URL: &str = "QUEUE_URL";
+pub const ENV_DLQ_URL: &str = "DLQ_URL";
+pub const ENV_MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+
+/// Receives after which the sync-worker moves a failing message to the dead-letter queue.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -26,12 +33,23 @@ pub const DEFAULT_INVOCATION_BUDGET: Duration = Duration::from_secs(25);
 pub enum ConfigError {
     #[error("set {ENV_SECRET_ID} (Secrets Manager) or {ENV_SECRET_FILE} (a local JSON file)")]
     NoSecret,
+    #[error("{ENV_DELIVERY}=queue needs {ENV_QUEUE_URL}")]
+    NoQueue,
     #[error("{name}={value:?} is not valid: {expected}")]
     Invalid {
         name: &'static str,
         value: String,
         expected: &'static str,
     },
+}
+
+/// How the webhook function delivers contacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// `contact_sync` within the invocation.
+    Inline,
+    /// Send to the SQS queue at this URL; the sync-worker drains it.
+    Queue(String),
 }
 
 /// Where the secret is read from.
@@ -49,6 +67,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub client: ClientSettings,
     pub invocation_budget: Duration,
+    pub delivery: DeliveryMode,
+    /// The sync-worker's dead-letter queue, for messages it gives up on (with a reason).
+    pub dead_letter_queue: Option<String>,
+    pub max_receive_count: u32,
 }
 
 impl Settings {
@@ -95,7 +117,22 @@ impl Settings {
                     expected: "requests per second, above 0",
                 })?;
         }
+        let delivery = match get(ENV_DELIVERY).as_deref().map(str::trim) {
+            None | Some("inline") => DeliveryMode::Inline,
+            Some("queue") => DeliveryMode::Queue(get(ENV_QUEUE_URL).ok_or(ConfigError::NoQueue)?),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: ENV_DELIVERY,
+                    value: other.to_string(),
+                    expected: "inline or queue",
+                });
+            }
+        };
         Ok(Self {
+            delivery,
+            dead_letter_queue: get(ENV_DLQ_URL),
+            max_receive_count: number(ENV_MAX_RECEIVE_COUNT, "a count, above 0")?
+                .map_or(DEFAULT_MAX_RECEIVE_COUNT, |n| n.min(u32::MAX as u64) as u32),
             secret,
             secret_ttl: number(ENV_SECRET_TTL_SECS, "seconds, above 0")?
                 .map_or(DEFAULT_SECRET_TTL, Duration::from_secs),
@@ -156,5 +193,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.client.requests_per_second, 2.5);
         assert_eq!(s.client.call_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn delivery_mode() {
+        assert_eq!(
+            settings(&[(ENV_SECRET_ID, "id")]).unwrap().delivery,
+            DeliveryMode::Inline
+        );
+        assert_eq!(
+            settings(&[(ENV_SECRET_ID, "id"), (ENV_DELIVERY, "queue")]).unwrap_err(),
+            ConfigError::NoQueue
+        );
+        let s = settings(&[
+            (ENV_SECRET_ID, "id"),
+            (ENV_DELIVERY, "queue"),
+            (ENV_QUEUE_URL, "http://q"),
+        ])
+        .unwrap();
+        assert_eq!(s.delivery, DeliveryMode::Queue("http://q".into()));
+        assert!(settings(&[(ENV_SECRET_ID, "id"), (ENV_DELIVERY, "carrier-pigeon")]).is_err());
     }
 }

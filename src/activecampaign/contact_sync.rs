@@ -1,9 +1,9 @@
 //! The v1 `contact_sync` parameters: one call carries contact, lists, tags and custom fields.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A list's status in `status[ID]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ListStatus {
     Active = 1,
@@ -11,7 +11,7 @@ pub enum ListStatus {
 }
 
 /// One list entry: `p[ID]`, `status[ID]` and the per-list responder options.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListMembership {
     pub list_id: u64,
     pub status: ListStatus,
@@ -26,7 +26,7 @@ pub struct ListMembership {
 }
 
 /// A custom field key: numeric id or personalization tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FieldKey {
     Id(u64),
@@ -43,14 +43,14 @@ impl FieldKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldValue {
     pub key: FieldKey,
     pub value: String,
 }
 
 /// Everything one `contact_sync` call sends.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactSync {
     pub email: String,
     pub first_name: Option<String>,
@@ -114,6 +114,40 @@ impl ContactSync {
         pairs
     }
 
+    /// Folds a later update of the same contact into this one: later values win, tags are
+    /// added (ignoring case), a list's later status replaces its earlier one, and a field's
+    /// later value replaces its earlier one.
+    pub fn merge(&mut self, later: ContactSync) {
+        let scalars = [
+            (&mut self.first_name, later.first_name),
+            (&mut self.last_name, later.last_name),
+            (&mut self.phone, later.phone),
+            (&mut self.organization, later.organization),
+            (&mut self.ip4, later.ip4),
+        ];
+        for (target, value) in scalars {
+            if value.is_some() {
+                *target = value;
+            }
+        }
+        for tag in later.tags {
+            if !self.tags.iter().any(|t| t.eq_ignore_ascii_case(&tag)) {
+                self.tags.push(tag);
+            }
+        }
+        for list in later.lists {
+            self.lists.retain(|l| l.list_id != list.list_id);
+            self.lists.push(list);
+        }
+        for field in later.fields {
+            self.fields.retain(|f| f.key != field.key);
+            self.fields.push(field);
+        }
+        if later.form.is_some() {
+            self.form = later.form;
+        }
+    }
+
     /// The `application/x-www-form-urlencoded` body: every key and value percent-encoded,
     /// including the brackets, `%` and `,` of `field[%TAG%,0]`.
     pub fn encode(&self) -> String {
@@ -128,6 +162,47 @@ impl ContactSync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_keeps_the_latest_and_adds_tags() {
+        let list = |status| ListMembership {
+            list_id: 1,
+            status,
+            instant_responders: None,
+            no_responders: None,
+            last_message: None,
+            sdate: None,
+            may_resubscribe: false,
+        };
+        let mut first = ContactSync {
+            email: "a@b.co".into(),
+            first_name: Some("A".into()),
+            phone: Some("1".into()),
+            tags: vec!["Buyer".into()],
+            lists: vec![list(ListStatus::Active)],
+            fields: vec![FieldValue {
+                key: FieldKey::Id(1),
+                value: "old".into(),
+            }],
+            ..ContactSync::default()
+        };
+        first.merge(ContactSync {
+            email: "a@b.co".into(),
+            first_name: Some("Ada".into()),
+            tags: vec!["buyer".into(), "vip".into()],
+            lists: vec![list(ListStatus::Unsubscribed)],
+            fields: vec![FieldValue {
+                key: FieldKey::Id(1),
+                value: "new".into(),
+            }],
+            ..ContactSync::default()
+        });
+        assert_eq!(first.first_name.as_deref(), Some("Ada"));
+        assert_eq!(first.phone.as_deref(), Some("1"));
+        assert_eq!(first.tags, vec!["Buyer", "vip"]);
+        assert_eq!(first.lists, vec![list(ListStatus::Unsubscribed)]);
+        assert_eq!(first.fields[0].value, "new");
+    }
 
     #[test]
     fn encodes_every_key() {

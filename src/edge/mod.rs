@@ -17,13 +17,13 @@ pub use response::{HttpResponse, Outcome, WebhookError};
 
 use crate::activecampaign::ActiveCampaignClient;
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
-use crate::delivery::{DeliveryError, DeliveryOutcome, InlineDelivery};
+use crate::delivery::{ContactQueue, Delivery, DeliveryError, DeliveryOutcome, InlineDelivery};
 use crate::inbound::InboundRequest;
 use crate::mapping::config::is_valid_route_name;
 use crate::mapping::{Mapping, MappingError, MappingOutcome, Route, map_submission};
 use crate::redact::mask_email;
 use crate::secrets::{SecretCache, SecretSource};
-use crate::settings::{ConfigError, SecretLocation, Settings};
+use crate::settings::{ConfigError, DeliveryMode, SecretLocation, Settings};
 use crate::submission::Parsed;
 
 pub const HEALTH_PATH: &str = "/health";
@@ -55,7 +55,7 @@ pub struct Limits {
 pub struct WebhookApp {
     mapping: Arc<Mapping>,
     secrets: Arc<SecretCache>,
-    delivery: InlineDelivery,
+    delivery: Delivery,
     limits: Limits,
 }
 
@@ -77,10 +77,23 @@ impl WebhookApp {
     ) -> Self {
         Self {
             mapping: Arc::new(mapping),
-            delivery: InlineDelivery::new(client, secrets.clone()),
+            delivery: Delivery::Inline(InlineDelivery::new(client, secrets.clone())),
             secrets,
             limits,
         }
+    }
+
+    /// Delivers through the queue (answering `queued`), syncing inline only when the queue
+    /// cannot be reached.
+    pub fn with_queue(mut self, queue: ContactQueue) -> Self {
+        let fallback = match self.delivery {
+            Delivery::Inline(inline)
+            | Delivery::Queue {
+                fallback: inline, ..
+            } => inline,
+        };
+        self.delivery = Delivery::Queue { queue, fallback };
+        self
     }
 
     /// Builds the app from settings. Nothing here touches the network: the secret is read on
@@ -97,24 +110,23 @@ impl WebhookApp {
             }
             None => Mapping::bundled()?,
         };
-        let source = match &settings.secret {
-            SecretLocation::File(path) => SecretSource::File(path.clone()),
-            SecretLocation::SecretsManager(id) => SecretSource::SecretsManager {
-                client: secrets_manager_client().await,
-                secret_id: id.clone(),
-            },
-        };
-        let client = ActiveCampaignClient::new(settings.client.clone())
-            .map_err(|e| StartupError::HttpClient(e.to_string()))?;
-        Ok(Self::new(
+        let (secrets, client) = secrets_and_client(settings).await?;
+        let app = Self::new(
             mapping,
-            Arc::new(SecretCache::new(source, settings.secret_ttl)),
+            secrets,
             client,
             Limits {
                 max_body_bytes: settings.max_body_bytes,
                 invocation_budget: settings.invocation_budget,
             },
-        ))
+        );
+        Ok(match &settings.delivery {
+            DeliveryMode::Inline => app,
+            DeliveryMode::Queue(url) => app.with_queue(ContactQueue::new(
+                aws_sdk_sqs::Client::new(&crate::aws::sdk_config().await),
+                url,
+            )),
+        })
     }
 
     /// The instant by which this invocation must answer.
@@ -243,8 +255,19 @@ impl WebhookApp {
             }
         };
         log.email = Some(contact.email.clone());
-        let outcome = match self.delivery.deliver(&contact, secret, deadline).await {
+        let delivered = self
+            .delivery
+            .deliver(
+                &route.name,
+                submission.delivery_id.as_deref(),
+                &contact,
+                secret,
+                deadline,
+            )
+            .await;
+        let outcome = match delivered {
             Ok(DeliveryOutcome::Synced { subscriber_id }) => Outcome::Synced { subscriber_id },
+            Ok(DeliveryOutcome::Queued { message_id }) => Outcome::Queued { message_id },
             Ok(DeliveryOutcome::Rejected { reason }) => Outcome::Rejected { reason },
             Err(error) => return Err(unavailable(error)),
         };
@@ -269,7 +292,7 @@ fn unavailable(error: DeliveryError) -> WebhookError {
 
 fn outcome_reason(outcome: &Outcome) -> Option<&str> {
     match outcome {
-        Outcome::Synced { .. } => None,
+        Outcome::Synced { .. } | Outcome::Queued { .. } => None,
         Outcome::Skipped { reason }
         | Outcome::Ignored { reason }
         | Outcome::Rejected { reason } => Some(reason),
@@ -284,14 +307,22 @@ pub fn health() -> HttpResponse {
     )
 }
 
-async fn secrets_manager_client() -> aws_sdk_secretsmanager::Client {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&config)
+/// The secret cache and the ActiveCampaign client every function builds the same way.
+/// Nothing here touches the network.
+pub async fn secrets_and_client(
+    settings: &Settings,
+) -> Result<(Arc<SecretCache>, ActiveCampaignClient), StartupError> {
+    let source = match &settings.secret {
+        SecretLocation::File(path) => SecretSource::File(path.clone()),
+        SecretLocation::SecretsManager(id) => SecretSource::SecretsManager {
+            client: aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await),
+            secret_id: id.clone(),
+        },
+    };
+    let client = ActiveCampaignClient::new(settings.client.clone())
+        .map_err(|e| StartupError::HttpClient(e.to_string()))?;
+    Ok((
+        Arc::new(SecretCache::new(source, settings.secret_ttl)),
+        client,
+    ))
 }

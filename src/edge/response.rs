@@ -104,6 +104,7 @@ impl WebhookError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Synced { subscriber_id: Option<u64> },
+    Queued { message_id: String },
     Skipped { reason: String },
     Ignored { reason: String },
     Rejected { reason: String },
@@ -113,6 +114,7 @@ impl Outcome {
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Synced { .. } => "synced",
+            Outcome::Queued { .. } => "queued",
             Outcome::Skipped { .. } => "skipped",
             Outcome::Ignored { .. } => "ignored",
             Outcome::Rejected { .. } => "rejected",
@@ -129,6 +131,9 @@ impl Outcome {
             Outcome::Synced {
                 subscriber_id: None,
             } => json!({ "status": self.label() }),
+            Outcome::Queued { message_id } => {
+                json!({ "status": self.label(), "message_id": message_id })
+            }
             Outcome::Skipped { reason }
             | Outcome::Ignored { reason }
             | Outcome::Rejected { reason } => {

@@ -1,57 +1,22 @@
-//! The delivery stage: gets a mapped contact into ActiveCampaign, or says why not.
-//! Inline delivery calls `contact_sync` within the invocation; a queued mode plugs in here.
+//! Inline delivery: `contact_sync` within the invocation, with the secret refreshed once when
+//! ActiveCampaign refuses the key and without re-subscribing anyone who unsubscribed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use thiserror::Error;
 use tokio::time::Instant;
+
+use super::{DeliveryError, DeliveryOutcome};
 
 use crate::activecampaign::contact_sync::ListStatus;
 use crate::activecampaign::{
     AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
 };
-use crate::secrets::{AppSecret, SecretCache, SecretError};
-
-/// Suggested wait for the sender when no better figure is known.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryOutcome {
-    Synced {
-        subscriber_id: Option<u64>,
-    },
-    /// ActiveCampaign refused the data (`result_code` 0): a retry cannot help.
-    Rejected {
-        reason: String,
-    },
-}
-
-/// The contact was neither synced nor kept: the sender must retry.
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum DeliveryError {
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    ActiveCampaign(#[from] AcError),
-}
-
-impl DeliveryError {
-    /// What to put in `Retry-After` for the sender.
-    pub fn retry_after(&self) -> Duration {
-        match self {
-            DeliveryError::ActiveCampaign(AcError::Unavailable {
-                retry_after: Some(wait),
-                ..
-            }) => (*wait).max(Duration::from_secs(1)),
-            _ => DEFAULT_RETRY_AFTER,
-        }
-    }
-}
+use crate::secrets::{AppSecret, SecretCache};
 
 /// Synchronous delivery to ActiveCampaign within the invocation.
+#[derive(Clone)]
 pub struct InlineDelivery {
     client: ActiveCampaignClient,
     secrets: Arc<SecretCache>,

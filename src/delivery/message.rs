@@ -1,0 +1,107 @@
+//! The queue message: one mapped contact with where it came from. Versioned, so a worker can
+//! refuse a message it does not understand instead of misreading it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::activecampaign::ContactSync;
+
+pub const MESSAGE_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedContact {
+    pub version: u8,
+    pub route: String,
+    pub delivery_id: Option<String>,
+    pub queued_at_ms: u64,
+    pub contact: ContactSync,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MessageError {
+    #[error("message is not a queued contact: {0}")]
+    Malformed(String),
+    #[error("message version {0} is not understood by this worker (expects {MESSAGE_VERSION})")]
+    UnknownVersion(u8),
+}
+
+impl QueuedContact {
+    pub fn new(route: &str, delivery_id: Option<&str>, contact: ContactSync) -> Self {
+        Self {
+            version: MESSAGE_VERSION,
+            route: route.to_string(),
+            delivery_id: delivery_id.map(str::to_string),
+            queued_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            contact,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising plain data (strings, numbers, vectors) cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(body: &str) -> Result<Self, MessageError> {
+        let message: Self =
+            serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        if message.version != MESSAGE_VERSION {
+            return Err(MessageError::UnknownVersion(message.version));
+        }
+        if message.contact.email.is_empty() {
+            return Err(MessageError::Malformed("empty email".into()));
+        }
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activecampaign::contact_sync::{FieldKey, FieldValue, ListMembership, ListStatus};
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let contact = ContactSync {
+            email: "a@b.co".into(),
+            tags: vec!["t".into()],
+            fields: vec![
+                FieldValue {
+                    key: FieldKey::Id(3),
+                    value: "x".into(),
+                },
+                FieldValue {
+                    key: FieldKey::PersTag("%T%".into()),
+                    value: "y".into(),
+                },
+            ],
+            lists: vec![ListMembership {
+                list_id: 2,
+                status: ListStatus::Unsubscribed,
+                instant_responders: None,
+                no_responders: Some(true),
+                last_message: None,
+                sdate: None,
+                may_resubscribe: false,
+            }],
+            ..ContactSync::default()
+        };
+        let message = QueuedContact::new("shop", Some("evt-1"), contact);
+        assert_eq!(
+            QueuedContact::from_json(&message.to_json()).unwrap(),
+            message
+        );
+        assert!(matches!(
+            QueuedContact::from_json("{"),
+            Err(MessageError::Malformed(_))
+        ));
+        let future = message.to_json().replace("\"version\":1", "\"version\":9");
+        assert_eq!(
+            QueuedContact::from_json(&future),
+            Err(MessageError::UnknownVersion(9))
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! The `lambda_runtime` adapter of the sync-worker: SQS events in, partial batch failures out.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+use super::{QueueRecord, SyncWorker};
+
+/// Serves the worker until the runtime stops.
+pub async fn serve(worker: SyncWorker) -> Result<(), lambda_runtime::Error> {
+    let worker = Arc::new(worker);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let worker = worker.clone();
+        async move { Ok::<_, lambda_runtime::Error>(handle(&worker, event).await) }
+    }))
+    .await
+}
+
+pub async fn handle(worker: &SyncWorker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+    let deadline = worker_deadline(event.context.deadline);
+    let records = event.payload.records.into_iter().map(to_record).collect();
+    let report = worker.process(records, deadline).await;
+    let mut response = SqsBatchResponse::default();
+    for message_id in report.failed {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message_id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+pub fn to_record(message: SqsMessage) -> QueueRecord {
+    QueueRecord {
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+        message_id: message.message_id.unwrap_or_default(),
+        body: message.body.unwrap_or_default(),
+    }
+}
+
+fn worker_deadline(runtime_deadline_ms: u64) -> tokio::time::Instant {
+    let budget = crate::deadline::remaining_budget(
+        runtime_deadline_ms,
+        std::time::SystemTime::now(),
+        crate::settings::DEFAULT_INVOCATION_BUDGET,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(900),
+    );
+    tokio::time::Instant::now() + budget
+}
