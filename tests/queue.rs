@@ -1,0 +1,380 @@
+//! Durable delivery against a real SQS-compatible server (moto): the webhook function answers
+//! `queued`, the sync-worker drains the queue into a fake ActiveCampaign, and nothing
+//! acknowledged is lost, whether ActiveCampaign throttles, fails, or a message is unreadable.
+
+mod support;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant as StdInstant};
+
+use ac_webhook_sync::delivery::{ContactQueue, InlineDelivery};
+use ac_webhook_sync::edge::WebhookApp;
+use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::worker::{QueueRecord, REASON_ATTRIBUTE, SyncWorker};
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use http::HeaderMap;
+use serde_json::json;
+use std::sync::Arc;
+use support::moto::Moto;
+use support::*;
+use tokio::time::Instant;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+struct Queues {
+    client: aws_sdk_sqs::Client,
+    queue: String,
+    dlq: String,
+}
+
+async fn queues(moto: &Moto) -> Queues {
+    let client = sqs_client(&moto.endpoint);
+    let mut urls = Vec::new();
+    for name in ["contacts", "contacts-dlq"] {
+        let created = client
+            .create_queue()
+            .queue_name(name)
+            // Failed messages come back at once, so a test does not wait for visibility.
+            .attributes(QueueAttributeName::VisibilityTimeout, "0")
+            .send()
+            .await
+            .unwrap();
+        urls.push(created.queue_url().unwrap().to_string());
+    }
+    Queues {
+        client,
+        dlq: urls.pop().unwrap(),
+        queue: urls.pop().unwrap(),
+    }
+}
+
+fn secrets(api_url: &str) -> Arc<SecretCache> {
+    Arc::new(SecretCache::new(
+        SecretSource::Fixed(local_secret_json(api_url)),
+        Duration::from_secs(300),
+    ))
+}
+
+fn worker(q: &Queues, api_url: &str, max_receive_count: u32) -> SyncWorker {
+    let secrets = secrets(api_url);
+    SyncWorker::new(
+        InlineDelivery::new(fast_client(), secrets.clone()),
+        secrets,
+        Some(ContactQueue::new(q.client.clone(), &q.dlq)),
+        max_receive_count,
+    )
+}
+
+fn queued_app(q: &Queues, api_url: &str) -> WebhookApp {
+    app_with(
+        SecretSource::Fixed(local_secret_json(api_url)),
+        fast_client(),
+        1 << 20,
+    )
+    .with_queue(ContactQueue::new(q.client.clone(), &q.queue))
+}
+
+/// What Lambda's SQS event source does: receive up to 10, invoke, delete what succeeded.
+/// Returns how many batches it took to empty the queue.
+async fn drain(q: &Queues, worker: &SyncWorker, budget: Duration) -> usize {
+    let mut batches = 0;
+    let started = StdInstant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "queue did not drain"
+        );
+        let received = q
+            .client
+            .receive_message()
+            .queue_url(&q.queue)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return batches;
+        }
+        batches += 1;
+        let records: Vec<QueueRecord> = messages
+            .iter()
+            .map(|m| QueueRecord {
+                message_id: m.message_id().unwrap().to_string(),
+                body: m.body().unwrap().to_string(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap(),
+            })
+            .collect();
+        let report = worker.process(records, Instant::now() + budget).await;
+        for m in &messages {
+            if !report.failed.iter().any(|f| f == m.message_id().unwrap()) {
+                q.client
+                    .delete_message()
+                    .queue_url(&q.queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn form_post(email: &str) -> ac_webhook_sync::inbound::InboundRequest {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    let body = json!({"email": email, "name": "Burst Person", "company": "Flash Sale"}).to_string();
+    ac_webhook_sync::inbound::InboundRequest::post(
+        "/webhooks/form?token=local-form-token",
+        headers,
+        body,
+    )
+}
+
+fn synced_emails(syncs: &[Vec<(String, String)>]) -> BTreeSet<String> {
+    syncs
+        .iter()
+        .filter_map(|pairs| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == "email")
+                .map(|(_, v)| v.clone())
+        })
+        .collect()
+}
+
+/// ActiveCampaign's limit, scaled: at most `per_second` requests in any second, else 429.
+struct Throttled {
+    per_second: usize,
+    seen: Mutex<VecDeque<StdInstant>>,
+}
+
+impl Respond for Throttled {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut seen = self.seen.lock().unwrap();
+        let now = StdInstant::now();
+        while seen
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            seen.pop_front();
+        }
+        if seen.len() >= self.per_second {
+            return ResponseTemplate::new(429).insert_header("Retry-After", "1");
+        }
+        seen.push_back(now);
+        ResponseTemplate::new(200).set_body_json(synced_body(1))
+    }
+}
+
+#[tokio::test]
+async fn a_burst_is_acknowledged_at_once_and_drained_without_loss_under_throttling() {
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(Throttled {
+            per_second: 20,
+            seen: Mutex::new(VecDeque::new()),
+        })
+        .mount(&ac)
+        .await;
+    let app = queued_app(&q, &ac.uri());
+    let emails: BTreeSet<String> = (0..60).map(|i| format!("buyer{i}@example.com")).collect();
+    for email in &emails {
+        let response = send(&app, &form_post(email)).await;
+        assert_eq!(
+            response.json_body()["status"],
+            "queued",
+            "{}",
+            response.body
+        );
+        assert!(
+            response.json_body()["message_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
+    }
+    // The same buyer twice: one person, merged into one call when they share a batch.
+    send_event(&app, "shopify-orders-create").await;
+    send_event(&app, "shopify-orders-paid").await;
+    assert!(
+        ac.received_requests().await.unwrap().is_empty(),
+        "nothing synced before the worker runs"
+    );
+
+    // The worker paces faster than the fake allows, so it meets 429s and must honour them.
+    let settings = ac_webhook_sync::activecampaign::ClientSettings {
+        requests_per_second: 40.0,
+        base_backoff: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let client = ac_webhook_sync::activecampaign::ActiveCampaignClient::new(settings).unwrap();
+    let cache = secrets(&ac.uri());
+    let worker = SyncWorker::new(
+        InlineDelivery::new(client, cache.clone()),
+        cache,
+        Some(ContactQueue::new(q.client.clone(), &q.dlq)),
+        5,
+    );
+    drain(&q, &worker, Duration::from_secs(10)).await;
+    let received = ac.received_requests().await.unwrap();
+    let throttled = received.len();
+    let syncs = received_syncs(&ac).await;
+    let mut expected = emails.clone();
+    expected.insert("jon@example.com".into());
+    let ok: BTreeSet<String> = synced_emails(&syncs);
+    assert_eq!(
+        ok, expected,
+        "every acknowledged contact reached ActiveCampaign"
+    );
+    assert!(
+        throttled > 61,
+        "the fake throttled ({throttled} requests for 61 contacts)"
+    );
+    let dlq = q
+        .client
+        .receive_message()
+        .queue_url(&q.dlq)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        dlq.messages.unwrap_or_default().is_empty(),
+        "nothing dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_goes_to_the_dead_letter_queue_with_its_reason() {
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    mount_contact_sync(
+        &ac,
+        ResponseTemplate::new(200).set_body_json(synced_body(1)),
+    )
+    .await;
+    q.client
+        .send_message()
+        .queue_url(&q.queue)
+        .message_body("{\"not\": \"a contact\"}")
+        .send()
+        .await
+        .unwrap();
+    send(&queued_app(&q, &ac.uri()), &form_post("fine@example.com")).await;
+    drain(&q, &worker(&q, &ac.uri(), 5), Duration::from_secs(10)).await;
+    assert_eq!(
+        synced_emails(&received_syncs(&ac).await),
+        BTreeSet::from(["fine@example.com".to_string()])
+    );
+    let dead = q
+        .client
+        .receive_message()
+        .queue_url(&q.dlq)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some("{\"not\": \"a contact\"}"));
+    let reason = dead[0].message_attributes().unwrap()[REASON_ATTRIBUTE]
+        .string_value()
+        .unwrap();
+    assert!(reason.contains("not a queued contact"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_outage_retries_until_the_last_receive_then_dead_letters_with_the_reason() {
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&ac)
+        .await;
+    let response = send(
+        &queued_app(&q, &ac.uri()),
+        &form_post("patient@example.com"),
+    )
+    .await;
+    assert_eq!(response.json_body()["status"], "queued");
+    drain(&q, &worker(&q, &ac.uri(), 3), Duration::from_secs(1)).await;
+    let dead = q
+        .client
+        .receive_message()
+        .queue_url(&q.dlq)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1, "kept, not lost");
+    let reason = dead[0].message_attributes().unwrap()[REASON_ATTRIBUTE]
+        .string_value()
+        .unwrap();
+    assert!(reason.contains("HTTP 503"), "{reason}");
+    assert!(dead[0].body().unwrap().contains("patient@example.com"));
+}
+
+#[tokio::test]
+async fn without_a_queue_the_webhook_syncs_inline_or_answers_503() {
+    let closed = format!("http://127.0.0.1:{}", support::moto::free_port());
+    let unreachable = ContactQueue::new(
+        sqs_client(&closed),
+        format!("{closed}/123456789012/contacts"),
+    );
+    let ac = MockServer::start().await;
+    mount_contact_sync(
+        &ac,
+        ResponseTemplate::new(200).set_body_json(synced_body(8)),
+    )
+    .await;
+    let app = app_with(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        fast_client(),
+        1 << 20,
+    )
+    .with_queue(unreachable.clone());
+    let response = send(&app, &form_post("fallback@example.com")).await;
+    assert_eq!(
+        response.json_body(),
+        json!({"status": "synced", "subscriber_id": 8})
+    );
+    let down = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&down)
+        .await;
+    let app = app_with(
+        SecretSource::Fixed(local_secret_json(&down.uri())),
+        fast_client(),
+        1 << 20,
+    )
+    .with_queue(unreachable);
+    let response = send(&app, &form_post("nowhere@example.com")).await;
+    assert_eq!(
+        response.status, 503,
+        "neither queued nor synced: the sender must retry"
+    );
+}
