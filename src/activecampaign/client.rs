@@ -162,71 +162,72 @@ impl ActiveCampaignClient {
         request: impl Fn() -> reqwest::RequestBuilder,
         interpret: impl Fn(V1Answer) -> Option<T>,
     ) -> Result<T, AcError> {
+        self.call(&self.pacer, deadline, request, |status, headers, body| {
+            match classify_status(status, headers) {
+                Some(attempt) => attempt,
+                None => match interpret(parse_v1(body)) {
+                    Some(done) => Attempt::Done(done),
+                    None => Attempt::Retry {
+                        reason: "empty or non-JSON answer (outcome unknown)".into(),
+                        after: None,
+                    },
+                },
+            }
+        })
+        .await
+    }
+
+    /// Sends a request until `classify` settles it or the deadline leaves no room: paced by
+    /// `pacer`, with an explicit timeout per call, backing off between attempts.
+    pub(crate) async fn call<T>(
+        &self,
+        pacer: &Pacer,
+        deadline: Instant,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        classify: impl Fn(reqwest::StatusCode, &HeaderMap, &[u8]) -> Attempt<T>,
+    ) -> Result<T, AcError> {
         let mut attempt: u32 = 0;
         let mut reason = String::from("no time left before the deadline");
         loop {
             attempt += 1;
-            if !self.pacer.acquire(deadline).await {
-                return Err(AcError::Unavailable {
-                    reason,
-                    retry_after: None,
-                });
+            if !pacer.acquire(deadline).await {
+                return Err(AcError::Unavailable { reason, retry_after: None });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(AcError::Unavailable {
-                    reason,
-                    retry_after: None,
-                });
+                return Err(AcError::Unavailable { reason, retry_after: None });
             }
             let mut retry_after = None;
-            match request()
+            let sent = request()
                 .timeout(self.settings.call_timeout.min(remaining))
                 .send()
-                .await
-            {
+                .await;
+            match sent {
                 Err(error) => reason = describe_transport_error(&error),
                 Ok(response) => {
                     let status = response.status();
-                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-                    {
-                        retry_after = parse_retry_after(response.headers());
-                        reason = format!("HTTP {}", status.as_u16());
-                        if let Some(wait) = retry_after {
-                            self.pacer.pause_until(Instant::now() + wait).await;
-                        }
-                    } else if status == reqwest::StatusCode::UNAUTHORIZED
-                        || status == reqwest::StatusCode::FORBIDDEN
-                    {
-                        return Err(AcError::Unauthorized {
-                            status: status.as_u16(),
-                        });
-                    } else if !status.is_success() {
-                        // 3xx/4xx will not change on a retry: the URL or account is wrong.
-                        return Err(AcError::Unavailable {
-                            reason: format!("unexpected HTTP {}", status.as_u16()),
-                            retry_after: None,
-                        });
-                    } else {
-                        match response.bytes().await {
-                            Err(error) => reason = describe_transport_error(&error),
-                            Ok(body) => match interpret(parse_v1(&body)) {
-                                Some(done) => return Ok(done),
-                                None => {
-                                    reason = "empty or non-JSON answer (outcome unknown)".into()
+                    let headers = response.headers().clone();
+                    match response.bytes().await {
+                        Err(error) => reason = describe_transport_error(&error),
+                        Ok(body) => match classify(status, &headers, &body) {
+                            Attempt::Done(done) => return Ok(done),
+                            Attempt::Fail(error) => return Err(error),
+                            Attempt::Retry { reason: why, after } => {
+                                reason = why;
+                                retry_after = after;
+                                if let Some(wait) = after {
+                                    // Everyone waits, not only this request.
+                                    pacer.pause_until(Instant::now() + wait).await;
                                 }
-                            },
-                        }
+                            }
+                        },
                     }
                 }
             }
             let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
             let wake = Instant::now() + wait;
             if wake >= deadline {
-                return Err(AcError::Unavailable {
-                    reason,
-                    retry_after: Some(wait),
-                });
+                return Err(AcError::Unavailable { reason, retry_after: Some(wait) });
             }
             tracing::warn!(attempt, reason = %reason, wait_ms = wait.as_millis() as u64, "Retrying ActiveCampaign call.");
             tokio::time::sleep_until(wake).await;
@@ -242,6 +243,44 @@ impl ActiveCampaignClient {
             .min(self.settings.max_backoff);
         step.mul_f64(0.5 + fastrand::f64() / 2.0)
     }
+}
+
+/// What one answer means for the call.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    Fail(AcError),
+}
+
+/// The statuses every endpoint treats alike: 429 and 5xx are retried (honouring
+/// `Retry-After`), 401/403 mean the key is refused, other non-2xx will not change on a retry.
+/// `None` for 2xx: the body decides.
+pub(crate) fn classify_status<T>(
+    status: reqwest::StatusCode,
+    headers: &HeaderMap,
+) -> Option<Attempt<T>> {
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return Some(Attempt::Retry {
+            reason: format!("HTTP {}", status.as_u16()),
+            after: parse_retry_after(headers),
+        });
+    }
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        return Some(Attempt::Fail(AcError::Unauthorized {
+            status: status.as_u16(),
+        }));
+    }
+    if !status.is_success() {
+        // 3xx/4xx will not change on a retry: the URL or account is wrong.
+        return Some(Attempt::Fail(AcError::Unavailable {
+            reason: format!("unexpected HTTP {}", status.as_u16()),
+            retry_after: None,
+        }));
+    }
+    None
 }
 
 fn v1_url(api_url: &str, action: &str) -> String {
