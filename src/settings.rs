@@ -20,6 +20,7 @@ pub const ENV_DELIVERY: &str = "DELIVERY";
 pub const ENV_QUEUE_URL: &str = "QUEUE_URL";
 pub const ENV_DLQ_URL: &str = "DLQ_URL";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+pub const ENV_CALLBACK_URL: &str = "CALLBACK_URL";
 
 /// Receives after which the sync-worker moves a failing message to the dead-letter queue.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
@@ -71,6 +72,8 @@ pub struct Settings {
     /// The sync-worker's dead-letter queue, for messages it gives up on (with a reason).
     pub dead_letter_queue: Option<String>,
     pub max_receive_count: u32,
+    /// The import-callback function's URL, for bulk imports.
+    pub callback_url: Option<String>,
 }
 
 impl Settings {
@@ -131,6 +134,7 @@ impl Settings {
         Ok(Self {
             delivery,
             dead_letter_queue: get(ENV_DLQ_URL),
+            callback_url: get(ENV_CALLBACK_URL),
             max_receive_count: number(ENV_MAX_RECEIVE_COUNT, "a count, above 0")?
                 .map_or(DEFAULT_MAX_RECEIVE_COUNT, |n| n.min(u32::MAX as u64) as u32),
             secret,

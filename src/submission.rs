@@ -48,6 +48,16 @@ pub enum Parsed {
     Ignored {
         reason: String,
     },
+    /// Many contacts at once (the `batch` sender), one submission per row.
+    Batch(Vec<BatchRow>),
+}
+
+/// One row of a batch, with the number a person would use to find it: the CSV line (the
+/// header is row 1), the NDJSON line, or the position in a JSON array (from 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRow {
+    pub row: usize,
+    pub submission: Submission,
 }
 
 /// Interprets common truthy encodings of a consent checkbox or flag.

@@ -171,6 +171,7 @@ async fn slow_answers_time_out_and_are_retried() {
     let client = ActiveCampaignClient::new(ClientSettings {
         call_timeout: Duration::from_millis(300),
         requests_per_second: 100.0,
+        imports_per_second: 100.0,
         base_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(20),
     })

@@ -31,6 +31,8 @@ pub struct ClientSettings {
     /// Upper bound of one HTTP call (connect, send, read).
     pub call_timeout: Duration,
     pub requests_per_second: f64,
+    /// Pace of bulk imports (ActiveCampaign allows 100 per minute).
+    pub imports_per_second: f64,
     pub base_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -40,6 +42,7 @@ impl Default for ClientSettings {
         Self {
             call_timeout: Duration::from_secs(10),
             requests_per_second: super::pacer::DEFAULT_REQUESTS_PER_SECOND,
+            imports_per_second: super::bulk::DEFAULT_IMPORTS_PER_SECOND,
             base_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(4),
         }
@@ -81,6 +84,8 @@ pub enum AcError {
 pub struct ActiveCampaignClient {
     http: reqwest::Client,
     pacer: Arc<Pacer>,
+    /// The bulk importer has its own, separate limit (100 requests per minute).
+    bulk_pacer: Arc<Pacer>,
     settings: ClientSettings,
 }
 
@@ -96,8 +101,17 @@ impl ActiveCampaignClient {
         Ok(Self {
             http,
             pacer: Arc::new(Pacer::new(settings.requests_per_second)),
+            bulk_pacer: Arc::new(Pacer::new(settings.imports_per_second)),
             settings,
         })
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn bulk_pacer(&self) -> &Pacer {
+        &self.bulk_pacer
     }
 
     /// `contact_sync`: adds or updates the contact matched by email.
@@ -162,8 +176,11 @@ impl ActiveCampaignClient {
         request: impl Fn() -> reqwest::RequestBuilder,
         interpret: impl Fn(V1Answer) -> Option<T>,
     ) -> Result<T, AcError> {
-        self.call(&self.pacer, deadline, request, |status, headers, body| {
-            match classify_status(status, headers) {
+        self.call(
+            &self.pacer,
+            deadline,
+            request,
+            |status, headers, body| match classify_status(status, headers) {
                 Some(attempt) => attempt,
                 None => match interpret(parse_v1(body)) {
                     Some(done) => Attempt::Done(done),
@@ -172,8 +189,8 @@ impl ActiveCampaignClient {
                         after: None,
                     },
                 },
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -191,11 +208,17 @@ impl ActiveCampaignClient {
         loop {
             attempt += 1;
             if !pacer.acquire(deadline).await {
-                return Err(AcError::Unavailable { reason, retry_after: None });
+                return Err(AcError::Unavailable {
+                    reason,
+                    retry_after: None,
+                });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(AcError::Unavailable { reason, retry_after: None });
+                return Err(AcError::Unavailable {
+                    reason,
+                    retry_after: None,
+                });
             }
             let mut retry_after = None;
             let sent = request()
@@ -227,7 +250,10 @@ impl ActiveCampaignClient {
             let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
             let wake = Instant::now() + wait;
             if wake >= deadline {
-                return Err(AcError::Unavailable { reason, retry_after: Some(wait) });
+                return Err(AcError::Unavailable {
+                    reason,
+                    retry_after: Some(wait),
+                });
             }
             tracing::warn!(attempt, reason = %reason, wait_ms = wait.as_millis() as u64, "Retrying ActiveCampaign call.");
             tokio::time::sleep_until(wake).await;

@@ -1,5 +1,6 @@
 //! The ActiveCampaign sink: `contact_sync` parameters, the paced and retrying client.
 
+pub mod bulk;
 pub mod client;
 pub mod contact_sync;
 pub mod pacer;

@@ -27,6 +27,14 @@ impl InlineDelivery {
         Self { client, secrets }
     }
 
+    pub(crate) fn client(&self) -> &ActiveCampaignClient {
+        &self.client
+    }
+
+    pub(crate) fn secrets(&self) -> &SecretCache {
+        &self.secrets
+    }
+
     /// Syncs the contact. When ActiveCampaign refuses the key, the secret is read again once
     /// (it may have been rotated) before giving up.
     pub async fn deliver(

@@ -1,6 +1,7 @@
 //! The delivery stage: gets a mapped contact into ActiveCampaign, or durably into the queue
 //! that the sync-worker drains, or says why neither happened (the sender must retry).
 
+pub mod batch;
 pub mod inline;
 pub mod message;
 pub mod queue;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
+pub use batch::{BatchResult, ImportedBatch, RejectedContact};
 pub use inline::InlineDelivery;
 pub use message::QueuedContact;
 pub use queue::{ContactQueue, QueueError};
@@ -72,6 +74,16 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// The inline path, which batches always take: a batch poster is a script that retries.
+    pub fn inline(&self) -> &InlineDelivery {
+        match self {
+            Delivery::Inline(inline)
+            | Delivery::Queue {
+                fallback: inline, ..
+            } => inline,
+        }
+    }
+
     pub async fn deliver(
         &self,
         route: &str,

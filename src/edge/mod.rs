@@ -13,7 +13,7 @@ use serde_json::json;
 use thiserror::Error;
 use tokio::time::Instant;
 
-pub use response::{HttpResponse, Outcome, WebhookError};
+pub use response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookError};
 
 use crate::activecampaign::ActiveCampaignClient;
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
@@ -24,7 +24,7 @@ use crate::mapping::{Mapping, MappingError, MappingOutcome, Route, map_submissio
 use crate::redact::mask_email;
 use crate::secrets::{SecretCache, SecretSource};
 use crate::settings::{ConfigError, DeliveryMode, SecretLocation, Settings};
-use crate::submission::Parsed;
+use crate::submission::{BatchRow, Parsed};
 
 pub const HEALTH_PATH: &str = "/health";
 pub const WEBHOOK_PREFIX: &str = "/webhooks/";
@@ -57,6 +57,8 @@ pub struct WebhookApp {
     secrets: Arc<SecretCache>,
     delivery: Delivery,
     limits: Limits,
+    /// The import-callback function's URL, given to the importer with each bulk import.
+    callback_url: Option<String>,
 }
 
 /// What one request was about, for its log line.
@@ -80,7 +82,14 @@ impl WebhookApp {
             delivery: Delivery::Inline(InlineDelivery::new(client, secrets.clone())),
             secrets,
             limits,
+            callback_url: None,
         }
+    }
+
+    /// Bulk imports ask ActiveCampaign to report completion to this URL.
+    pub fn with_callback_url(mut self, url: Option<String>) -> Self {
+        self.callback_url = url;
+        self
     }
 
     /// Delivers through the queue (answering `queued`), syncing inline only when the queue
@@ -120,6 +129,7 @@ impl WebhookApp {
                 invocation_budget: settings.invocation_budget,
             },
         );
+        let app = app.with_callback_url(settings.callback_url.clone());
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,
             DeliveryMode::Queue(url) => app.with_queue(ContactQueue::new(
@@ -202,10 +212,16 @@ impl WebhookApp {
         if req.method != Method::POST {
             return Err(WebhookError::MethodNotAllowed { allow: "POST" });
         }
-        if req.body.len() > self.limits.max_body_bytes {
+        let limit = route
+            .sender
+            .max_body_bytes()
+            .map_or(self.limits.max_body_bytes, |l| {
+                l.max(self.limits.max_body_bytes)
+            });
+        if req.body.len() > limit {
             return Err(WebhookError::PayloadTooLarge {
                 size: req.body.len(),
-                limit: self.limits.max_body_bytes,
+                limit,
             });
         }
         if let Some(reason) = route.sender.handshake(req) {
@@ -233,6 +249,10 @@ impl WebhookApp {
         let submission = match route.sender.parse(req)? {
             Parsed::Submission(submission) => submission,
             Parsed::Ignored { reason } => return Ok((Outcome::Ignored { reason }, None)),
+            Parsed::Batch(rows) => {
+                let outcome = self.process_batch(route, rows, secret, deadline).await?;
+                return Ok((outcome, None));
+            }
         };
         log.topic = submission.topic.clone();
         log.delivery_id = submission.delivery_id.clone();
@@ -274,6 +294,78 @@ impl WebhookApp {
         Ok((outcome, redirect))
     }
 
+    /// Maps every row and delivers the contacts together (see `deliver_batch`).
+    async fn process_batch(
+        &self,
+        route: &Route,
+        rows: Vec<crate::submission::BatchRow>,
+        secret: Arc<crate::secrets::AppSecret>,
+        deadline: Instant,
+    ) -> Result<Outcome, WebhookError> {
+        let total = rows.len();
+        let mut summary = BatchSummary {
+            rows: total,
+            ..BatchSummary::default()
+        };
+        let mut contacts = Vec::with_capacity(total);
+        let mut row_of_email = std::collections::HashMap::new();
+        for BatchRow { row, submission } in &rows {
+            match map_submission(submission, route) {
+                MappingOutcome::Contact(contact) => {
+                    row_of_email.entry(contact.email.clone()).or_insert(*row);
+                    contacts.push(*contact);
+                }
+                MappingOutcome::Skipped { .. } => summary.skipped += 1,
+                MappingOutcome::Rejected { reason } => summary.rejected.push(RejectedRow {
+                    row: *row,
+                    email: submission.contact.email.clone(),
+                    reason,
+                }),
+            }
+        }
+        let callback = match (&self.callback_url, &secret.callback_secret) {
+            (Some(url), Some(key)) => Some(crate::activecampaign::bulk::import_callback(
+                url,
+                key,
+                &route.name,
+            )),
+            _ => None,
+        };
+        let result = self
+            .delivery
+            .inline()
+            .deliver_batch(
+                contacts,
+                secret,
+                callback.as_ref(),
+                route.exclude_automations,
+                deadline,
+            )
+            .await
+            .map_err(unavailable)?;
+        summary.synced = result.synced;
+        summary.imports = result.imports;
+        for rejected in result.rejected {
+            summary.rejected.push(RejectedRow {
+                row: row_of_email.get(&rejected.email).copied().unwrap_or(0),
+                email: Some(rejected.email),
+                reason: rejected.reason,
+            });
+        }
+        summary.rejected.sort_by_key(|r| r.row);
+        tracing::info!(
+            route = %route.name,
+            rows = total,
+            synced = summary.synced,
+            imported = summary.imports.iter().map(|i| i.queued_contacts).sum::<usize>(),
+            imports = summary.imports.len(),
+            skipped = summary.skipped,
+            rejected = summary.rejected.len(),
+            "Batch handled."
+        );
+        Ok(Outcome::Batch(Box::new(summary)))
+    }
+
     pub fn mapping(&self) -> &Mapping {
         &self.mapping
     }
@@ -292,7 +384,7 @@ fn unavailable(error: DeliveryError) -> WebhookError {
 
 fn outcome_reason(outcome: &Outcome) -> Option<&str> {
     match outcome {
-        Outcome::Synced { .. } | Outcome::Queued { .. } => None,
+        Outcome::Synced { .. } | Outcome::Queued { .. } | Outcome::Batch(_) => None,
         Outcome::Skipped { reason }
         | Outcome::Ignored { reason }
         | Outcome::Rejected { reason } => Some(reason),

@@ -100,6 +100,24 @@ impl WebhookError {
     }
 }
 
+/// What a batch came to, row by row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchSummary {
+    pub rows: usize,
+    pub synced: usize,
+    pub skipped: usize,
+    pub imports: Vec<crate::delivery::ImportedBatch>,
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// A row that can never be synced as sent (its row number counts from 1; 0 if unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    pub row: usize,
+    pub email: Option<String>,
+    pub reason: String,
+}
+
 /// A request that ended well: answered 200 (or 303 for a browser form).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -108,6 +126,7 @@ pub enum Outcome {
     Skipped { reason: String },
     Ignored { reason: String },
     Rejected { reason: String },
+    Batch(Box<BatchSummary>),
 }
 
 impl Outcome {
@@ -118,6 +137,9 @@ impl Outcome {
             Outcome::Skipped { .. } => "skipped",
             Outcome::Ignored { .. } => "ignored",
             Outcome::Rejected { .. } => "rejected",
+            // The importer has queued the contacts; it reports completion to the callback.
+            Outcome::Batch(summary) if !summary.imports.is_empty() => "queued",
+            Outcome::Batch(_) => "synced",
         }
     }
 
@@ -134,6 +156,15 @@ impl Outcome {
             Outcome::Queued { message_id } => {
                 json!({ "status": self.label(), "message_id": message_id })
             }
+            Outcome::Batch(summary) => json!({
+                "status": self.label(),
+                "rows": summary.rows,
+                "synced": summary.synced,
+                "imported": summary.imports.iter().map(|i| i.queued_contacts).sum::<usize>(),
+                "imports": summary.imports.iter().map(|i| json!({"batch_id": i.batch_id, "queued_contacts": i.queued_contacts})).collect::<Vec<_>>(),
+                "skipped": summary.skipped,
+                "rejected": summary.rejected.iter().map(|r| json!({"row": r.row, "email": r.email, "reason": r.reason})).collect::<Vec<_>>(),
+            }),
             Outcome::Skipped { reason }
             | Outcome::Ignored { reason }
             | Outcome::Rejected { reason } => {

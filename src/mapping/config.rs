@@ -55,6 +55,8 @@ struct RouteFile {
     topics: Option<Vec<String>>,
     #[serde(default)]
     opt_in: bool,
+    #[serde(default)]
+    exclude_automations: bool,
     replay_window_secs: Option<u64>,
     redirect: Option<String>,
     #[serde(default)]
@@ -146,6 +148,8 @@ pub struct Route {
     pub topics: Vec<String>,
     /// Events on this route are explicit opt-ins, so `status=1` may re-subscribe.
     pub opt_in: bool,
+    /// Bulk imports ask ActiveCampaign not to run automations for these contacts.
+    pub exclude_automations: bool,
     pub auth: AuthSettings,
     pub redirect: Option<String>,
     pub contact: ContactSelection,
@@ -167,6 +171,7 @@ impl Route {
                 .map(|t| t.to_string())
                 .collect(),
             opt_in: false,
+            exclude_automations: false,
             auth: AuthSettings::default(),
             redirect: None,
             contact: ContactSelection::default(),
@@ -362,6 +367,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         sender: file.sender,
         topics,
         opt_in: file.opt_in,
+        exclude_automations: file.exclude_automations,
         auth: AuthSettings { replay_window },
         redirect: file.redirect,
         contact,

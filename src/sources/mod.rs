@@ -1,6 +1,7 @@
 //! Sources: one module per sender. Each authenticates a request against the route's secrets
 //! and parses it into one normalised [`Submission`](crate::submission::Submission).
 
+pub mod batch;
 pub mod body;
 pub mod form;
 pub mod shopify;
@@ -58,6 +59,10 @@ pub enum ParseError {
     Multipart(String),
     #[error("missing event type ({0})")]
     MissingTopic(&'static str),
+    #[error("row {row}: {message}")]
+    Row { row: usize, message: String },
+    #[error("a batch holds at most {0} rows")]
+    TooManyRows(usize),
 }
 
 /// Per-route verification settings.
@@ -86,6 +91,11 @@ pub trait Sender: Sync {
     /// JSON senders: a missing Content-Type is tolerated, the body still must be JSON.
     fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
         matches!(media_type, None | Some(body::MEDIA_JSON))
+    }
+
+    /// A larger body limit than the function's default, for senders that post batches.
+    fn max_body_bytes(&self) -> Option<usize> {
+        None
     }
 
     /// A handshake or ping the sender sends unsigned and expects answered 200.
@@ -140,6 +150,7 @@ senders! {
     Shopify => "shopify", shopify::Shopify;
     WooCommerce => "woocommerce", woocommerce::WooCommerce;
     Stripe => "stripe", stripe::Stripe;
+    Batch => "batch", batch::Batch;
 }
 
 impl SenderKind {
@@ -149,6 +160,10 @@ impl SenderKind {
 
     pub fn accepts_media_type(self, media_type: Option<&str>) -> bool {
         self.adapter().accepts_media_type(media_type)
+    }
+
+    pub fn max_body_bytes(self) -> Option<usize> {
+        self.adapter().max_body_bytes()
     }
 
     pub fn handshake(self, req: &InboundRequest) -> Option<&'static str> {

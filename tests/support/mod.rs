@@ -39,6 +39,7 @@ pub fn fast_client() -> ActiveCampaignClient {
     ActiveCampaignClient::new(ClientSettings {
         call_timeout: Duration::from_secs(2),
         requests_per_second: 1000.0,
+        imports_per_second: 1000.0,
         base_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
     })

@@ -1,0 +1,439 @@
+//! The Bulk Contact Importer (`POST /api/3/import/bulk_import`): up to 250 contacts and about
+//! 350 KB per request, 100 requests per minute, one bad contact rejecting the whole request.
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::AcError;
+use super::client::{API_TOKEN_HEADER, Account, ActiveCampaignClient, Attempt, classify_status};
+use super::contact_sync::{ContactSync, FieldKey, ListStatus};
+use secrecy::ExposeSecret;
+
+pub const BULK_IMPORT_PATH: &str = "/api/3/import/bulk_import";
+/// Fewer contacts than this go through `contact_sync` (ActiveCampaign's suggested minimum).
+pub const MIN_BULK_CONTACTS: usize = 10;
+pub const MAX_CONTACTS_PER_IMPORT: usize = 250;
+/// Kept below the documented 400,000-byte limit, as peers do.
+pub const MAX_IMPORT_BYTES: usize = 350_000;
+/// The importer's own limit: 100 requests per minute.
+pub const DEFAULT_IMPORTS_PER_SECOND: f64 = 100.0 / 60.0;
+/// How the importer says it is over its rate limit (with HTTP 400, not 429).
+const RATE_LIMIT_MESSAGE: &str = "rate limit";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkField {
+    pub id: u64,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListRef {
+    pub listid: u64,
+}
+
+/// One contact as the importer takes it (snake_case names, tags by name, fields by id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkContact {
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_acct_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<BulkField>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscribe: Vec<ListRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsubscribe: Vec<ListRef>,
+    pub exclude_automations: bool,
+}
+
+/// Converts a `contact_sync` into an importer contact, or says why it must go through
+/// `contact_sync` instead (the importer has no personalization tags, responder options,
+/// subscription dates or forms, and never re-subscribes).
+pub fn to_bulk_contact(
+    contact: &ContactSync,
+    exclude_automations: bool,
+) -> Result<BulkContact, &'static str> {
+    if contact.form.is_some() {
+        return Err("a subscription form applies");
+    }
+    let mut fields = Vec::with_capacity(contact.fields.len());
+    for field in &contact.fields {
+        match field.key {
+            FieldKey::Id(id) => fields.push(BulkField {
+                id,
+                value: field.value.clone(),
+            }),
+            FieldKey::PersTag(_) => return Err("a custom field is named by personalization tag"),
+        }
+    }
+    let mut subscribe = Vec::new();
+    let mut unsubscribe = Vec::new();
+    for list in &contact.lists {
+        if list.instant_responders.is_some()
+            || list.no_responders.is_some()
+            || list.last_message.is_some()
+            || list.sdate.is_some()
+        {
+            return Err("a list has responder options or a subscription date");
+        }
+        match list.status {
+            // An explicit opt-in may re-subscribe; the importer cannot.
+            ListStatus::Active if list.may_resubscribe => return Err("an opt-in may re-subscribe"),
+            ListStatus::Active => subscribe.push(ListRef {
+                listid: list.list_id,
+            }),
+            ListStatus::Unsubscribed => unsubscribe.push(ListRef {
+                listid: list.list_id,
+            }),
+        }
+    }
+    Ok(BulkContact {
+        email: contact.email.clone(),
+        first_name: contact.first_name.clone(),
+        last_name: contact.last_name.clone(),
+        phone: contact.phone.clone(),
+        customer_acct_name: contact.organization.clone(),
+        tags: contact.tags.clone(),
+        fields,
+        subscribe,
+        unsubscribe,
+        exclude_automations,
+    })
+}
+
+/// Splits contacts into requests of at most 250 contacts and about 350 KB.
+pub fn chunk(contacts: Vec<BulkContact>) -> Vec<Vec<BulkContact>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    // Room for the envelope (`{"contacts":[…],"callback":{…}}`).
+    let envelope = 2_000;
+    let mut size = envelope;
+    for contact in contacts {
+        let contact_size = serde_json::to_vec(&contact).map_or(0, |v| v.len()) + 1;
+        if !current.is_empty()
+            && (current.len() == MAX_CONTACTS_PER_IMPORT || size + contact_size > MAX_IMPORT_BYTES)
+        {
+            chunks.push(std::mem::take(&mut current));
+            size = envelope;
+        }
+        size += contact_size;
+        current.push(contact);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// Where the importer reports completion; the token lets only this deployment's callbacks in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportCallback {
+    pub url: String,
+    #[serde(rename = "requestType")]
+    pub request_type: String,
+    pub detailed_results: String,
+    pub params: Vec<KeyValue>,
+    pub headers: Vec<KeyValue>,
+}
+
+/// Parameter and header names the callback carries back.
+pub const CALLBACK_REF_PARAM: &str = "ref";
+pub const CALLBACK_ROUTE_PARAM: &str = "route";
+pub const CALLBACK_TOKEN_PARAM: &str = "token";
+pub const CALLBACK_TOKEN_HEADER: &str = "X-Import-Token";
+
+/// The callback token for a reference: HMAC-SHA256 with the deployment's `callback_secret`,
+/// so only this deployment can produce one.
+pub fn callback_token(secret: &secrecy::SecretString, reference: &str) -> String {
+    hex::encode(crate::sources::signature::hmac_sha256(
+        secret.expose_secret().as_bytes(),
+        &[reference.as_bytes()],
+    ))
+}
+
+/// A callback for one bulk import from `route`, under a fresh reference.
+pub fn import_callback(url: &str, secret: &secrecy::SecretString, route: &str) -> ImportCallback {
+    let reference = format!(
+        "{route}-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    );
+    let token = callback_token(secret, &reference);
+    let pair = |key: &str, value: &str| KeyValue {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
+    ImportCallback {
+        url: url.to_string(),
+        request_type: "POST".to_string(),
+        detailed_results: "true".to_string(),
+        params: vec![
+            pair(CALLBACK_REF_PARAM, &reference),
+            pair(CALLBACK_ROUTE_PARAM, route),
+            pair(CALLBACK_TOKEN_PARAM, &token),
+        ],
+        headers: vec![pair(CALLBACK_TOKEN_HEADER, &token)],
+    }
+}
+
+#[derive(Serialize)]
+struct BulkRequest<'a> {
+    contacts: &'a [BulkContact],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback: Option<&'a ImportCallback>,
+    // Where ActiveCampaign reads it is not settled: it is sent per contact and here.
+    exclude_automations: bool,
+}
+
+/// The importer's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportAnswer {
+    Queued {
+        batch_id: String,
+        queued_contacts: usize,
+    },
+    /// Validation refused the whole request; `failures` name contacts (by index or email).
+    Invalid {
+        failures: Vec<ImportFailure>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportFailure {
+    /// The index the importer gave (its base is undocumented), when it gave one.
+    pub index: Option<usize>,
+    pub reason: String,
+}
+
+/// Reads an importer body case-insensitively (`Success` and `success` both occur).
+fn get_ci<'a>(body: &'a Value, key: &str) -> Option<&'a Value> {
+    body.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn as_usize(value: &Value) -> Option<usize> {
+    match value {
+        Value::Number(n) => n.as_u64().map(|n| n as usize),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Interprets one answer of `bulk_import`.
+pub(crate) fn classify_import(
+    status: reqwest::StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Attempt<ImportAnswer> {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let message = get_ci(&json, "message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if status == reqwest::StatusCode::BAD_REQUEST {
+        if message.to_ascii_lowercase().contains(RATE_LIMIT_MESSAGE) {
+            // Another importer shares the account's 100/min: back off like any other retry.
+            return Attempt::Retry {
+                reason: "bulk import rate limit exceeded".into(),
+                after: None,
+            };
+        }
+        let failures: Vec<ImportFailure> = get_ci(&json, "failureReasons")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|item| ImportFailure {
+                        index: get_ci(item, "contact").and_then(as_usize),
+                        reason: get_ci(item, "failureReason")
+                            .and_then(Value::as_str)
+                            .or(item.as_str())
+                            .unwrap_or("refused")
+                            .to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Attempt::Done(ImportAnswer::Invalid { failures, message });
+    }
+    if let Some(attempt) = classify_status(status, headers) {
+        return attempt;
+    }
+    let success = get_ci(&json, "success").and_then(as_usize) == Some(1);
+    let batch_id = get_ci(&json, "batchId")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty());
+    match (success, batch_id) {
+        (true, Some(batch_id)) => Attempt::Done(ImportAnswer::Queued {
+            batch_id: batch_id.to_string(),
+            queued_contacts: get_ci(&json, "queued_contacts")
+                .and_then(as_usize)
+                .unwrap_or(0),
+        }),
+        _ => Attempt::Retry {
+            reason: "bulk import answer without success and batchId".into(),
+            after: None,
+        },
+    }
+}
+
+impl ActiveCampaignClient {
+    /// Submits one chunk (at most 250 contacts, about 350 KB).
+    pub async fn bulk_import(
+        &self,
+        account: Account<'_>,
+        contacts: &[BulkContact],
+        callback: Option<&ImportCallback>,
+        exclude_automations: bool,
+        deadline: Instant,
+    ) -> Result<ImportAnswer, AcError> {
+        let url = format!(
+            "{}{BULK_IMPORT_PATH}",
+            account.api_url.trim_end_matches('/')
+        );
+        let body = serde_json::to_vec(&BulkRequest {
+            contacts,
+            callback,
+            exclude_automations,
+        })
+        .map_err(|e| AcError::Unavailable {
+            reason: e.to_string(),
+            retry_after: None,
+        })?;
+        self.call(
+            self.bulk_pacer(),
+            deadline,
+            || {
+                self.http()
+                    .post(&url)
+                    .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            },
+            classify_import,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activecampaign::contact_sync::{FieldValue, ListMembership};
+
+    fn contact(i: usize) -> ContactSync {
+        ContactSync {
+            email: format!("person{i}@example.com"),
+            first_name: Some("P".into()),
+            tags: vec!["import".into()],
+            fields: vec![FieldValue {
+                key: FieldKey::Id(4),
+                value: "x".into(),
+            }],
+            lists: vec![ListMembership {
+                list_id: 2,
+                status: ListStatus::Active,
+                instant_responders: None,
+                no_responders: None,
+                last_message: None,
+                sdate: None,
+                may_resubscribe: false,
+            }],
+            ..ContactSync::default()
+        }
+    }
+
+    #[test]
+    fn converts_or_explains() {
+        let bulk = to_bulk_contact(&contact(1), true).unwrap();
+        assert_eq!(
+            serde_json::to_value(&bulk).unwrap(),
+            serde_json::json!({"email": "person1@example.com", "first_name": "P", "tags": ["import"],
+                "fields": [{"id": 4, "value": "x"}], "subscribe": [{"listid": 2}], "exclude_automations": true})
+        );
+        let mut tagged = contact(2);
+        tagged.fields[0].key = FieldKey::PersTag("%X%".into());
+        assert!(to_bulk_contact(&tagged, false).is_err());
+        let mut opt_in = contact(3);
+        opt_in.lists[0].may_resubscribe = true;
+        assert!(to_bulk_contact(&opt_in, false).is_err());
+    }
+
+    #[test]
+    fn chunks_by_count_and_size() {
+        let many: Vec<BulkContact> = (0..600)
+            .map(|i| to_bulk_contact(&contact(i), false).unwrap())
+            .collect();
+        let sizes: Vec<usize> = chunk(many).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![250, 250, 100]);
+        let mut big = contact(0);
+        big.tags = (0..40)
+            .map(|t| format!("{t}-{}", "x".repeat(240)))
+            .collect();
+        let heavy: Vec<BulkContact> = (0..250)
+            .map(|_| to_bulk_contact(&big, false).unwrap())
+            .collect();
+        let chunks = chunk(heavy);
+        assert!(chunks.len() > 1);
+        for c in &chunks {
+            assert!(serde_json::to_vec(c).unwrap().len() < MAX_IMPORT_BYTES);
+        }
+    }
+
+    #[test]
+    fn answers() {
+        let headers = http::HeaderMap::new();
+        let ok = classify_import(reqwest::StatusCode::OK, &headers, br#"{"Success":1,"queued_contacts":2,"batchId":"b-1","message":"Contact import queued"}"#);
+        assert!(
+            matches!(ok, Attempt::Done(ImportAnswer::Queued { ref batch_id, queued_contacts: 2 }) if batch_id == "b-1")
+        );
+        let created = classify_import(
+            reqwest::StatusCode::CREATED,
+            &headers,
+            br#"{"success":"1","batchId":"b-2"}"#,
+        );
+        assert!(matches!(
+            created,
+            Attempt::Done(ImportAnswer::Queued { .. })
+        ));
+        let limited = classify_import(reqwest::StatusCode::BAD_REQUEST, &headers, br#"{"success":0,"message":"Rate limit exceeded.","failureReasons":["Up to 100 imports may be requested per minute."]}"#);
+        assert!(matches!(limited, Attempt::Retry { .. }));
+        let invalid = classify_import(reqwest::StatusCode::BAD_REQUEST, &headers, br#"{"success":0,"message":"JSON payload did not pass validation.","failureReasons":[{"contact":3,"failureReason":"Field 'email' incorrect format"}]}"#);
+        let Attempt::Done(ImportAnswer::Invalid { failures, .. }) = invalid else {
+            panic!()
+        };
+        assert_eq!(
+            failures,
+            vec![ImportFailure {
+                index: Some(3),
+                reason: "Field 'email' incorrect format".into()
+            }]
+        );
+        assert!(matches!(
+            classify_import(reqwest::StatusCode::OK, &headers, b""),
+            Attempt::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_import(reqwest::StatusCode::FORBIDDEN, &headers, b"{}"),
+            Attempt::Fail(AcError::Unauthorized { status: 403 })
+        ));
+    }
+}

@@ -1,0 +1,204 @@
+//! Batch delivery: many contacts from one request. Duplicates are merged per email; fewer
+//! than 10 contacts go through `contact_sync`, more through the Bulk Contact Importer in
+//! chunks of at most 250 contacts and about 350 KB.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use super::{DeliveryError, DeliveryOutcome, InlineDelivery};
+use crate::activecampaign::bulk::{
+    BulkContact, ImportAnswer, ImportCallback, MIN_BULK_CONTACTS, chunk, to_bulk_contact,
+};
+use crate::activecampaign::{AcError, Account, ContactSync};
+use crate::secrets::AppSecret;
+
+/// One import the importer queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedBatch {
+    pub batch_id: String,
+    pub queued_contacts: usize,
+}
+
+/// A contact that can never be synced as sent, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedContact {
+    pub email: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchResult {
+    /// Contacts synced one by one through `contact_sync`.
+    pub synced: usize,
+    pub imports: Vec<ImportedBatch>,
+    pub rejected: Vec<RejectedContact>,
+}
+
+/// Merges contacts that share an email, keeping first-seen order.
+pub fn merge_by_email(contacts: Vec<ContactSync>) -> Vec<ContactSync> {
+    let mut order: Vec<ContactSync> = Vec::with_capacity(contacts.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(contacts.len());
+    for contact in contacts {
+        match index.get(&contact.email) {
+            Some(&i) => order[i].merge(contact),
+            None => {
+                index.insert(contact.email.clone(), order.len());
+                order.push(contact);
+            }
+        }
+    }
+    order
+}
+
+impl InlineDelivery {
+    /// Delivers many contacts. Any contact that could still be synced but was not makes the
+    /// whole call fail (the sender retries the batch; syncing is idempotent by email).
+    pub async fn deliver_batch(
+        &self,
+        contacts: Vec<ContactSync>,
+        secret: Arc<AppSecret>,
+        callback: Option<&ImportCallback>,
+        exclude_automations: bool,
+        deadline: Instant,
+    ) -> Result<BatchResult, DeliveryError> {
+        let contacts = merge_by_email(contacts);
+        let mut result = BatchResult::default();
+        if contacts.len() < MIN_BULK_CONTACTS {
+            for contact in &contacts {
+                self.one_by_one(contact, &secret, deadline, &mut result)
+                    .await?;
+            }
+            return Ok(result);
+        }
+        let mut by_email: HashMap<String, ContactSync> = HashMap::with_capacity(contacts.len());
+        let mut bulk = Vec::with_capacity(contacts.len());
+        for contact in contacts {
+            match to_bulk_contact(&contact, exclude_automations) {
+                Ok(converted) => {
+                    bulk.push(converted);
+                    by_email.insert(contact.email.clone(), contact);
+                }
+                Err(why) => {
+                    tracing::debug!(why, "Contact goes through contact_sync, not the importer.");
+                    self.one_by_one(&contact, &secret, deadline, &mut result)
+                        .await?;
+                }
+            }
+        }
+        let mut secret = secret;
+        let mut refreshed = false;
+        let mut pending: VecDeque<Vec<BulkContact>> = chunk(bulk).into();
+        while let Some(part) = pending.pop_front() {
+            if part.len() < MIN_BULK_CONTACTS {
+                for contact in &part {
+                    if let Some(original) = by_email.get(&contact.email) {
+                        self.one_by_one(original, &secret, deadline, &mut result)
+                            .await?;
+                    }
+                }
+                continue;
+            }
+            let account = Account {
+                api_url: &secret.api_url,
+                api_key: &secret.api_key,
+            };
+            let answer = self
+                .client()
+                .bulk_import(account, &part, callback, exclude_automations, deadline)
+                .await;
+            match answer {
+                Ok(ImportAnswer::Queued {
+                    batch_id,
+                    queued_contacts,
+                }) => {
+                    tracing::info!(batch_id = %batch_id, contacts = part.len(), "Bulk import queued.");
+                    result.imports.push(ImportedBatch {
+                        batch_id,
+                        queued_contacts: queued_contacts.max(part.len()),
+                    });
+                }
+                Ok(ImportAnswer::Invalid { failures, message }) => {
+                    tracing::warn!(contacts = part.len(), failures = failures.len(), message = %message, "Bulk import refused by validation.");
+                    // The index base is undocumented: both candidates get a verdict of their own.
+                    let mut suspects: Vec<usize> = failures
+                        .iter()
+                        .filter_map(|f| f.index)
+                        .flat_map(|i| [Some(i), i.checked_sub(1)])
+                        .flatten()
+                        .filter(|&i| i < part.len())
+                        .collect();
+                    suspects.sort_unstable();
+                    suspects.dedup();
+                    if suspects.is_empty() || suspects.len() == part.len() {
+                        let mut left = part;
+                        let right = left.split_off(left.len() / 2);
+                        pending.push_front(right);
+                        pending.push_front(left);
+                        continue;
+                    }
+                    let mut rest = Vec::with_capacity(part.len());
+                    for (i, contact) in part.into_iter().enumerate() {
+                        if suspects.binary_search(&i).is_ok() {
+                            if let Some(original) = by_email.get(&contact.email) {
+                                self.one_by_one(original, &secret, deadline, &mut result)
+                                    .await?;
+                            }
+                        } else {
+                            rest.push(contact);
+                        }
+                    }
+                    pending.push_front(rest);
+                }
+                Err(AcError::Unauthorized { status }) if !refreshed => {
+                    refreshed = true;
+                    let fresh = self.secrets().refresh(&secret).await?;
+                    if fresh.api_key.expose_secret() == secret.api_key.expose_secret() {
+                        return Err(AcError::Unauthorized { status }.into());
+                    }
+                    secret = fresh;
+                    pending.push_front(part);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(result)
+    }
+
+    async fn one_by_one(
+        &self,
+        contact: &ContactSync,
+        secret: &Arc<AppSecret>,
+        deadline: Instant,
+        result: &mut BatchResult,
+    ) -> Result<(), DeliveryError> {
+        match self.deliver(contact, secret.clone(), deadline).await? {
+            DeliveryOutcome::Synced { .. } | DeliveryOutcome::Queued { .. } => result.synced += 1,
+            DeliveryOutcome::Rejected { reason } => result.rejected.push(RejectedContact {
+                email: contact.email.clone(),
+                reason,
+            }),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_merge_in_order() {
+        let c = |email: &str, name: &str| ContactSync {
+            email: email.into(),
+            first_name: Some(name.into()),
+            ..ContactSync::default()
+        };
+        let merged = merge_by_email(vec![c("a@x.co", "A"), c("b@x.co", "B"), c("a@x.co", "Ada")]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].first_name.as_deref(), Some("Ada"));
+        assert_eq!(merged[1].email, "b@x.co");
+    }
+}
