@@ -16,6 +16,30 @@ pub struct ContactFields {
     pub ip4: Option<String>,
 }
 
+impl ContactFields {
+    /// Fills what this one lacks from `other`, a weaker source (fields recognised by name).
+    /// Names move as a group: `other`'s names are taken only when this one has none, so a
+    /// first name from one source is never paired with a last name from another.
+    pub fn fill_from(self, other: ContactFields) -> ContactFields {
+        let has_name =
+            self.first_name.is_some() || self.last_name.is_some() || self.full_name.is_some();
+        let (first_name, last_name, full_name) = if has_name {
+            (self.first_name, self.last_name, self.full_name)
+        } else {
+            (other.first_name, other.last_name, other.full_name)
+        };
+        ContactFields {
+            email: self.email.or(other.email),
+            first_name,
+            last_name,
+            full_name,
+            phone: self.phone.or(other.phone),
+            organization: self.organization.or(other.organization),
+            ip4: self.ip4.or(other.ip4),
+        }
+    }
+}
+
 /// One purchased item, for tags built from products.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Product {
@@ -85,6 +109,30 @@ pub fn value_as_text(value: &Value) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// Whether a text looks like an email address (the mapping stage validates it again).
+pub fn looks_like_email(text: &str) -> bool {
+    crate::mapping::normalise_email(text).is_some()
+}
+
+/// The first string among `values` that looks like an email address, looking inside arrays
+/// and objects (a checkbox list, a compound field) in order. For senders whose fields are
+/// named by the site owner or by id, so no key says which one is the email.
+pub fn first_email_like<'a>(values: impl IntoIterator<Item = &'a Value>) -> Option<String> {
+    values.into_iter().find_map(|value| {
+        // Depth-first in document order; iterative, so nesting cannot overflow the stack.
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::String(s) if looks_like_email(s) => return Some(s.trim().to_string()),
+                Value::Array(items) => stack.extend(items.iter().rev()),
+                Value::Object(map) => stack.extend(map.values().rev()),
+                _ => {}
+            }
+        }
+        None
+    })
+}
+
 /// The text at a dotted path of plain object keys (`customer.email`), for sender defaults.
 pub fn text_at(payload: &Value, dotted: &str) -> Option<String> {
     let mut current = payload;
@@ -146,6 +194,43 @@ mod tests {
         ] {
             assert!(!is_affirmative(&no), "{no}");
         }
+    }
+
+    #[test]
+    fn first_email_like_looks_inside_in_order() {
+        let values = [
+            json!("not an email"),
+            json!({"a": ["x", " Grace@Example.com "], "b": "ada@example.com"}),
+            json!("ada@example.com"),
+        ];
+        assert_eq!(
+            first_email_like(&values).as_deref(),
+            Some("Grace@Example.com")
+        );
+        assert_eq!(first_email_like(&[json!("a@b"), json!(1)]), None);
+        assert!(looks_like_email("x@y.co") && !looks_like_email("x y@z.co"));
+    }
+
+    #[test]
+    fn fill_from_keeps_names_together() {
+        let strong = ContactFields {
+            email: Some("a@b.co".into()),
+            full_name: Some("Ada Lovelace".into()),
+            ..ContactFields::default()
+        };
+        let weak = ContactFields {
+            email: Some("other@b.co".into()),
+            first_name: Some("Other".into()),
+            phone: Some("555".into()),
+            ..ContactFields::default()
+        };
+        let merged = strong.fill_from(weak.clone());
+        assert_eq!(merged.email.as_deref(), Some("a@b.co"));
+        assert_eq!(merged.first_name, None);
+        assert_eq!(merged.full_name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(merged.phone.as_deref(), Some("555"));
+        let merged = ContactFields::default().fill_from(weak);
+        assert_eq!(merged.first_name.as_deref(), Some("Other"));
     }
 
     #[test]

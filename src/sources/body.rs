@@ -96,6 +96,137 @@ pub fn parse_multipart(req: &InboundRequest) -> Result<Value, ParseError> {
     Ok(fields.into_value())
 }
 
+/// Whether a media type is a URL-encoded form or JSON: what WordPress plugins (Gravity Forms,
+/// WPForms) and Gumroad post, depending on their configuration.
+pub fn is_form_or_json(media_type: Option<&str>) -> bool {
+    matches!(media_type, Some(MEDIA_FORM) | Some(MEDIA_JSON))
+}
+
+/// A server-built URL-encoded form (bracketed keys nested, see [`nest_brackets`]) or a JSON
+/// object, by the request's media type, so both encodings of one sender share mapping paths.
+pub fn parse_form_or_json(req: &InboundRequest) -> Result<Value, ParseError> {
+    match req.media_type().as_deref() {
+        Some(MEDIA_FORM) => Ok(nest_brackets(parse_urlencoded(&req.body)?)),
+        _ => parse_json_object(&req.body),
+    }
+}
+
+/// Deepest bracket nesting a form key may spell; deeper keys stay flat.
+const MAX_BRACKET_DEPTH: usize = 16;
+
+/// Undoes PHP's `http_build_query` and Rails' `to_params` on a decoded form: `card[visual]`
+/// becomes `{"card": {"visual": …}}`, `tags[]` an array, and an object keyed `0`…`n-1` an
+/// array (`raw_value[0]`, `raw_value[1]`). A key that is not well-formed brackets, is too deep
+/// or clashes with another key (`a=1&a[b]=2`) stays flat, as sent.
+pub fn nest_brackets(flat: Value) -> Value {
+    let Value::Object(fields) = flat else {
+        return flat;
+    };
+    // Plain keys first, so that `a=1` wins over `a[b]=2` whatever the order.
+    let (bracketed, plain): (Vec<_>, Vec<_>) = fields
+        .into_iter()
+        .partition(|(key, _)| bracket_path(key).is_some());
+    let mut nested: Map<String, Value> = plain.into_iter().collect();
+    let mut unnested = Vec::new();
+    for (key, value) in bracketed {
+        let path = bracket_path(&key).unwrap_or_default();
+        if let Err(value) = insert_at(&mut nested, &path, value) {
+            unnested.push((key, value));
+        }
+    }
+    for (key, value) in unnested {
+        // Such a key has brackets, so no nested root or plain key has its name.
+        nested.entry(key).or_insert(value);
+    }
+    // The top level stays an object even when its keys are 0…n-1.
+    Value::Object(
+        nested
+            .into_iter()
+            .map(|(k, v)| (k, indexed_objects_to_arrays(v)))
+            .collect(),
+    )
+}
+
+/// `a[b][]` → `["a", "b", ""]`; `None` for a plain key or malformed brackets.
+fn bracket_path(key: &str) -> Option<Vec<&str>> {
+    let (root, mut rest) = key.split_once('[')?;
+    if root.is_empty() || root.contains(']') {
+        return None;
+    }
+    let mut path = vec![root];
+    loop {
+        let (segment, after) = rest.split_once(']')?;
+        if segment.contains('[') {
+            return None;
+        }
+        path.push(segment);
+        if after.is_empty() {
+            break;
+        }
+        rest = after.strip_prefix('[')?;
+    }
+    // Only a trailing `[]` (append) is meaningful; an empty segment inside stays flat.
+    let inner_empty = path.iter().rev().skip(1).any(|s| s.is_empty());
+    (!inner_empty && path.len() <= MAX_BRACKET_DEPTH).then_some(path)
+}
+
+/// Inserts `value` at `path`; gives it back when the path runs into a value already there.
+fn insert_at(map: &mut Map<String, Value>, path: &[&str], value: Value) -> Result<(), Value> {
+    let (value, path) = match path.split_last() {
+        // `key[]`: repeated keys already became an array; one value becomes a one-item array.
+        Some((&"", parent)) => match value {
+            Value::Array(_) => (value, parent),
+            other => (Value::Array(vec![other]), parent),
+        },
+        _ => (value, path),
+    };
+    let Some((last, parents)) = path.split_last() else {
+        return Err(value);
+    };
+    let mut current = map;
+    for key in parents {
+        let entry = current
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(next) = entry else {
+            return Err(value);
+        };
+        current = next;
+    }
+    if current.contains_key(*last) {
+        return Err(value);
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn indexed_objects_to_arrays(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let n = map.len();
+            let indexed = n > 0 && (0..n).all(|i| map.contains_key(&i.to_string()));
+            if indexed {
+                let mut items: Vec<(usize, Value)> = map
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, indexed_objects_to_arrays(v))))
+                    .collect();
+                items.sort_by_key(|(i, _)| *i);
+                Value::Array(items.into_iter().map(|(_, v)| v).collect())
+            } else {
+                Value::Object(
+                    map.into_iter()
+                        .map(|(k, v)| (k, indexed_objects_to_arrays(v)))
+                        .collect(),
+                )
+            }
+        }
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(indexed_objects_to_arrays).collect())
+        }
+        other => other,
+    }
+}
+
 /// Form fields in arrival order, collapsing repeated keys into arrays.
 #[derive(Default)]
 struct FormFields {
@@ -140,6 +271,33 @@ mod tests {
             value,
             json!({"email": "a@b.co", "name": "Ada Lovelace", "i": ["x", "y", "z"]})
         );
+    }
+
+    #[test]
+    fn brackets_nest_like_php_and_rails() {
+        let flat = parse_urlencoded(
+            b"form%5Bid%5D=f1&fields%5Bemail%5D%5Bvalue%5D=a%40b.co\
+              &fields%5Bcb%5D%5Braw_value%5D%5B0%5D=x&fields%5Bcb%5D%5Braw_value%5D%5B1%5D=y\
+              &tags%5B%5D=a&tags%5B%5D=b&one%5B%5D=z&plain=p&a=1&a%5Bb%5D=2&odd%5Bx=3&%5Bnoroot%5D=4",
+        )
+        .unwrap();
+        assert_eq!(
+            nest_brackets(flat),
+            json!({
+                "form": {"id": "f1"},
+                "fields": {"email": {"value": "a@b.co"}, "cb": {"raw_value": ["x", "y"]}},
+                "tags": ["a", "b"],
+                "one": ["z"],
+                "plain": "p",
+                "a": "1",
+                "a[b]": "2",
+                "odd[x": "3",
+                "[noroot]": "4"
+            })
+        );
+        let deep = format!("k{}=v", "[x]".repeat(MAX_BRACKET_DEPTH));
+        let flat = parse_urlencoded(deep.as_bytes()).unwrap();
+        assert_eq!(nest_brackets(flat.clone()), flat);
     }
 
     #[test]

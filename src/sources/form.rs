@@ -8,7 +8,9 @@ use super::body::{self, MEDIA_FORM, MEDIA_JSON, MEDIA_MULTIPART};
 use super::signature::verify_token;
 use super::{AuthError, AuthSettings, ParseError, Sender};
 use crate::inbound::InboundRequest;
-use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, value_as_text};
+use crate::submission::{
+    ContactFields, Parsed, Submission, first_email_like, is_affirmative, value_as_text,
+};
 
 /// The query parameter that carries the route token.
 pub const TOKEN_PARAM: &str = "token";
@@ -112,6 +114,19 @@ pub fn recognise_fields(payload: &Value) -> (ContactFields, Option<bool>) {
         ip4: None,
     };
     let consent = find_value(fields, CONSENT_KEYS).map(is_affirmative);
+    (contact, consent)
+}
+
+/// [`recognise_fields`] for senders whose keys are chosen by the site owner (WPForms, Elementor
+/// labels, Google Forms question titles): when no key is named like an email, the first value
+/// that looks like an email address is the email.
+pub fn recognise_fields_any_email(payload: &Value) -> (ContactFields, Option<bool>) {
+    let (mut contact, consent) = recognise_fields(payload);
+    if contact.email.is_none() {
+        contact.email = payload
+            .as_object()
+            .and_then(|fields| first_email_like(fields.values()));
+    }
     (contact, consent)
 }
 

@@ -3,11 +3,17 @@
 
 pub mod batch;
 pub mod body;
+pub mod elementor;
 pub mod form;
+pub mod googleforms;
+pub mod gravityforms;
+pub mod gumroad;
+pub mod jotform;
 pub mod shopify;
 pub mod signature;
 pub mod stripe;
 pub mod woocommerce;
+pub mod wpforms;
 
 use std::time::Duration;
 
@@ -150,6 +156,12 @@ senders! {
     Shopify => "shopify", shopify::Shopify;
     WooCommerce => "woocommerce", woocommerce::WooCommerce;
     Stripe => "stripe", stripe::Stripe;
+    Gumroad => "gumroad", gumroad::Gumroad;
+    Jotform => "jotform", jotform::Jotform;
+    GravityForms => "gravityforms", gravityforms::GravityForms;
+    Elementor => "elementor", elementor::Elementor;
+    WpForms => "wpforms", wpforms::WpForms;
+    GoogleForms => "googleforms", googleforms::GoogleForms;
     Batch => "batch", batch::Batch;
 }
 
@@ -197,12 +209,22 @@ pub(crate) mod test_support {
     use secrecy::SecretString;
 
     use crate::inbound::InboundRequest;
+    use crate::sources::ParseError;
+    use crate::submission::{Parsed, Submission};
 
     pub fn secrets(values: &[&str]) -> Vec<SecretString> {
         values
             .iter()
             .map(|v| SecretString::from(v.to_string()))
             .collect()
+    }
+
+    /// The submission a parser produced; panics (fails the test) on anything else.
+    pub fn submission(parsed: Result<Parsed, ParseError>) -> Submission {
+        match parsed {
+            Ok(Parsed::Submission(s)) => *s,
+            other => panic!("expected a submission, got {other:?}"),
+        }
     }
 
     pub fn request(path: &str, headers: &[(&str, &str)], body: &str) -> InboundRequest {
