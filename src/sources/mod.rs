@@ -3,9 +3,13 @@
 
 pub mod body;
 pub mod form;
+pub mod lemonsqueezy;
+pub mod paddle;
 pub mod shopify;
 pub mod signature;
 pub mod stripe;
+pub mod tally;
+pub mod typeform;
 pub mod woocommerce;
 
 use std::time::Duration;
@@ -140,6 +144,10 @@ senders! {
     Shopify => "shopify", shopify::Shopify;
     WooCommerce => "woocommerce", woocommerce::WooCommerce;
     Stripe => "stripe", stripe::Stripe;
+    Typeform => "typeform", typeform::Typeform;
+    Tally => "tally", tally::Tally;
+    LemonSqueezy => "lemonsqueezy", lemonsqueezy::LemonSqueezy;
+    Paddle => "paddle", paddle::Paddle;
 }
 
 impl SenderKind {
