@@ -252,6 +252,51 @@ fn expectation(name: &str) -> Option<Expect> {
         "googleforms-no-email" => ok("skipped"),
         "googleforms-wrong-token" => status(401),
         "googleforms-malformed" => status(400),
+        // Typeform: names and company are selected by field.ref in a route, not by default.
+        "typeform-form-response" => synced(&[
+            ("email", "margaret.hamilton@example.com"),
+            ("phone", "+16175550123"),
+        ]),
+        "typeform-form-response-partial" => ok("ignored"),
+        "typeform-no-email" => ok("skipped"),
+        "typeform-bad-signature" | "typeform-missing-signature" => status(401),
+        "typeform-malformed" => status(400),
+        "tally-form-response" => synced(&[
+            ("email", "annie.easley@example.com"),
+            ("first_name", "Annie"),
+            ("last_name", "Easley"),
+            ("phone", "+12165550147"),
+            ("customer_acct_name", "NASA Glenn"),
+        ]),
+        "tally-no-email" => ok("skipped"),
+        "tally-bad-signature" | "tally-missing-signature" => status(401),
+        "tally-malformed" => status(400),
+        "lemonsqueezy-order-created" => synced(&[
+            ("email", "evelyn.granville@example.com"),
+            ("first_name", "Evelyn"),
+            ("last_name", "Boyd Granville"),
+        ]),
+        "lemonsqueezy-subscription-created" => synced(&[
+            ("email", "mae.jemison@example.com"),
+            ("first_name", "Mae"),
+            ("last_name", "Jemison"),
+        ]),
+        "lemonsqueezy-order-refunded" => ok("ignored"),
+        "lemonsqueezy-no-email" => ok("skipped"),
+        "lemonsqueezy-bad-signature" | "lemonsqueezy-missing-signature" => status(401),
+        "lemonsqueezy-malformed" => status(400),
+        "paddle-customer-created" | "paddle-rotated-secret" => synced(&[
+            ("email", "christine.darden@example.com"),
+            ("first_name", "Christine"),
+            ("last_name", "Darden"),
+        ]),
+        // Ids only: the contact would need an API call to Paddle.
+        "paddle-transaction-completed" => ok("ignored"),
+        "paddle-no-email" => ok("skipped"),
+        "paddle-bad-signature" | "paddle-missing-signature" | "paddle-stale-timestamp" => {
+            status(401)
+        }
+        "paddle-malformed" => status(400),
         "health" => status(200),
         "unknown-route" => status(404),
         "method-not-allowed" => status(405),

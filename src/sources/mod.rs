@@ -9,9 +9,13 @@ pub mod googleforms;
 pub mod gravityforms;
 pub mod gumroad;
 pub mod jotform;
+pub mod lemonsqueezy;
+pub mod paddle;
 pub mod shopify;
 pub mod signature;
 pub mod stripe;
+pub mod tally;
+pub mod typeform;
 pub mod woocommerce;
 pub mod wpforms;
 
@@ -163,6 +167,10 @@ senders! {
     WpForms => "wpforms", wpforms::WpForms;
     GoogleForms => "googleforms", googleforms::GoogleForms;
     Batch => "batch", batch::Batch;
+    Typeform => "typeform", typeform::Typeform;
+    Tally => "tally", tally::Tally;
+    LemonSqueezy => "lemonsqueezy", lemonsqueezy::LemonSqueezy;
+    Paddle => "paddle", paddle::Paddle;
 }
 
 impl SenderKind {

@@ -1,0 +1,262 @@
+//! `typeform`: form responses, signed with `Typeform-Signature: sha256=<base64>` (HMAC-SHA256
+//! of the raw body, keyed by the webhook's secret). No timestamp: dedupe on `event_id`.
+//!
+//! Answers are a list keyed by the form's fields, so only typed answers are read by default:
+//! the `email` answer, the `phone_number` answer, and consent from `boolean` answers of
+//! `legal` (else `yes_no`) fields. Names and company are questions whose `field.ref` only the
+//! form's owner knows: select them in the route, e.g.
+//! `first_name = "$.form_response.answers[?@.field.ref == 'first_name'].text"`.
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::body::parse_json_object;
+use super::signature::{TagEncoding, verify_hmac_any};
+use super::{AuthError, AuthSettings, ParseError, Sender};
+use crate::inbound::InboundRequest;
+use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
+
+pub const SIGNATURE_HEADER: &str = "typeform-signature";
+/// The scheme prefix of the header value.
+pub const SIGNATURE_PREFIX: &str = "sha256=";
+
+pub const DEFAULT_TOPICS: &[&str] = &["form_response"];
+
+/// Field types whose `boolean` answer is read as marketing consent, in order of preference.
+const CONSENT_FIELD_TYPES: &[&str] = &["legal", "yes_no"];
+
+/// The `typeform` sender.
+pub struct Typeform;
+
+impl Sender for Typeform {
+    fn default_topics(&self) -> &'static [&'static str] {
+        DEFAULT_TOPICS
+    }
+
+    fn authenticate(
+        &self,
+        req: &InboundRequest,
+        secrets: &[SecretString],
+        _settings: &AuthSettings,
+    ) -> Result<(), AuthError> {
+        authenticate(req, secrets)
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
+        parse(req)
+    }
+}
+
+pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
+    let header = req
+        .header(SIGNATURE_HEADER)
+        .ok_or(AuthError::MissingSignature("Typeform-Signature"))?;
+    let tag = header
+        .trim()
+        .strip_prefix(SIGNATURE_PREFIX)
+        .ok_or(AuthError::MalformedSignature)?;
+    verify_hmac_any(secrets, &[&req.body], &[tag], TagEncoding::Base64)
+}
+
+pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+    let payload = parse_json_object(&req.body)?;
+    let topic =
+        text_at(&payload, "event_type").ok_or(ParseError::MissingTopic("\"event_type\" field"))?;
+    let answers: &[Value] = payload
+        .pointer("/form_response/answers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let contact = ContactFields {
+        email: answers.iter().find_map(|a| typed_answer(a, "email")),
+        phone: answers.iter().find_map(|a| typed_answer(a, "phone_number")),
+        ..ContactFields::default()
+    };
+    let consent = consent(answers);
+    let delivery_id =
+        text_at(&payload, "event_id").or_else(|| text_at(&payload, "form_response.token"));
+    Ok(Parsed::Submission(Box::new(Submission {
+        topic: Some(topic),
+        delivery_id,
+        contact,
+        products: Vec::new(),
+        consent,
+        payload,
+        from_browser_form: false,
+    })))
+}
+
+/// The value of an answer of type `kind`, which Typeform puts under the key named like the type
+/// (`{"type": "email", "email": "…"}`).
+fn typed_answer(answer: &Value, kind: &str) -> Option<String> {
+    if answer.get("type").and_then(Value::as_str) != Some(kind) {
+        return None;
+    }
+    answer.get(kind).and_then(value_as_text)
+}
+
+/// Consent from `boolean` answers: `legal` fields first, else `yes_no` fields; any `true` wins.
+fn consent(answers: &[Value]) -> Option<bool> {
+    CONSENT_FIELD_TYPES.iter().find_map(|field_type| {
+        let mut found = None;
+        for answer in answers {
+            let is_boolean = answer.get("type").and_then(Value::as_str) == Some("boolean");
+            let of_type =
+                answer.pointer("/field/type").and_then(Value::as_str) == Some(*field_type);
+            if let (true, true, Some(value)) = (
+                is_boolean,
+                of_type,
+                answer.get("boolean").and_then(Value::as_bool),
+            ) {
+                found = Some(found.unwrap_or(false) || value);
+            }
+        }
+        found
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{Mapping, MappingOutcome, map_submission};
+    use crate::sources::signature::hmac_sha256;
+    use crate::sources::test_support::{request, secrets};
+    use base64::prelude::*;
+
+    const SECRET: &str = "tf-webhook-secret";
+    // Shaped like the example payload of typeform.com/developers/webhooks (reference section 4).
+    const BODY: &str = r#"{"event_id":"01HXYZ8K2W3","event_type":"form_response","form_response":{"form_id":"lT4Z3j","token":"a3a12ec67a1365927098a606107fac15","submitted_at":"2026-01-01T10:00:00Z","hidden":{"utm_source":"newsletter"},"answers":[{"type":"text","text":"Ada","field":{"id":"Y9ae","type":"short_text","ref":"first_name"}},{"type":"text","text":"Lovelace","field":{"id":"Y9af","type":"short_text","ref":"last_name"}},{"type":"email","email":"Ada@Example.com","field":{"id":"SMEU","type":"email","ref":"email"}},{"type":"phone_number","phone_number":"+442079460000","field":{"id":"PhN1","type":"phone_number","ref":"phone"}},{"type":"boolean","boolean":false,"field":{"id":"Yn01","type":"yes_no","ref":"customer"}},{"type":"boolean","boolean":true,"field":{"id":"Lg01","type":"legal","ref":"marketing"}}]}}"#;
+
+    fn signed_with(body: &str, secret: &str) -> InboundRequest {
+        let tag = BASE64_STANDARD.encode(hmac_sha256(secret.as_bytes(), &[body.as_bytes()]));
+        request(
+            "/webhooks/typeform",
+            &[
+                ("content-type", "application/json"),
+                (SIGNATURE_HEADER, &format!("sha256={tag}")),
+            ],
+            body,
+        )
+    }
+
+    fn submission(parsed: Parsed) -> Submission {
+        match parsed {
+            Parsed::Submission(s) => *s,
+            other => panic!("expected a submission, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn signature_is_prefixed_base64_over_the_raw_body() {
+        let req = signed_with(BODY, SECRET);
+        assert!(authenticate(&req, &secrets(&[SECRET])).is_ok());
+        // Rotation: any of the route's secrets verifies.
+        assert!(authenticate(&req, &secrets(&["tf-old", SECRET])).is_ok());
+        assert_eq!(
+            authenticate(&req, &secrets(&["tf-other"])),
+            Err(AuthError::SignatureMismatch)
+        );
+        let mut tampered = req.clone();
+        tampered.body = BODY.replace("Ada@", "Eve@").into();
+        assert_eq!(
+            authenticate(&tampered, &secrets(&[SECRET])),
+            Err(AuthError::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed_headers() {
+        let unsigned = request("/webhooks/typeform", &[], BODY);
+        assert_eq!(
+            authenticate(&unsigned, &secrets(&[SECRET])),
+            Err(AuthError::MissingSignature("Typeform-Signature"))
+        );
+        let tag = BASE64_STANDARD.encode(hmac_sha256(SECRET.as_bytes(), &[BODY.as_bytes()]));
+        // The tag without its `sha256=` prefix is not Typeform's format.
+        let bare = request("/webhooks/typeform", &[(SIGNATURE_HEADER, &tag)], BODY);
+        assert_eq!(
+            authenticate(&bare, &secrets(&[SECRET])),
+            Err(AuthError::MalformedSignature)
+        );
+        let not_base64 = request(
+            "/webhooks/typeform",
+            &[(SIGNATURE_HEADER, "sha256=%%%not-base64%%%")],
+            BODY,
+        );
+        assert_eq!(
+            authenticate(&not_base64, &secrets(&[SECRET])),
+            Err(AuthError::MalformedSignature)
+        );
+        // Hex is not base64 of 32 bytes, so a hex tag cannot pass either.
+        let hex_tag = hex::encode(hmac_sha256(SECRET.as_bytes(), &[BODY.as_bytes()]));
+        let hex_req = request(
+            "/webhooks/typeform",
+            &[(SIGNATURE_HEADER, &format!("sha256={hex_tag}"))],
+            BODY,
+        );
+        assert!(authenticate(&hex_req, &secrets(&[SECRET])).is_err());
+    }
+
+    #[test]
+    fn typed_answers_and_consent() {
+        let s = submission(parse(&signed_with(BODY, SECRET)).unwrap());
+        assert_eq!(s.topic.as_deref(), Some("form_response"));
+        assert_eq!(s.delivery_id.as_deref(), Some("01HXYZ8K2W3"));
+        assert_eq!(s.contact.email.as_deref(), Some("Ada@Example.com"));
+        assert_eq!(s.contact.phone.as_deref(), Some("+442079460000"));
+        // Names are not guessed from answers: the route selects them by field.ref.
+        assert_eq!(s.contact.first_name, None);
+        assert_eq!(s.contact.full_name, None);
+        // The legal answer decides, not the yes_no one.
+        assert_eq!(s.consent, Some(true));
+        assert_eq!(
+            s.payload["form_response"]["hidden"]["utm_source"],
+            "newsletter"
+        );
+    }
+
+    #[test]
+    fn yes_no_is_the_fallback_and_no_boolean_means_unknown() {
+        let yes_no = r#"{"event_type":"form_response","form_response":{"answers":[{"type":"boolean","boolean":true,"field":{"type":"yes_no","ref":"news"}}]}}"#;
+        assert_eq!(
+            submission(parse(&signed_with(yes_no, SECRET)).unwrap()).consent,
+            Some(true)
+        );
+        let none = r#"{"event_type":"form_response","form_response":{"answers":[]}}"#;
+        let s = submission(parse(&signed_with(none, SECRET)).unwrap());
+        assert_eq!(s.consent, None);
+        // No email answer still parses; the mapping stage answers "skipped".
+        assert_eq!(s.contact.email, None);
+        assert_eq!(s.delivery_id, None);
+    }
+
+    #[test]
+    fn names_and_company_come_from_the_route_by_field_ref() {
+        let mapping = Mapping::from_toml(
+            "[routes.survey]\nsender = \"typeform\"\n[routes.survey.contact]\n\
+             first_name = \"$.form_response.answers[?@.field.ref == 'first_name'].text\"\n\
+             last_name = \"$.form_response.answers[?@.field.ref == 'last_name'].text\"\n",
+        )
+        .unwrap();
+        let route = mapping.route("survey").unwrap();
+        let s = submission(parse(&signed_with(BODY, SECRET)).unwrap());
+        let MappingOutcome::Contact(c) = map_submission(&s, route) else {
+            panic!("expected a contact");
+        };
+        assert_eq!(c.email, "ada@example.com");
+        assert_eq!(c.first_name.as_deref(), Some("Ada"));
+        assert_eq!(c.last_name.as_deref(), Some("Lovelace"));
+    }
+
+    #[test]
+    fn malformed_body_and_missing_event_type() {
+        assert!(matches!(
+            parse(&signed_with("{\"event_type\":", SECRET)),
+            Err(ParseError::Json(_))
+        ));
+        assert!(matches!(
+            parse(&signed_with("{\"form_response\":{}}", SECRET)),
+            Err(ParseError::MissingTopic(_))
+        ));
+    }
+}
