@@ -2,10 +2,14 @@
 //! and parses it into one normalised [`Submission`](crate::submission::Submission).
 
 pub mod body;
+pub mod calendly;
 pub mod form;
+pub mod hubspot;
 pub mod shopify;
 pub mod signature;
+pub mod standardwebhooks;
 pub mod stripe;
+pub mod webflow;
 pub mod woocommerce;
 
 use std::time::Duration;
@@ -140,6 +144,10 @@ senders! {
     Shopify => "shopify", shopify::Shopify;
     WooCommerce => "woocommerce", woocommerce::WooCommerce;
     Stripe => "stripe", stripe::Stripe;
+    Webflow => "webflow", webflow::Webflow;
+    Calendly => "calendly", calendly::Calendly;
+    HubSpot => "hubspot", hubspot::HubSpot;
+    StandardWebhooks => "standardwebhooks", standardwebhooks::StandardWebhooks;
 }
 
 impl SenderKind {
