@@ -67,6 +67,27 @@ const JENNY: &[(&str, &str)] = &[
     ("last_name", "Rosen"),
     ("phone", "+15555550123"),
 ];
+const ZOE: &[(&str, &str)] = &[
+    ("email", "zoe.washburne@example.com"),
+    ("first_name", "Zoe"),
+    ("last_name", "Washburne"),
+    ("phone", "15550000000"),
+    ("customer_acct_name", "Serenity Charters"),
+];
+const INARA: &[(&str, &str)] = &[
+    ("email", "inara.serra@example.com"),
+    ("first_name", "Inara"),
+    ("last_name", "Serra"),
+    ("phone", "+1 617 555 0134"),
+    ("customer_acct_name", "Companion Guild"),
+];
+const SHEPHERD: &[(&str, &str)] = &[
+    ("email", "shepherd.book@example.com"),
+    ("first_name", "Derrial"),
+    ("last_name", "Book"),
+    ("phone", "+1 555 0199"),
+    ("customer_acct_name", "Southdown Abbey"),
+];
 
 fn expectation(name: &str) -> Option<Expect> {
     Some(match name {
@@ -297,6 +318,60 @@ fn expectation(name: &str) -> Option<Expect> {
             status(401)
         }
         "paddle-malformed" => status(400),
+        "webflow-form-submission" | "webflow-rotated-secret" => synced(ZOE),
+        "webflow-form-submission-v1-token" => synced(&[
+            ("email", "wash@example.com"),
+            ("first_name", "Hoban"),
+            ("last_name", "Washburne"),
+            ("phone", "+1 555 0142"),
+            ("customer_acct_name", "Serenity Charters"),
+        ]),
+        "webflow-no-email" => ok("skipped"),
+        "webflow-site-publish" => ok("ignored"),
+        "webflow-bad-signature"
+        | "webflow-missing-signature"
+        | "webflow-stale-timestamp"
+        | "webflow-v1-wrong-token" => status(401),
+        "webflow-malformed" => status(400),
+        "calendly-invitee-created" => synced(&[
+            ("email", "river.tam@example.com"),
+            ("first_name", "River"),
+            ("last_name", "Tam"),
+            ("phone", "+1 404-555-1234"),
+            ("customer_acct_name", "Blue Sun Corporation"),
+        ]),
+        "calendly-invitee-created-names" => synced(&[
+            ("email", "kaylee@example.com"),
+            ("first_name", "Kaywinnet Lee"),
+            ("last_name", "Frye"),
+        ]),
+        "calendly-invitee-canceled" => ok("ignored"),
+        "calendly-no-email" => ok("skipped"),
+        "calendly-bad-signature" | "calendly-missing-signature" => status(401),
+        "calendly-malformed" => status(400),
+        "hubspot-workflow-contact"
+        | "hubspot-workflow-contact-query"
+        | "hubspot-workflow-contact-v1"
+        | "hubspot-workflow-contact-v2" => synced(INARA),
+        "hubspot-app-webhook" => ok("ignored"),
+        "hubspot-no-email" => ok("skipped"),
+        "hubspot-bad-signature" | "hubspot-missing-signature" | "hubspot-stale-timestamp" => {
+            status(401)
+        }
+        "hubspot-malformed" => status(400),
+        "standardwebhooks-contact-created" | "standardwebhooks-rotated-secret" => synced(SHEPHERD),
+        "standardwebhooks-svix-headers" => synced(&[
+            ("email", "mal@example.com"),
+            ("first_name", "Malcolm"),
+            ("last_name", "Reynolds"),
+            ("phone", "+1 555 0100"),
+            ("customer_acct_name", "Serenity"),
+        ]),
+        "standardwebhooks-no-email" => ok("skipped"),
+        "standardwebhooks-bad-signature"
+        | "standardwebhooks-missing-signature"
+        | "standardwebhooks-stale-timestamp" => status(401),
+        "standardwebhooks-malformed" => status(400),
         "health" => status(200),
         "unknown-route" => status(404),
         "method-not-allowed" => status(405),

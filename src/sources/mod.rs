@@ -3,19 +3,23 @@
 
 pub mod batch;
 pub mod body;
+pub mod calendly;
 pub mod elementor;
 pub mod form;
 pub mod googleforms;
 pub mod gravityforms;
 pub mod gumroad;
+pub mod hubspot;
 pub mod jotform;
 pub mod lemonsqueezy;
 pub mod paddle;
 pub mod shopify;
 pub mod signature;
+pub mod standardwebhooks;
 pub mod stripe;
 pub mod tally;
 pub mod typeform;
+pub mod webflow;
 pub mod woocommerce;
 pub mod wpforms;
 
@@ -171,6 +175,10 @@ senders! {
     Tally => "tally", tally::Tally;
     LemonSqueezy => "lemonsqueezy", lemonsqueezy::LemonSqueezy;
     Paddle => "paddle", paddle::Paddle;
+    Webflow => "webflow", webflow::Webflow;
+    Calendly => "calendly", calendly::Calendly;
+    HubSpot => "hubspot", hubspot::HubSpot;
+    StandardWebhooks => "standardwebhooks", standardwebhooks::StandardWebhooks;
 }
 
 impl SenderKind {
