@@ -159,14 +159,7 @@ fn find(fields: &Map<String, Value>, names: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets};
-
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
-    }
+    use crate::sources::test_support::{request, secrets, submission};
 
     #[test]
     fn token_in_query_authenticates() {
@@ -189,7 +182,7 @@ mod tests {
             &[("content-type", "application/x-www-form-urlencoded")],
             "E-mail=Ada%40Example.com&First+Name=Ada&surname=Lovelace&tel=%2B44+20&Company=Analytical&newsletter=on",
         );
-        let s = submission(parse(&req).unwrap());
+        let s = submission(parse(&req));
         assert_eq!(s.contact.email.as_deref(), Some("Ada@Example.com"));
         assert_eq!(s.contact.first_name.as_deref(), Some("Ada"));
         assert_eq!(s.contact.last_name.as_deref(), Some("Lovelace"));
@@ -206,7 +199,7 @@ mod tests {
             &[("content-type", "application/json")],
             r#"{"email":"grace@example.com","name":"Grace Brewster Hopper","organization":"Navy"}"#,
         );
-        let s = submission(parse(&req).unwrap());
+        let s = submission(parse(&req));
         assert_eq!(
             s.contact.full_name.as_deref(),
             Some("Grace Brewster Hopper")

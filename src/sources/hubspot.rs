@@ -297,7 +297,7 @@ fn identity_email(p: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{request, secrets};
+    use crate::sources::test_support::{request, secrets, submission};
     use base64::prelude::*;
     use http::Method;
     use std::time::{Duration, UNIX_EPOCH};
@@ -353,13 +353,6 @@ mod tests {
 
     fn function_url(path: &str) -> String {
         format!("https://{HOST}{path}")
-    }
-
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
     }
 
     #[test]
@@ -595,7 +588,7 @@ mod tests {
 
     #[test]
     fn workflow_contact_fields() {
-        let s = submission(parse(&request("/webhooks/hubspot", &[], CONTACT)).unwrap());
+        let s = submission(parse(&request("/webhooks/hubspot", &[], CONTACT)));
         assert_eq!(s.topic, None);
         assert_eq!(s.delivery_id.as_deref(), Some("3234574:1767225599000"));
         assert_eq!(s.contact.email.as_deref(), Some("Inara.Serra@example.com"));
@@ -609,7 +602,7 @@ mod tests {
     #[test]
     fn email_from_identities_and_opt_out() {
         let body = r#"{"vid":7,"properties":{"hs_email_optout":{"value":"true"}},"identity-profiles":[{"identities":[{"type":"LEAD_GUID","value":"x"},{"type":"EMAIL","value":"book@example.com"}]}]}"#;
-        let s = submission(parse(&request("/webhooks/hubspot", &[], body)).unwrap());
+        let s = submission(parse(&request("/webhooks/hubspot", &[], body)));
         assert_eq!(s.contact.email.as_deref(), Some("book@example.com"));
         assert_eq!(s.delivery_id.as_deref(), Some("7"));
         assert_eq!(s.consent, Some(false));

@@ -144,7 +144,7 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
 mod tests {
     use super::*;
     use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{request, secrets};
+    use crate::sources::test_support::{request, secrets, submission};
     use std::time::{Duration, UNIX_EPOCH};
 
     const SECRET: &str = "pdl_ntfset_01h8test_secret";
@@ -170,13 +170,6 @@ mod tests {
         );
         req.received_at = UNIX_EPOCH + Duration::from_secs(ts as u64 + 10);
         req
-    }
-
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
     }
 
     /// The published vectors of PaddleHQ/paddle-node-sdk
@@ -328,7 +321,7 @@ mod tests {
 
     #[test]
     fn customer_defaults() {
-        let s = submission(parse(&signed_at(CUSTOMER, 1, &[SECRET])).unwrap());
+        let s = submission(parse(&signed_at(CUSTOMER, 1, &[SECRET])));
         assert_eq!(s.topic.as_deref(), Some("customer.created"));
         assert_eq!(
             s.delivery_id.as_deref(),
@@ -339,12 +332,12 @@ mod tests {
         assert_eq!(s.consent, Some(true));
         let refused = CUSTOMER.replace("\"marketing_consent\":true", "\"marketing_consent\":false");
         assert_eq!(
-            submission(parse(&signed_at(&refused, 1, &[SECRET])).unwrap()).consent,
+            submission(parse(&signed_at(&refused, 1, &[SECRET]))).consent,
             Some(false)
         );
         let no_ntf =
             r#"{"event_id":"evt_1","event_type":"customer.created","data":{"email":null}}"#;
-        let s = submission(parse(&signed_at(no_ntf, 1, &[SECRET])).unwrap());
+        let s = submission(parse(&signed_at(no_ntf, 1, &[SECRET])));
         assert_eq!(s.delivery_id.as_deref(), Some("evt_1"));
         assert_eq!(s.contact.email, None);
         assert_eq!(s.consent, None);

@@ -147,7 +147,7 @@ fn data_contact(data: &Value) -> (ContactFields, Option<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets};
+    use crate::sources::test_support::{request, secrets, submission};
     use std::time::{Duration, UNIX_EPOCH};
 
     // The Standard Webhooks specification repository's published test vector (its PHP library's
@@ -366,18 +366,11 @@ mod tests {
         assert_eq!(authenticate(&req, &route, &settings), Ok(()));
     }
 
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
-    }
-
     #[test]
     fn type_and_contact_from_data() {
         let body = r#"{"type":"contact.created","timestamp":"2026-01-01T00:00:00Z","data":{"email":"Shepherd@example.com","first_name":"Derrial","last_name":"Book","phone":"+1 555 0199","company":"Southdown Abbey"}}"#;
         let req = delivered(UNBRANDED, "msg_1", 1, "v1,x", body);
-        let s = submission(parse(&req).unwrap());
+        let s = submission(parse(&req));
         assert_eq!(s.topic.as_deref(), Some("contact.created"));
         assert_eq!(s.delivery_id.as_deref(), Some("msg_1"));
         assert_eq!(s.contact.email.as_deref(), Some("Shepherd@example.com"));
@@ -391,12 +384,12 @@ mod tests {
     fn nested_customer_svix_id_and_bad_bodies() {
         let body = r#"{"type":"order.paid","data":{"id":"ord_1","customer":{"email":"a@b.co","name":"Ada Lovelace"}}}"#;
         let req = delivered(SVIX, "msg_svix", 1, "v1,x", body);
-        let s = submission(parse(&req).unwrap());
+        let s = submission(parse(&req));
         assert_eq!(s.delivery_id.as_deref(), Some("msg_svix"));
         assert_eq!(s.contact.email.as_deref(), Some("a@b.co"));
         assert_eq!(s.contact.full_name.as_deref(), Some("Ada Lovelace"));
         let no_email = r#"{"type":"invoice.voided","data":{"id":"in_1"}}"#;
-        let s = submission(parse(&delivered(SVIX, "m", 1, "v1,x", no_email)).unwrap());
+        let s = submission(parse(&delivered(SVIX, "m", 1, "v1,x", no_email)));
         assert_eq!(s.contact.email, None);
         assert!(matches!(
             parse(&delivered(UNBRANDED, "m", 1, "v1,x", "{\"type\":")),

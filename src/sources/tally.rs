@@ -155,7 +155,7 @@ fn resolved_value(field: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{request, secrets};
+    use crate::sources::test_support::{request, secrets, submission};
     use base64::prelude::*;
     use serde_json::json;
 
@@ -173,13 +173,6 @@ mod tests {
             ],
             body,
         )
-    }
-
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
     }
 
     #[test]
@@ -219,7 +212,7 @@ mod tests {
 
     #[test]
     fn typed_fields_labels_and_resolved_choices() {
-        let s = submission(parse(&signed_with(BODY, SECRET)).unwrap());
+        let s = submission(parse(&signed_with(BODY, SECRET)));
         assert_eq!(s.topic.as_deref(), Some("FORM_RESPONSE"));
         assert_eq!(
             s.delivery_id.as_deref(),
@@ -254,7 +247,7 @@ mod tests {
     #[test]
     fn full_name_label_and_unticked_checkbox() {
         let body = r#"{"eventId":"e2","eventType":"FORM_RESPONSE","data":{"fields":[{"label":"Name","type":"INPUT_TEXT","value":"Grace Brewster Hopper"},{"label":"Email","type":"INPUT_TEXT","value":"grace@example.com"},{"label":"Newsletter","type":"CHECKBOX","value":false}]}}"#;
-        let s = submission(parse(&signed_with(body, SECRET)).unwrap());
+        let s = submission(parse(&signed_with(body, SECRET)));
         assert_eq!(
             s.contact.full_name.as_deref(),
             Some("Grace Brewster Hopper")
@@ -267,7 +260,7 @@ mod tests {
     #[test]
     fn no_email_still_parses_and_malformed_is_an_error() {
         let body = r#"{"eventId":"e3","eventType":"FORM_RESPONSE","data":{"responseId":"r3","fields":[{"label":"Message","type":"TEXTAREA","value":"Hi"}]}}"#;
-        let s = submission(parse(&signed_with(body, SECRET)).unwrap());
+        let s = submission(parse(&signed_with(body, SECRET)));
         assert_eq!(s.contact.email, None);
         assert_eq!(s.consent, None);
         assert!(matches!(

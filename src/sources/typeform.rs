@@ -120,7 +120,7 @@ mod tests {
     use super::*;
     use crate::mapping::{Mapping, MappingOutcome, map_submission};
     use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{request, secrets};
+    use crate::sources::test_support::{request, secrets, submission};
     use base64::prelude::*;
 
     const SECRET: &str = "tf-webhook-secret";
@@ -137,13 +137,6 @@ mod tests {
             ],
             body,
         )
-    }
-
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
     }
 
     #[test]
@@ -199,7 +192,7 @@ mod tests {
 
     #[test]
     fn typed_answers_and_consent() {
-        let s = submission(parse(&signed_with(BODY, SECRET)).unwrap());
+        let s = submission(parse(&signed_with(BODY, SECRET)));
         assert_eq!(s.topic.as_deref(), Some("form_response"));
         assert_eq!(s.delivery_id.as_deref(), Some("01HXYZ8K2W3"));
         assert_eq!(s.contact.email.as_deref(), Some("Ada@Example.com"));
@@ -219,11 +212,11 @@ mod tests {
     fn yes_no_is_the_fallback_and_no_boolean_means_unknown() {
         let yes_no = r#"{"event_type":"form_response","form_response":{"answers":[{"type":"boolean","boolean":true,"field":{"type":"yes_no","ref":"news"}}]}}"#;
         assert_eq!(
-            submission(parse(&signed_with(yes_no, SECRET)).unwrap()).consent,
+            submission(parse(&signed_with(yes_no, SECRET))).consent,
             Some(true)
         );
         let none = r#"{"event_type":"form_response","form_response":{"answers":[]}}"#;
-        let s = submission(parse(&signed_with(none, SECRET)).unwrap());
+        let s = submission(parse(&signed_with(none, SECRET)));
         assert_eq!(s.consent, None);
         // No email answer still parses; the mapping stage answers "skipped".
         assert_eq!(s.contact.email, None);
@@ -239,7 +232,7 @@ mod tests {
         )
         .unwrap();
         let route = mapping.route("survey").unwrap();
-        let s = submission(parse(&signed_with(BODY, SECRET)).unwrap());
+        let s = submission(parse(&signed_with(BODY, SECRET)));
         let MappingOutcome::Contact(c) = map_submission(&s, route) else {
             panic!("expected a contact");
         };

@@ -112,7 +112,7 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
 mod tests {
     use super::*;
     use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{request, secrets};
+    use crate::sources::test_support::{request, secrets, submission};
     use std::time::{Duration, UNIX_EPOCH};
 
     const SECRET: &str = "webflow-client-secret";
@@ -138,19 +138,12 @@ mod tests {
         req
     }
 
-    fn submission(parsed: Parsed) -> Submission {
-        match parsed {
-            Parsed::Submission(s) => *s,
-            other => panic!("expected a submission, got {other:?}"),
-        }
-    }
-
     #[test]
     fn signed_v2_verifies_and_maps_designer_names() {
         let settings = AuthSettings::default();
         let req = signed(V2, SECRET, AT_MS);
         assert_eq!(authenticate(&req, &secrets(&[SECRET]), &settings), Ok(()));
-        let s = submission(parse(&req).unwrap());
+        let s = submission(parse(&req));
         assert_eq!(s.topic.as_deref(), Some("form_submission"));
         assert_eq!(s.delivery_id.as_deref(), Some("6321ca84df3949bfc6752327"));
         assert_eq!(s.contact.email.as_deref(), Some("Zoe@Example.com"));
@@ -266,7 +259,7 @@ mod tests {
 
     #[test]
     fn legacy_v1_body() {
-        let s = submission(parse(&request("/webhooks/webflow", &[], V1)).unwrap());
+        let s = submission(parse(&request("/webhooks/webflow", &[], V1)));
         assert_eq!(s.topic.as_deref(), Some("form_submission"));
         assert_eq!(s.delivery_id.as_deref(), Some("6287ec36a841b25637c663df"));
         assert_eq!(s.contact.email.as_deref(), Some("wash@example.com"));
@@ -288,7 +281,7 @@ mod tests {
         // No email: still a submission; the mapping stage answers "skipped".
         let no_email =
             r#"{"triggerType":"form_submission","payload":{"data":{"Message":"hi"},"id":"x"}}"#;
-        let s = submission(parse(&request("/webhooks/webflow", &[], no_email)).unwrap());
+        let s = submission(parse(&request("/webhooks/webflow", &[], no_email)));
         assert_eq!(s.contact.email, None);
     }
 }
