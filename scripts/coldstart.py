@@ -17,6 +17,10 @@ measured in the same run, not these numbers with CloudWatch's Init Duration.
     scripts/coldstart.py --event events/health.json
     scripts/coldstart.py --event events/form-json.json --with-sandbox
     scripts/coldstart.py --event events/health.json --baseline path/to/hello-bootstrap --json out.json
+
+Back-to-back invocations that reach ActiveCampaign are held to the client's pacer (5 calls/s
+unless AC_REQUESTS_PER_SECOND says otherwise), so their warm time is ~200 ms by design; pass
+--env AC_REQUESTS_PER_SECOND=1000 or --gap 250 to see the time of the work itself.
 """
 import argparse
 import http.server

@@ -16,6 +16,9 @@ pub struct QueuedContact {
     pub route: String,
     pub delivery_id: Option<String>,
     pub queued_at_ms: u64,
+    /// The route's `exclude_automations`, for when the worker imports in bulk.
+    #[serde(default)]
+    pub exclude_automations: bool,
     pub contact: ContactSync,
 }
 
@@ -30,6 +33,7 @@ pub enum MessageError {
 impl QueuedContact {
     pub fn new(route: &str, delivery_id: Option<&str>, contact: ContactSync) -> Self {
         Self {
+            exclude_automations: false,
             version: MESSAGE_VERSION,
             route: route.to_string(),
             delivery_id: delivery_id.map(str::to_string),

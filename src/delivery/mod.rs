@@ -18,6 +18,7 @@ pub use message::QueuedContact;
 pub use queue::{ContactQueue, QueueError};
 
 use crate::activecampaign::{AcError, ContactSync};
+use crate::mapping::Route;
 use crate::redact::mask_email;
 use crate::secrets::{AppSecret, SecretError};
 
@@ -86,7 +87,7 @@ impl Delivery {
 
     pub async fn deliver(
         &self,
-        route: &str,
+        route: &Route,
         delivery_id: Option<&str>,
         contact: &ContactSync,
         secret: Arc<AppSecret>,
@@ -95,7 +96,8 @@ impl Delivery {
         match self {
             Delivery::Inline(inline) => inline.deliver(contact, secret, deadline).await,
             Delivery::Queue { queue, fallback } => {
-                let message = QueuedContact::new(route, delivery_id, contact.clone());
+                let mut message = QueuedContact::new(&route.name, delivery_id, contact.clone());
+                message.exclude_automations = route.exclude_automations;
                 match queue.send(&message, deadline).await {
                     Ok(message_id) => Ok(DeliveryOutcome::Queued { message_id }),
                     Err(error) => {

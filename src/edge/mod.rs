@@ -278,7 +278,7 @@ impl WebhookApp {
         let delivered = self
             .delivery
             .deliver(
-                &route.name,
+                route,
                 submission.delivery_id.as_deref(),
                 &contact,
                 secret,

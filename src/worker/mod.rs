@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::activecampaign::ContactSync;
+use crate::activecampaign::bulk::{MIN_BULK_CONTACTS, import_callback};
 use crate::delivery::{ContactQueue, DeliveryOutcome, InlineDelivery, QueuedContact};
 use crate::edge::{StartupError, secrets_and_client};
 use crate::redact::mask_email;
-use crate::secrets::SecretCache;
+use crate::secrets::{AppSecret, SecretCache};
 use crate::settings::Settings;
 
 /// Message attribute that says why a message was dead-lettered.
@@ -38,8 +39,20 @@ pub struct BatchReport {
     /// Message ids to retry (SQS makes them visible again).
     pub failed: Vec<String>,
     pub synced: usize,
+    /// Messages whose contact went into a bulk import.
+    pub imported: usize,
     pub rejected: usize,
     pub dead_lettered: usize,
+}
+
+/// The route name bulk imports from the queue report in their callback.
+pub const QUEUE_CALLBACK_ROUTE: &str = "queue";
+
+/// One person of a batch: their merged contact and the messages it came from.
+struct Person {
+    contact: ContactSync,
+    exclude_automations: bool,
+    sources: Vec<QueueRecord>,
 }
 
 pub struct SyncWorker {
@@ -47,6 +60,7 @@ pub struct SyncWorker {
     secrets: Arc<SecretCache>,
     dead_letters: Option<ContactQueue>,
     max_receive_count: u32,
+    callback_url: Option<String>,
 }
 
 impl SyncWorker {
@@ -61,7 +75,14 @@ impl SyncWorker {
             secrets,
             dead_letters,
             max_receive_count,
+            callback_url: None,
         }
+    }
+
+    /// Bulk imports ask ActiveCampaign to report completion to this URL.
+    pub fn with_callback_url(mut self, url: Option<String>) -> Self {
+        self.callback_url = url;
+        self
     }
 
     pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
@@ -78,24 +99,31 @@ impl SyncWorker {
             secrets,
             dead_letters,
             settings.max_receive_count,
-        ))
+        )
+        .with_callback_url(settings.callback_url.clone()))
     }
 
     pub async fn process(&self, records: Vec<QueueRecord>, deadline: Instant) -> BatchReport {
         let mut report = BatchReport::default();
-        // Email → the merged contact and the messages it came from, in arrival order.
-        let mut people: BTreeMap<String, (ContactSync, Vec<QueueRecord>)> = BTreeMap::new();
+        // Email → the merged contact, the messages it came from, and whether its route
+        // excludes automations (the latest message decides).
+        let mut people: BTreeMap<String, Person> = BTreeMap::new();
         for record in records {
             match QueuedContact::from_json(&record.body) {
                 Ok(message) => match people.get_mut(&message.contact.email) {
-                    Some((contact, sources)) => {
-                        contact.merge(message.contact);
-                        sources.push(record);
+                    Some(person) => {
+                        person.contact.merge(message.contact);
+                        person.exclude_automations = message.exclude_automations;
+                        person.sources.push(record);
                     }
                     None => {
                         people.insert(
                             message.contact.email.clone(),
-                            (message.contact, vec![record]),
+                            Person {
+                                contact: message.contact,
+                                exclude_automations: message.exclude_automations,
+                                sources: vec![record],
+                            },
                         );
                     }
                 },
@@ -114,42 +142,123 @@ impl SyncWorker {
             Ok(secret) => secret,
             Err(error) => {
                 let reason = error.to_string();
-                for (_, (_, sources)) in people {
-                    self.dead_letter_or_retry(&sources, &reason, false, deadline, &mut report)
-                        .await;
+                for person in people.into_values() {
+                    self.dead_letter_or_retry(
+                        &person.sources,
+                        &reason,
+                        false,
+                        deadline,
+                        &mut report,
+                    )
+                    .await;
                 }
                 return report;
             }
         };
-        for (email, (contact, sources)) in people {
-            match self
-                .delivery
-                .deliver(&contact, secret.clone(), deadline)
-                .await
-            {
-                Ok(DeliveryOutcome::Synced { .. } | DeliveryOutcome::Queued { .. }) => {
-                    report.synced += sources.len();
-                }
-                Ok(DeliveryOutcome::Rejected { reason }) => {
-                    tracing::warn!(email = %mask_email(&email), reason = %reason, "ActiveCampaign rejected a queued contact.");
-                    report.rejected += sources.len();
-                }
-                Err(error) => {
-                    let reason = error.to_string();
-                    tracing::warn!(email = %mask_email(&email), error = %reason, "Queued contact not synced; it will be retried.");
-                    self.dead_letter_or_retry(&sources, &reason, false, deadline, &mut report)
-                        .await;
+        // Ten or more people with the same automation setting go through the importer.
+        let (excluding, including): (Vec<Person>, Vec<Person>) =
+            people.into_values().partition(|p| p.exclude_automations);
+        for (group, exclude_automations) in [(excluding, true), (including, false)] {
+            if group.len() >= MIN_BULK_CONTACTS {
+                self.import(group, exclude_automations, &secret, deadline, &mut report)
+                    .await;
+            } else {
+                for person in group {
+                    self.sync_one(person, &secret, deadline, &mut report).await;
                 }
             }
         }
         tracing::info!(
             synced = report.synced,
+            imported = report.imported,
             rejected = report.rejected,
             failed = report.failed.len(),
             dead_lettered = report.dead_lettered,
             "Queue batch processed."
         );
         report
+    }
+
+    async fn sync_one(
+        &self,
+        person: Person,
+        secret: &Arc<AppSecret>,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) {
+        let email = mask_email(&person.contact.email);
+        match self
+            .delivery
+            .deliver(&person.contact, secret.clone(), deadline)
+            .await
+        {
+            Ok(DeliveryOutcome::Synced { .. } | DeliveryOutcome::Queued { .. }) => {
+                report.synced += person.sources.len();
+            }
+            Ok(DeliveryOutcome::Rejected { reason }) => {
+                tracing::warn!(email = %email, reason = %reason, "ActiveCampaign rejected a queued contact.");
+                report.rejected += person.sources.len();
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                tracing::warn!(email = %email, error = %reason, "Queued contact not synced; it will be retried.");
+                self.dead_letter_or_retry(&person.sources, &reason, false, deadline, report)
+                    .await;
+            }
+        }
+    }
+
+    async fn import(
+        &self,
+        people: Vec<Person>,
+        exclude_automations: bool,
+        secret: &Arc<AppSecret>,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) {
+        let callback = match (&self.callback_url, &secret.callback_secret) {
+            (Some(url), Some(key)) => Some(import_callback(url, key, QUEUE_CALLBACK_ROUTE)),
+            _ => None,
+        };
+        let contacts = people.iter().map(|p| p.contact.clone()).collect();
+        let result = self
+            .delivery
+            .deliver_batch(
+                contacts,
+                secret.clone(),
+                callback.as_ref(),
+                exclude_automations,
+                deadline,
+            )
+            .await;
+        match result {
+            Ok(result) => {
+                for person in &people {
+                    let rejected = result
+                        .rejected
+                        .iter()
+                        .find(|r| r.email == person.contact.email);
+                    match rejected {
+                        Some(r) => {
+                            tracing::warn!(email = %mask_email(&r.email), reason = %r.reason, "ActiveCampaign rejected a queued contact.");
+                            report.rejected += person.sources.len();
+                        }
+                        None => report.imported += person.sources.len(),
+                    }
+                }
+                for import in &result.imports {
+                    tracing::info!(batch_id = %import.batch_id, contacts = import.queued_contacts, "Queued contacts imported in bulk.");
+                }
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                tracing::warn!(people = people.len(), error = %reason, "Bulk import failed; its messages will be retried.");
+                for person in &people {
+                    self.dead_letter_or_retry(&person.sources, &reason, false, deadline, report)
+                        .await;
+                }
+            }
+        }
     }
 
     /// Dead-letters the records when they cannot succeed (`permanent`) or have used their last
