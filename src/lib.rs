@@ -11,6 +11,7 @@ pub mod aws;
 pub mod deadline;
 pub mod delivery;
 pub mod edge;
+pub mod imports;
 pub mod inbound;
 pub mod mapping;
 pub mod redact;

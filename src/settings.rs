@@ -21,6 +21,7 @@ pub const ENV_QUEUE_URL: &str = "QUEUE_URL";
 pub const ENV_DLQ_URL: &str = "DLQ_URL";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 pub const ENV_CALLBACK_URL: &str = "CALLBACK_URL";
+pub const ENV_IMPORTS_TABLE: &str = "IMPORTS_TABLE";
 
 /// Receives after which the sync-worker moves a failing message to the dead-letter queue.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
@@ -74,6 +75,8 @@ pub struct Settings {
     pub max_receive_count: u32,
     /// The import-callback function's URL, for bulk imports.
     pub callback_url: Option<String>,
+    /// The DynamoDB table where bulk imports are recorded for their callback.
+    pub imports_table: Option<String>,
 }
 
 impl Settings {
@@ -135,6 +138,7 @@ impl Settings {
             delivery,
             dead_letter_queue: get(ENV_DLQ_URL),
             callback_url: get(ENV_CALLBACK_URL),
+            imports_table: get(ENV_IMPORTS_TABLE),
             max_receive_count: number(ENV_MAX_RECEIVE_COUNT, "a count, above 0")?
                 .map_or(DEFAULT_MAX_RECEIVE_COUNT, |n| n.min(u32::MAX as u64) as u32),
             secret,

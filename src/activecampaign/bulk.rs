@@ -11,6 +11,7 @@ use super::contact_sync::{ContactSync, FieldKey, ListStatus};
 use secrecy::ExposeSecret;
 
 pub const BULK_IMPORT_PATH: &str = "/api/3/import/bulk_import";
+pub const IMPORT_INFO_PATH: &str = "/api/3/import/info";
 /// Fewer contacts than this go through `contact_sync` (ActiveCampaign's suggested minimum).
 pub const MIN_BULK_CONTACTS: usize = 10;
 pub const MAX_CONTACTS_PER_IMPORT: usize = 250;
@@ -166,6 +167,23 @@ pub fn callback_token(secret: &secrecy::SecretString, reference: &str) -> String
     ))
 }
 
+/// Where imports report completion, and the secret that signs their references.
+#[derive(Clone)]
+pub struct CallbackTarget {
+    pub url: String,
+    pub secret: secrecy::SecretString,
+}
+
+impl CallbackTarget {
+    /// A target when both the URL and the deployment's `callback_secret` are known.
+    pub fn from(url: Option<&String>, secret: Option<&secrecy::SecretString>) -> Option<Self> {
+        Some(Self {
+            url: url?.clone(),
+            secret: secret?.clone(),
+        })
+    }
+}
+
 /// A callback for one bulk import from `route`, under a fresh reference.
 pub fn import_callback(url: &str, secret: &secrecy::SecretString, route: &str) -> ImportCallback {
     let reference = format!(
@@ -295,7 +313,131 @@ pub(crate) fn classify_import(
     }
 }
 
+/// A batch's progress (`GET /api/3/import/info`), the source of truth for its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportInfo {
+    pub status: ImportStatus,
+    /// Ids of contacts the import created.
+    pub success: Vec<String>,
+    /// Emails of contacts that failed.
+    pub failure: Vec<String>,
+}
+
+/// `status` of `import/info`: `false` right after submission, then waiting, claimed, active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStatus {
+    NotStarted,
+    Waiting,
+    Claimed,
+    Active,
+    Completed,
+    Failed,
+    Interrupted,
+    Unknown(String),
+}
+
+impl ImportStatus {
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            ImportStatus::Completed | ImportStatus::Failed | ImportStatus::Interrupted
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImportStatus::NotStarted => "false",
+            ImportStatus::Waiting => "waiting",
+            ImportStatus::Claimed => "claimed",
+            ImportStatus::Active => "active",
+            ImportStatus::Completed => "completed",
+            ImportStatus::Failed => "failed",
+            ImportStatus::Interrupted => "interrupted",
+            ImportStatus::Unknown(other) => other,
+        }
+    }
+
+    fn from_value(value: Option<&Value>) -> Self {
+        match value {
+            None | Some(Value::Bool(false)) | Some(Value::Null) => ImportStatus::NotStarted,
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "waiting" => ImportStatus::Waiting,
+                "claimed" => ImportStatus::Claimed,
+                "active" => ImportStatus::Active,
+                "completed" => ImportStatus::Completed,
+                "failed" => ImportStatus::Failed,
+                "interrupted" => ImportStatus::Interrupted,
+                "false" | "" => ImportStatus::NotStarted,
+                _ => ImportStatus::Unknown(s.clone()),
+            },
+            Some(other) => ImportStatus::Unknown(other.to_string()),
+        }
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn classify_info(
+    status: reqwest::StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Attempt<ImportInfo> {
+    if let Some(attempt) = classify_status(status, headers) {
+        return attempt;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(json) if json.is_object() => Attempt::Done(ImportInfo {
+            status: ImportStatus::from_value(get_ci(&json, "status")),
+            success: strings(get_ci(&json, "success")),
+            failure: strings(get_ci(&json, "failure")),
+        }),
+        _ => Attempt::Retry {
+            reason: "import/info answer is not JSON".into(),
+            after: None,
+        },
+    }
+}
+
 impl ActiveCampaignClient {
+    /// `GET /api/3/import/info?batchId=…`.
+    pub async fn import_info(
+        &self,
+        account: Account<'_>,
+        batch_id: &str,
+        deadline: Instant,
+    ) -> Result<ImportInfo, AcError> {
+        let mut url = format!(
+            "{}{IMPORT_INFO_PATH}?batchId=",
+            account.api_url.trim_end_matches('/')
+        );
+        url.extend(form_urlencoded::byte_serialize(batch_id.as_bytes()));
+        self.call(
+            self.pacer(),
+            deadline,
+            || {
+                self.http()
+                    .get(&url)
+                    .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+            },
+            classify_info,
+        )
+        .await
+    }
+
     /// Submits one chunk (at most 250 contacts, about 350 KB).
     pub async fn bulk_import(
         &self,
@@ -396,6 +538,30 @@ mod tests {
         for c in &chunks {
             assert!(serde_json::to_vec(c).unwrap().len() < MAX_IMPORT_BYTES);
         }
+    }
+
+    #[test]
+    fn import_info_statuses() {
+        let headers = http::HeaderMap::new();
+        let info =
+            |body: &str| match classify_info(reqwest::StatusCode::OK, &headers, body.as_bytes()) {
+                Attempt::Done(info) => info,
+                _ => panic!("not done"),
+            };
+        assert_eq!(info(r#"{"status":false}"#).status, ImportStatus::NotStarted);
+        assert!(!info(r#"{"status":"active"}"#).status.is_final());
+        let done = info(r#"{"status":"completed","success":["123","124"],"failure":["bad@x"]}"#);
+        assert!(done.status.is_final());
+        assert_eq!(done.success, vec!["123", "124"]);
+        assert_eq!(done.failure, vec!["bad@x"]);
+        assert_eq!(
+            info(r#"{"status":"interrupted"}"#).status,
+            ImportStatus::Interrupted
+        );
+        assert!(matches!(
+            classify_info(reqwest::StatusCode::OK, &headers, b"<html>"),
+            Attempt::Retry { .. }
+        ));
     }
 
     #[test]

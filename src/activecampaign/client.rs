@@ -110,6 +110,10 @@ impl ActiveCampaignClient {
         &self.http
     }
 
+    pub(crate) fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+
     pub(crate) fn bulk_pacer(&self) -> &Pacer {
         &self.bulk_pacer
     }

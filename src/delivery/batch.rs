@@ -10,9 +10,11 @@ use tokio::time::Instant;
 
 use super::{DeliveryError, DeliveryOutcome, InlineDelivery};
 use crate::activecampaign::bulk::{
-    BulkContact, ImportAnswer, ImportCallback, MIN_BULK_CONTACTS, chunk, to_bulk_contact,
+    BulkContact, CallbackTarget, ImportAnswer, MIN_BULK_CONTACTS, chunk, import_callback,
+    to_bulk_contact,
 };
 use crate::activecampaign::{AcError, Account, ContactSync};
+use crate::imports::ImportRecord;
 use crate::secrets::AppSecret;
 
 /// One import the importer queued.
@@ -20,6 +22,8 @@ use crate::secrets::AppSecret;
 pub struct ImportedBatch {
     pub batch_id: String,
     pub queued_contacts: usize,
+    /// The callback reference this import reports under, when a callback was requested.
+    pub reference: Option<String>,
 }
 
 /// A contact that can never be synced as sent, and why.
@@ -60,7 +64,8 @@ impl InlineDelivery {
         &self,
         contacts: Vec<ContactSync>,
         secret: Arc<AppSecret>,
-        callback: Option<&ImportCallback>,
+        route: &str,
+        callback: Option<&CallbackTarget>,
         exclude_automations: bool,
         deadline: Instant,
     ) -> Result<BatchResult, DeliveryError> {
@@ -105,9 +110,16 @@ impl InlineDelivery {
                 api_url: &secret.api_url,
                 api_key: &secret.api_key,
             };
+            let import_callback = callback.map(|t| import_callback(&t.url, &t.secret, route));
             let answer = self
                 .client()
-                .bulk_import(account, &part, callback, exclude_automations, deadline)
+                .bulk_import(
+                    account,
+                    &part,
+                    import_callback.as_ref(),
+                    exclude_automations,
+                    deadline,
+                )
                 .await;
             match answer {
                 Ok(ImportAnswer::Queued {
@@ -115,9 +127,33 @@ impl InlineDelivery {
                     queued_contacts,
                 }) => {
                     tracing::info!(batch_id = %batch_id, contacts = part.len(), "Bulk import queued.");
+                    let reference = import_callback.as_ref().and_then(|c| {
+                        c.params
+                            .iter()
+                            .find(|p| p.key == crate::activecampaign::bulk::CALLBACK_REF_PARAM)
+                            .map(|p| p.value.clone())
+                    });
+                    if let (Some(store), Some(reference)) = (self.imports(), &reference) {
+                        let record = ImportRecord {
+                            reference: reference.clone(),
+                            batch_id: batch_id.clone(),
+                            route: route.to_string(),
+                            contacts: part
+                                .iter()
+                                .filter_map(|c| by_email.get(&c.email).cloned())
+                                .collect(),
+                            status: crate::imports::store::SUBMITTED.to_string(),
+                        };
+                        // The importer has the contacts either way; without a record, a
+                        // failed import cannot be retried automatically, so say so loudly.
+                        if let Err(error) = store.record(&record).await {
+                            tracing::error!(batch_id = %batch_id, error = %error, "Import not recorded; its callback will not find it.");
+                        }
+                    }
                     result.imports.push(ImportedBatch {
                         batch_id,
                         queued_contacts: queued_contacts.max(part.len()),
+                        reference,
                     });
                 }
                 Ok(ImportAnswer::Invalid { failures, message }) => {

@@ -13,6 +13,7 @@ use crate::activecampaign::contact_sync::ListStatus;
 use crate::activecampaign::{
     AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
 };
+use crate::imports::ImportStore;
 use crate::secrets::{AppSecret, SecretCache};
 
 /// Synchronous delivery to ActiveCampaign within the invocation.
@@ -20,11 +21,27 @@ use crate::secrets::{AppSecret, SecretCache};
 pub struct InlineDelivery {
     client: ActiveCampaignClient,
     secrets: Arc<SecretCache>,
+    /// Where bulk imports are recorded for their callback.
+    imports: Option<ImportStore>,
 }
 
 impl InlineDelivery {
     pub fn new(client: ActiveCampaignClient, secrets: Arc<SecretCache>) -> Self {
-        Self { client, secrets }
+        Self {
+            client,
+            secrets,
+            imports: None,
+        }
+    }
+
+    /// Records every bulk import in `store`, for the import-callback function.
+    pub fn with_import_store(mut self, store: Option<ImportStore>) -> Self {
+        self.imports = store;
+        self
+    }
+
+    pub(crate) fn imports(&self) -> Option<&ImportStore> {
+        self.imports.as_ref()
     }
 
     pub(crate) fn client(&self) -> &ActiveCampaignClient {

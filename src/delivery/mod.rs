@@ -75,6 +75,17 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// Records bulk imports in `store` for the import-callback function.
+    pub fn with_import_store(self, store: Option<crate::imports::ImportStore>) -> Self {
+        match self {
+            Delivery::Inline(inline) => Delivery::Inline(inline.with_import_store(store)),
+            Delivery::Queue { queue, fallback } => Delivery::Queue {
+                queue,
+                fallback: fallback.with_import_store(store),
+            },
+        }
+    }
+
     /// The inline path, which batches always take: a batch poster is a script that retries.
     pub fn inline(&self) -> &InlineDelivery {
         match self {

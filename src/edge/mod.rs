@@ -86,6 +86,12 @@ impl WebhookApp {
         }
     }
 
+    /// Records bulk imports in `store` for the import-callback function.
+    pub fn with_import_store(mut self, store: Option<crate::imports::ImportStore>) -> Self {
+        self.delivery = self.delivery.with_import_store(store);
+        self
+    }
+
     /// Bulk imports ask ActiveCampaign to report completion to this URL.
     pub fn with_callback_url(mut self, url: Option<String>) -> Self {
         self.callback_url = url;
@@ -129,7 +135,9 @@ impl WebhookApp {
                 invocation_budget: settings.invocation_budget,
             },
         );
-        let app = app.with_callback_url(settings.callback_url.clone());
+        let app = app
+            .with_callback_url(settings.callback_url.clone())
+            .with_import_store(crate::imports::ImportStore::from_settings(settings).await);
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,
             DeliveryMode::Queue(url) => app.with_queue(ContactQueue::new(
@@ -323,20 +331,17 @@ impl WebhookApp {
                 }),
             }
         }
-        let callback = match (&self.callback_url, &secret.callback_secret) {
-            (Some(url), Some(key)) => Some(crate::activecampaign::bulk::import_callback(
-                url,
-                key,
-                &route.name,
-            )),
-            _ => None,
-        };
+        let callback = crate::activecampaign::bulk::CallbackTarget::from(
+            self.callback_url.as_ref(),
+            secret.callback_secret.as_ref(),
+        );
         let result = self
             .delivery
             .inline()
             .deliver_batch(
                 contacts,
                 secret,
+                &route.name,
                 callback.as_ref(),
                 route.exclude_automations,
                 deadline,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::activecampaign::ContactSync;
-use crate::activecampaign::bulk::{MIN_BULK_CONTACTS, import_callback};
+use crate::activecampaign::bulk::{CallbackTarget, MIN_BULK_CONTACTS};
 use crate::delivery::{ContactQueue, DeliveryOutcome, InlineDelivery, QueuedContact};
 use crate::edge::{StartupError, secrets_and_client};
 use crate::redact::mask_email;
@@ -94,8 +94,9 @@ impl SyncWorker {
             )),
             None => None,
         };
+        let store = crate::imports::ImportStore::from_settings(settings).await;
         Ok(Self::new(
-            InlineDelivery::new(client, secrets.clone()),
+            InlineDelivery::new(client, secrets.clone()).with_import_store(store),
             secrets,
             dead_letters,
             settings.max_receive_count,
@@ -216,16 +217,15 @@ impl SyncWorker {
         deadline: Instant,
         report: &mut BatchReport,
     ) {
-        let callback = match (&self.callback_url, &secret.callback_secret) {
-            (Some(url), Some(key)) => Some(import_callback(url, key, QUEUE_CALLBACK_ROUTE)),
-            _ => None,
-        };
+        let callback =
+            CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
         let contacts = people.iter().map(|p| p.contact.clone()).collect();
         let result = self
             .delivery
             .deliver_batch(
                 contacts,
                 secret.clone(),
+                QUEUE_CALLBACK_ROUTE,
                 callback.as_ref(),
                 exclude_automations,
                 deadline,

@@ -1,0 +1,12 @@
+//! The `import-callback` Lambda function: settles bulk imports when ActiveCampaign reports them.
+
+use ac_webhook_sync::imports::callback::{self, CallbackApp};
+use ac_webhook_sync::settings::Settings;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let settings = Settings::from_env()?;
+    let app = CallbackApp::from_settings(&settings).await?;
+    callback::serve(app).await
+}

@@ -1,0 +1,326 @@
+//! The import-callback function: ActiveCampaign calls it when a bulk import completes. Its
+//! payload is undocumented, so it is only a trigger: the callback is authenticated by the
+//! token this deployment put in it, `import/info` says how the import ended, the outcome is
+//! recorded once (repeats change nothing), logged and counted, and the contacts of a failed or
+//! interrupted import go back through the queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::metrics;
+use super::store::{ImportStore, SUBMITTED};
+use crate::activecampaign::bulk::{
+    CALLBACK_REF_PARAM, CALLBACK_TOKEN_HEADER, CALLBACK_TOKEN_PARAM, ImportStatus, callback_token,
+};
+use crate::activecampaign::{Account, ActiveCampaignClient};
+use crate::delivery::{ContactQueue, QueuedContact};
+use crate::edge::{
+    HEALTH_PATH, HttpResponse, StartupError, WebhookError, health, secrets_and_client,
+};
+use crate::inbound::{InboundRequest, parse_query};
+use crate::redact::mask_email;
+use crate::secrets::SecretCache;
+use crate::settings::{DeliveryMode, Settings};
+use crate::sources::AuthError;
+use crate::sources::signature::constant_time_eq;
+
+/// Upper bound of one callback's work: the importer should get its answer quickly.
+const CALLBACK_BUDGET: Duration = Duration::from_secs(8);
+
+pub struct CallbackApp {
+    store: Option<ImportStore>,
+    secrets: Arc<SecretCache>,
+    client: ActiveCampaignClient,
+    queue: Option<ContactQueue>,
+}
+
+impl CallbackApp {
+    pub fn new(
+        store: Option<ImportStore>,
+        secrets: Arc<SecretCache>,
+        client: ActiveCampaignClient,
+        queue: Option<ContactQueue>,
+    ) -> Self {
+        Self {
+            store,
+            secrets,
+            client,
+            queue,
+        }
+    }
+
+    pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        let (secrets, client) = secrets_and_client(settings).await?;
+        let queue = match &settings.delivery {
+            DeliveryMode::Queue(url) => Some(ContactQueue::new(
+                aws_sdk_sqs::Client::new(&crate::aws::sdk_config().await),
+                url,
+            )),
+            DeliveryMode::Inline => None,
+        };
+        Ok(Self::new(
+            ImportStore::from_settings(settings).await,
+            secrets,
+            client,
+            queue,
+        ))
+    }
+
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + CALLBACK_BUDGET
+    }
+
+    pub async fn handle(&self, req: &InboundRequest, deadline: Instant) -> HttpResponse {
+        if req.path.trim_end_matches('/') == HEALTH_PATH && req.method == Method::GET {
+            return health();
+        }
+        if req.method != Method::GET && req.method != Method::POST {
+            return WebhookError::MethodNotAllowed { allow: "GET, POST" }.to_response();
+        }
+        match self.settle(req, deadline).await {
+            Ok(body) => HttpResponse::json(StatusCode::OK, &body),
+            Err(error) => {
+                tracing::warn!(status = error.status().as_u16(), error = %error, "Import callback not accepted.");
+                error.to_response()
+            }
+        }
+    }
+
+    async fn settle(&self, req: &InboundRequest, deadline: Instant) -> Result<Value, WebhookError> {
+        let params = callback_params(req);
+        let reference = params
+            .get(CALLBACK_REF_PARAM)
+            .cloned()
+            .ok_or(AuthError::MissingToken)?;
+        let token = req
+            .header(CALLBACK_TOKEN_HEADER)
+            .map(str::to_string)
+            .or_else(|| params.get(CALLBACK_TOKEN_PARAM).cloned())
+            .ok_or(AuthError::MissingToken)?;
+        let secret = self.secrets.get().await.map_err(unavailable)?;
+        let key = secret
+            .callback_secret
+            .as_ref()
+            .ok_or(AuthError::NoSecretConfigured)?;
+        if !constant_time_eq(callback_token(key, &reference).as_bytes(), token.as_bytes()) {
+            return Err(AuthError::TokenMismatch.into());
+        }
+        let record = match &self.store {
+            Some(store) => store.get(&reference).await.map_err(unavailable)?,
+            None => None,
+        };
+        if record.as_ref().is_some_and(|r| r.status != SUBMITTED) {
+            return Ok(json!({"status": "already_recorded", "ref": reference}));
+        }
+        let batch_id = record.as_ref().map(|r| r.batch_id.clone()).or_else(|| {
+            params
+                .get("batchId")
+                .or_else(|| params.get("batch_id"))
+                .cloned()
+        });
+        let Some(batch_id) = batch_id else {
+            tracing::warn!(reference = %reference, "Import callback for an import with no record and no batch id.");
+            return Ok(
+                json!({"status": "unknown", "ref": reference, "reason": "no record of this import"}),
+            );
+        };
+        let account = Account {
+            api_url: &secret.api_url,
+            api_key: &secret.api_key,
+        };
+        let info = self
+            .client
+            .import_info(account, &batch_id, deadline)
+            .await
+            .map_err(unavailable)?;
+        if !info.status.is_final() {
+            tracing::info!(batch_id = %batch_id, import_status = info.status.as_str(), "Import not finished yet.");
+            return Ok(
+                json!({"status": "pending", "batch_id": batch_id, "import_status": info.status.as_str()}),
+            );
+        }
+        let route = record
+            .as_ref()
+            .map_or("unknown", |r| r.route.as_str())
+            .to_string();
+        let total = record
+            .as_ref()
+            .map_or(info.success.len() + info.failure.len(), |r| {
+                r.contacts.len()
+            });
+        let failed = info.failure.len();
+        let succeeded = total.saturating_sub(failed);
+        let first = match &self.store {
+            Some(store) => store
+                .finish(&reference, info.status.as_str(), succeeded, failed)
+                .await
+                .map_err(unavailable)?,
+            None => true,
+        };
+        if !first {
+            return Ok(json!({"status": "already_recorded", "batch_id": batch_id}));
+        }
+        let import_failed = matches!(
+            info.status,
+            ImportStatus::Failed | ImportStatus::Interrupted
+        );
+        let failed_emails: Vec<String> = info.failure.iter().map(|e| mask_email(e)).collect();
+        tracing::info!(
+            batch_id = %batch_id,
+            route = %route,
+            import_status = info.status.as_str(),
+            succeeded,
+            failed,
+            failed_emails = ?failed_emails,
+            "Bulk import finished."
+        );
+        println!(
+            "{}",
+            metrics::import_outcome(&route, succeeded, failed, import_failed)
+        );
+        let requeued = match (&record, import_failed) {
+            (Some(record), true) => self.requeue(record, &info.failure, deadline).await?,
+            _ => 0,
+        };
+        Ok(json!({
+            "status": "recorded",
+            "batch_id": batch_id,
+            "import_status": info.status.as_str(),
+            "succeeded": succeeded,
+            "failed": failed,
+            "requeued": requeued,
+        }))
+    }
+
+    /// Sends a failed import's contacts back through the queue, except those the importer
+    /// named as failing (their data is at fault, not the import).
+    async fn requeue(
+        &self,
+        record: &super::ImportRecord,
+        failed: &[String],
+        deadline: Instant,
+    ) -> Result<usize, WebhookError> {
+        let Some(queue) = &self.queue else {
+            tracing::error!(batch_id = %record.batch_id, "Import failed and no queue is configured to retry it.");
+            return Ok(0);
+        };
+        let mut sent = 0;
+        for contact in &record.contacts {
+            if failed
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&contact.email))
+            {
+                continue;
+            }
+            let message =
+                QueuedContact::new(&record.route, Some(&record.batch_id), contact.clone());
+            queue
+                .send(&message, deadline)
+                .await
+                .map_err(|e| WebhookError::Unavailable {
+                    reason: e.to_string(),
+                    retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+                })?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> WebhookError {
+    WebhookError::Unavailable {
+        reason: error.to_string(),
+        retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+    }
+}
+
+/// Every key/value the callback carries: the query string (GET), a form or JSON body (POST;
+/// the importer's encoding is undocumented), and `params` arrays of `{key, value}`.
+pub fn callback_params(req: &InboundRequest) -> HashMap<String, String> {
+    let mut params: HashMap<String, String> = HashMap::new();
+    let mut add = |key: &str, value: &Value| {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return,
+        };
+        params.entry(key.to_string()).or_insert(text);
+    };
+    for (key, value) in &req.query {
+        add(key, &Value::String(value.clone()));
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(body)) => {
+            for (key, value) in &body {
+                add(key, value);
+            }
+            if let Some(Value::Array(items)) = body.get("params") {
+                for item in items {
+                    if let (Some(Value::String(key)), Some(value)) =
+                        (item.get("key"), item.get("value"))
+                    {
+                        add(key, value);
+                    }
+                }
+            }
+        }
+        _ => {
+            if let Ok(text) = std::str::from_utf8(&req.body) {
+                for (key, value) in parse_query(text) {
+                    add(&key, &Value::String(value));
+                }
+            }
+        }
+    }
+    params
+}
+
+/// The Lambda adapter: Function URL events in, responses out.
+pub async fn serve(app: CallbackApp) -> Result<(), lambda_http::Error> {
+    let app = Arc::new(app);
+    lambda_http::run(lambda_http::service_fn(
+        move |request: lambda_http::Request| {
+            let app = app.clone();
+            async move {
+                let inbound = crate::edge::lambda::to_inbound(request);
+                let response = app.handle(&inbound, app.deadline()).await;
+                Ok::<_, lambda_http::Error>(crate::edge::lambda::into_lambda_response(response))
+            }
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    #[test]
+    fn params_from_query_json_form_and_param_arrays() {
+        let mut req = InboundRequest::post("/?ref=r1&token=t1", HeaderMap::new(), "");
+        req.method = Method::GET;
+        assert_eq!(callback_params(&req)["ref"], "r1");
+        let json = InboundRequest::post(
+            "/",
+            HeaderMap::new(),
+            r#"{"ref":"r2","batchId":"b","params":[{"key":"token","value":"t2"}]}"#,
+        );
+        let p = callback_params(&json);
+        assert_eq!(
+            (
+                p["ref"].as_str(),
+                p["token"].as_str(),
+                p["batchId"].as_str()
+            ),
+            ("r2", "t2", "b")
+        );
+        let form = InboundRequest::post("/", HeaderMap::new(), "ref=r3&token=t3&success=10");
+        assert_eq!(callback_params(&form)["token"], "t3");
+    }
+}

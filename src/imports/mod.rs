@@ -1,0 +1,8 @@
+//! Bulk import tracking: the record written when an import is submitted, and the
+//! import-callback function that settles it.
+
+pub mod callback;
+pub mod metrics;
+pub mod store;
+
+pub use store::{ImportRecord, ImportStore, StoreError};

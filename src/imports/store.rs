@@ -1,0 +1,177 @@
+//! One record per bulk import, keyed by the callback reference: which batch, from which
+//! route, with which contacts (to retry a failed import), and whether its outcome has been
+//! recorded. The first terminal callback wins; repeats change nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use thiserror::Error;
+
+use crate::activecampaign::ContactSync;
+
+/// The status of a record whose outcome is not yet recorded.
+pub const SUBMITTED: &str = "submitted";
+/// Records expire (DynamoDB TTL) after this long.
+const RECORD_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+const KEY: &str = "ref";
+const BATCH_ID: &str = "batch_id";
+const ROUTE: &str = "route";
+const CONTACTS: &str = "contacts";
+const COUNT: &str = "count";
+const STATUS: &str = "status";
+const SUBMITTED_AT: &str = "submitted_at";
+const FINISHED_AT: &str = "finished_at";
+const SUCCEEDED: &str = "succeeded";
+const FAILED: &str = "failed";
+const EXPIRES_AT: &str = "expires_at";
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    #[error("import store unavailable: {0}")]
+    Unavailable(String),
+    #[error("import record is malformed: {0}")]
+    Malformed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRecord {
+    pub reference: String,
+    pub batch_id: String,
+    pub route: String,
+    pub contacts: Vec<ContactSync>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
+}
+
+impl ImportStore {
+    /// The store named by `IMPORTS_TABLE`, if any.
+    pub async fn from_settings(settings: &crate::settings::Settings) -> Option<Self> {
+        let table = settings.imports_table.as_ref()?;
+        let client = aws_sdk_dynamodb::Client::new(&crate::aws::sdk_config().await);
+        Some(Self::new(client, table))
+    }
+
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Records a submitted import.
+    pub async fn record(&self, record: &ImportRecord) -> Result<(), StoreError> {
+        let contacts = serde_json::to_string(&record.contacts)
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let now = now_secs();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(record.reference.clone()))
+            .item(BATCH_ID, AttributeValue::S(record.batch_id.clone()))
+            .item(ROUTE, AttributeValue::S(record.route.clone()))
+            .item(CONTACTS, AttributeValue::S(contacts))
+            .item(COUNT, AttributeValue::N(record.contacts.len().to_string()))
+            .item(STATUS, AttributeValue::S(SUBMITTED.to_string()))
+            .item(SUBMITTED_AT, AttributeValue::N(now.to_string()))
+            .item(
+                EXPIRES_AT,
+                AttributeValue::N((now + RECORD_LIFETIME.as_secs()).to_string()),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn get(&self, reference: &str) -> Result<Option<ImportRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(reference.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item().map(|item| parse(reference, item)).transpose()
+    }
+
+    /// Records the final outcome once. Returns `false` when it was already recorded.
+    pub async fn finish(
+        &self,
+        reference: &str,
+        status: &str,
+        succeeded: usize,
+        failed: usize,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(reference.to_string()))
+            .update_expression(
+                "SET #status = :status, #finished = :now, #ok = :ok, #failed = :failed",
+            )
+            .condition_expression("#status = :submitted")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#finished", FINISHED_AT)
+            .expression_attribute_names("#ok", SUCCEEDED)
+            .expression_attribute_names("#failed", FAILED)
+            .expression_attribute_values(":status", AttributeValue::S(status.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_secs().to_string()))
+            .expression_attribute_values(":ok", AttributeValue::N(succeeded.to_string()))
+            .expression_attribute_values(":failed", AttributeValue::N(failed.to_string()))
+            .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let service = error.into_service_error();
+                if service.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(unavailable(service))
+                }
+            }
+        }
+    }
+}
+
+fn parse(
+    reference: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<ImportRecord, StoreError> {
+    let text = |key: &str| -> Result<String, StoreError> {
+        item.get(key)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Malformed(format!("{key} is missing")))
+    };
+    let contacts =
+        serde_json::from_str(&text(CONTACTS)?).map_err(|e| StoreError::Malformed(e.to_string()))?;
+    Ok(ImportRecord {
+        reference: reference.to_string(),
+        batch_id: text(BATCH_ID)?,
+        route: text(ROUTE)?,
+        contacts,
+        status: text(STATUS)?,
+    })
+}

@@ -1,0 +1,299 @@
+//! The bulk import's round trip: a batch is imported and recorded (DynamoDB, on moto), then
+//! ActiveCampaign's callback is authenticated by the token only this deployment can make,
+//! `import/info` decides the outcome, the outcome is recorded once, and a failed import's
+//! contacts go back through the queue (SQS, on moto).
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ac_webhook_sync::delivery::ContactQueue;
+use ac_webhook_sync::edge::WebhookApp;
+use ac_webhook_sync::imports::ImportStore;
+use ac_webhook_sync::imports::callback::CallbackApp;
+use ac_webhook_sync::inbound::InboundRequest;
+use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use http::{HeaderMap, Method};
+use serde_json::{Value, json};
+use support::moto::Moto;
+use support::*;
+use tokio::time::Instant;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+fn credentials() -> Credentials {
+    Credentials::new("test", "test", None, None, "tests")
+}
+
+async fn table(endpoint: &str) -> ImportStore {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .endpoint_url(endpoint)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    client
+        .create_table()
+        .table_name("imports")
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("ref")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("ref")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    ImportStore::new(client, "imports")
+}
+
+async fn queue(endpoint: &str) -> (aws_sdk_sqs::Client, String) {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .endpoint_url(endpoint)
+        .build();
+    let client = aws_sdk_sqs::Client::from_conf(config);
+    let url = client
+        .create_queue()
+        .queue_name("contacts")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    (client, url)
+}
+
+/// A fake ActiveCampaign: the importer queues everything; `import/info` answers `info`.
+async fn activecampaign(info: Arc<Mutex<Value>>) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/3/import/bulk_import"))
+        .respond_with(|request: &Request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            let n = body["contacts"].as_array().unwrap().len();
+            ResponseTemplate::new(200).set_body_json(
+                json!({"success": 1, "queued_contacts": n, "batchId": format!("batch-{n}")}),
+            )
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/3/import/info"))
+        .respond_with(move |_: &Request| {
+            ResponseTemplate::new(200).set_body_json(info.lock().unwrap().clone())
+        })
+        .mount(&server)
+        .await;
+    server
+}
+
+fn csv_post(rows: usize) -> InboundRequest {
+    let mut body = String::from("email,name\n");
+    for i in 0..rows {
+        body.push_str(&format!("person{i}@example.com,Person {i}\n"));
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "text/csv".parse().unwrap());
+    InboundRequest::post("/webhooks/batch?token=local-batch-token", headers, body)
+}
+
+/// The callback ActiveCampaign was asked to make, as it would make it (POST, JSON params).
+async fn requested_callbacks(server: &MockServer) -> Vec<(String, String, String)> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/api/3/import/bulk_import")
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            let params = body["callback"]["params"].as_array().unwrap();
+            let get = |k: &str| {
+                params.iter().find(|p| p["key"] == k).unwrap()["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            (
+                get("ref"),
+                get("token"),
+                body["callback"]["url"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn callback_post(reference: &str, token: &str) -> InboundRequest {
+    let body = json!({"params": [{"key": "ref", "value": reference}, {"key": "token", "value": token}], "success": 11, "failure": 1});
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert("x-import-token", token.parse().unwrap());
+    InboundRequest::post("/", headers, body.to_string())
+}
+
+async fn info_calls(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/api/3/import/info")
+        .count()
+}
+
+#[tokio::test]
+async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let info = Arc::new(Mutex::new(json!({"status": "active"})));
+    let ac = activecampaign(info.clone()).await;
+    let secrets = Arc::new(SecretCache::new(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        Duration::from_secs(300),
+    ));
+    let webhook: WebhookApp = app_with(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        fast_client(),
+        1 << 20,
+    )
+    .with_callback_url(Some("https://callback.example/".into()))
+    .with_import_store(Some(store.clone()));
+    let callback = CallbackApp::new(
+        Some(store.clone()),
+        secrets,
+        fast_client(),
+        Some(ContactQueue::new(sqs.clone(), &queue_url)),
+    );
+    let deadline = || Instant::now() + Duration::from_secs(5);
+
+    // 1. A batch of 12 is imported, and its import recorded under its callback reference.
+    let answer = send(&webhook, &csv_post(12)).await.json_body();
+    assert_eq!(
+        answer["imports"],
+        json!([{"batch_id": "batch-12", "queued_contacts": 12}]),
+        "{answer}"
+    );
+    let (reference, token, url) = requested_callbacks(&ac).await.remove(0);
+    assert_eq!(url, "https://callback.example/");
+    let record = store.get(&reference).await.unwrap().expect("recorded");
+    assert_eq!(
+        (
+            record.batch_id.as_str(),
+            record.route.as_str(),
+            record.contacts.len()
+        ),
+        ("batch-12", "batch", 12)
+    );
+
+    // 2. Forged or missing tokens are refused, and nothing is asked of ActiveCampaign.
+    let forged = callback
+        .handle(&callback_post(&reference, &"0".repeat(64)), deadline())
+        .await;
+    assert_eq!(forged.status, 401);
+    let mut missing = callback_post(&reference, "x");
+    missing.body = json!({"ref": reference}).to_string().into();
+    missing.headers.clear();
+    assert_eq!(callback.handle(&missing, deadline()).await.status, 401);
+    assert_eq!(info_calls(&ac).await, 0);
+
+    // 3. Still running: pending, nothing recorded.
+    let pending = callback
+        .handle(&callback_post(&reference, &token), deadline())
+        .await
+        .json_body();
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        store.get(&reference).await.unwrap().unwrap().status,
+        "submitted"
+    );
+
+    // 4. Completed with one failure: recorded once; a repeat changes nothing and asks nothing.
+    *info.lock().unwrap() =
+        json!({"status": "completed", "success": ["1", "2"], "failure": ["person3@example.com"]});
+    let done = callback
+        .handle(&callback_post(&reference, &token), deadline())
+        .await
+        .json_body();
+    assert_eq!(
+        done,
+        json!({"status": "recorded", "batch_id": "batch-12", "import_status": "completed", "succeeded": 11, "failed": 1, "requeued": 0})
+    );
+    assert_eq!(
+        store.get(&reference).await.unwrap().unwrap().status,
+        "completed"
+    );
+    let calls = info_calls(&ac).await;
+    let again = callback
+        .handle(&callback_post(&reference, &token), deadline())
+        .await
+        .json_body();
+    assert_eq!(again["status"], "already_recorded");
+    assert_eq!(
+        info_calls(&ac).await,
+        calls,
+        "a repeat asks ActiveCampaign nothing"
+    );
+
+    // 5. A GET callback (params in the query) for an import that failed: its contacts, less
+    //    the ones the importer named, go back through the queue.
+    send(&webhook, &csv_post(15)).await;
+    let (reference, token, _) = requested_callbacks(&ac).await.remove(1);
+    *info.lock().unwrap() =
+        json!({"status": "failed", "success": [], "failure": ["person0@example.com"]});
+    let mut get = InboundRequest::post(
+        &format!("/?ref={reference}&token={token}"),
+        HeaderMap::new(),
+        "",
+    );
+    get.method = Method::GET;
+    let failed = callback.handle(&get, deadline()).await.json_body();
+    assert_eq!(failed["status"], "recorded", "{failed}");
+    assert_eq!(failed["requeued"], 14);
+    let mut queued = 0;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in &messages {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_ne!(body["contact"]["email"], "person0@example.com");
+            assert_eq!(body["route"], "batch");
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+            queued += 1;
+        }
+    }
+    assert_eq!(queued, 14);
+}
