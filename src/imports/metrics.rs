@@ -20,7 +20,8 @@ pub fn import_outcome(route: &str, succeeded: usize, failed: usize, import_faile
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Route"]],
+                // Per route, and in total (the FailedImports alarm watches the total).
+                "Dimensions": [["Route"], []],
                 "Metrics": [
                     {"Name": IMPORTED_CONTACTS, "Unit": "Count"},
                     {"Name": FAILED_CONTACTS, "Unit": "Count"},
