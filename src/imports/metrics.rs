@@ -46,7 +46,7 @@ mod tests {
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Route"]])
+            json!([["Route"], []])
         );
         assert_eq!(line["ImportedContacts"], 248);
         assert_eq!(line["FailedContacts"], 2);
