@@ -281,6 +281,17 @@ async fn burst(people: usize, per_second: usize) -> (usize, usize, usize) {
         expected,
         "every acknowledged contact reached ActiveCampaign"
     );
+    let dead = q
+        .client
+        .receive_message()
+        .queue_url(&q.dlq)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        dead.messages.unwrap_or_default().is_empty(),
+        "nothing dead-lettered"
+    );
     let refused = refused.load(std::sync::atomic::Ordering::SeqCst);
     (imports, received.len(), refused)
 }
