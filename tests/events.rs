@@ -372,6 +372,8 @@ fn expectation(name: &str) -> Option<Expect> {
         | "standardwebhooks-missing-signature"
         | "standardwebhooks-stale-timestamp" => status(401),
         "standardwebhooks-malformed" => status(400),
+        "import-callback-post" | "import-callback-get" => ok("recorded"),
+        "import-callback-forged" => status(401),
         "health" => status(200),
         "unknown-route" => status(404),
         "method-not-allowed" => status(405),
@@ -410,8 +412,26 @@ async fn every_event_file_gives_its_documented_answer() {
             ))
             .mount(&server)
             .await;
+        Mock::given(method("GET"))
+            .and(path("/api/3/import/info"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"status": "completed", "success": ["1"], "failure": []})),
+            )
+            .mount(&server)
+            .await;
         let app = app_for(&server);
-        let response = send_event(&app, name).await;
+        // Callback events go to the import-callback function, every other one to the webhook.
+        let response = if name.starts_with("import-callback") {
+            callback_for(&server)
+                .handle(
+                    &event_request(name),
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+                )
+                .await
+        } else {
+            send_event(&app, name).await
+        };
         let body = response.json_body();
         if response.status.as_u16() != expect.status {
             failures.push(format!(

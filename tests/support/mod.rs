@@ -71,6 +71,20 @@ pub fn app_for(server: &MockServer) -> WebhookApp {
     )
 }
 
+/// The import-callback function with the local secret pointed at `server` (no import store:
+/// the batch id comes from the callback).
+pub fn callback_for(server: &MockServer) -> ac_webhook_sync::imports::callback::CallbackApp {
+    ac_webhook_sync::imports::callback::CallbackApp::new(
+        None,
+        Arc::new(SecretCache::new(
+            SecretSource::Fixed(local_secret_json(&server.uri())),
+            Duration::from_secs(300),
+        )),
+        fast_client(),
+        None,
+    )
+}
+
 /// Loads events/<name>.json through lambda_http and the project's adapter.
 pub fn event_request(name: &str) -> InboundRequest {
     let raw = std::fs::read_to_string(repo_path(&format!("events/{name}.json")))
