@@ -143,6 +143,19 @@ async fn drain(q: &Queues, worker: &SyncWorker, budget: Duration) -> usize {
     }
 }
 
+/// The messages waiting in the dead-letter queue, with their attributes.
+async fn dead_letters(q: &Queues) -> Vec<aws_sdk_sqs::types::Message> {
+    q.client
+        .receive_message()
+        .queue_url(&q.dlq)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
 fn form_post(email: &str) -> ac_webhook_sync::inbound::InboundRequest {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
@@ -281,17 +294,7 @@ async fn burst(people: usize, per_second: usize) -> (usize, usize, usize) {
         expected,
         "every acknowledged contact reached ActiveCampaign"
     );
-    let dead = q
-        .client
-        .receive_message()
-        .queue_url(&q.dlq)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        dead.messages.unwrap_or_default().is_empty(),
-        "nothing dead-lettered"
-    );
+    assert!(dead_letters(&q).await.is_empty(), "nothing dead-lettered");
     let refused = refused.load(std::sync::atomic::Ordering::SeqCst);
     (imports, received.len(), refused)
 }
@@ -336,16 +339,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_with_its_reason() {
         synced_emails(&received_syncs(&ac).await),
         BTreeSet::from(["fine@example.com".to_string()])
     );
-    let dead = q
-        .client
-        .receive_message()
-        .queue_url(&q.dlq)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let dead = dead_letters(&q).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body(), Some("{\"not\": \"a contact\"}"));
     let reason = dead[0].message_attributes().unwrap()[REASON_ATTRIBUTE]
@@ -370,16 +364,7 @@ async fn an_outage_retries_until_the_last_receive_then_dead_letters_with_the_rea
     .await;
     assert_eq!(response.json_body()["status"], "queued");
     drain(&q, &worker(&q, &ac.uri(), 3), Duration::from_secs(1)).await;
-    let dead = q
-        .client
-        .receive_message()
-        .queue_url(&q.dlq)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let dead = dead_letters(&q).await;
     assert_eq!(dead.len(), 1, "kept, not lost");
     let reason = dead[0].message_attributes().unwrap()[REASON_ATTRIBUTE]
         .string_value()
