@@ -6,8 +6,7 @@ use serde_json::{Map, Value};
 
 use super::body::parse_json_object;
 use super::form::recognise_fields;
-use super::signature::{TagEncoding, check_replay_window, verify_hmac_any};
-use super::stripe::parse_signature_header;
+use super::stripe::verify_timestamped_signature;
 use super::{AuthError, AuthSettings, ParseError, Sender};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
@@ -39,24 +38,19 @@ impl Sender for Calendly {
     }
 }
 
-/// The header has Stripe's layout (`t=…,v1=…[,v1=…]`), so Stripe's parser reads it.
+/// The header has Stripe's layout and signed content (`t=…,v1=…` over `t.body`).
 pub fn authenticate(
     req: &InboundRequest,
     secrets: &[SecretString],
     settings: &AuthSettings,
 ) -> Result<(), AuthError> {
-    let header = req
-        .header(SIGNATURE_HEADER)
-        .ok_or(AuthError::MissingSignature("Calendly-Webhook-Signature"))?;
-    let parsed = parse_signature_header(header)?;
-    let timestamp = parsed.timestamp.to_string();
-    verify_hmac_any(
+    verify_timestamped_signature(
+        req,
         secrets,
-        &[timestamp.as_bytes(), b".", &req.body],
-        &parsed.v1,
-        TagEncoding::Hex,
-    )?;
-    check_replay_window(parsed.timestamp, req.received_at, settings.replay_window)
+        settings,
+        SIGNATURE_HEADER,
+        "Calendly-Webhook-Signature",
+    )
 }
 
 /// `{event, created_at, payload:{uri, email, name, first_name, last_name, text_reminder_number,

@@ -120,7 +120,7 @@ fn advanced_contact(payload: &Value) -> (ContactFields, Option<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::test_support::{assert_route_token, request, submission};
 
     const FORM: &str = "application/x-www-form-urlencoded; charset=UTF-8";
     const SIMPLE: &str = "Name=Ada+Lovelace&Email=Ada%40Example.com&Phone=%2B44+20+7946+0000&Company=Analytical+Engines\
@@ -142,20 +142,7 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        let route = secrets(&["el-tok"]);
-        let settings = AuthSettings::default();
-        let ok = request("/webhooks/elementor?token=el-tok", &[], "");
-        assert!(Elementor.authenticate(&ok, &route, &settings).is_ok());
-        let wrong = request("/webhooks/elementor?token=EL-TOK", &[], "");
-        assert_eq!(
-            Elementor.authenticate(&wrong, &route, &settings),
-            Err(AuthError::TokenMismatch)
-        );
-        let missing = request("/webhooks/elementor", &[], "");
-        assert_eq!(
-            Elementor.authenticate(&missing, &route, &settings),
-            Err(AuthError::MissingToken)
-        );
+        assert_route_token(&Elementor, &[], "");
         assert!(Elementor.accepts_media_type(Some(MEDIA_FORM)));
         assert!(!Elementor.accepts_media_type(Some("application/json")));
     }

@@ -71,26 +71,13 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::test_support::{assert_route_token, request, submission};
 
     const JSON: &str = "application/json";
 
     #[test]
     fn route_token_authenticates() {
-        let route = secrets(&["gf-tok"]);
-        let settings = AuthSettings::default();
-        let ok = request("/webhooks/googleforms?token=gf-tok", &[], "{}");
-        assert!(GoogleForms.authenticate(&ok, &route, &settings).is_ok());
-        let wrong = request("/webhooks/googleforms?token=x", &[], "{}");
-        assert_eq!(
-            GoogleForms.authenticate(&wrong, &route, &settings),
-            Err(AuthError::TokenMismatch)
-        );
-        let missing = request("/webhooks/googleforms", &[], "{}");
-        assert_eq!(
-            GoogleForms.authenticate(&missing, &route, &settings),
-            Err(AuthError::MissingToken)
-        );
+        assert_route_token(&GoogleForms, &[], "{}");
         assert!(GoogleForms.accepts_media_type(Some(JSON)));
         assert!(!GoogleForms.accepts_media_type(Some("application/x-www-form-urlencoded")));
     }

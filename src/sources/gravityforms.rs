@@ -152,26 +152,13 @@ fn consent_field(fields: &[FieldValue<'_>]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::test_support::{assert_route_token, request, submission};
 
     const ENTRY: &str = r#"{"id":"42","form_id":"3","post_id":null,"date_created":"2026-01-01 10:00:00","ip":"192.0.2.80","source_url":"https:\/\/example.com\/contact\/","user_agent":"Mozilla\/5.0","status":"active","1.2":"","1.3":"Ada","1.4":"","1.6":"Lovelace","1.8":"","2":"Ada@Example.com","3":"(555) 555-0101","4.1":"12 Main St","4.2":"","4.3":"Springfield","4.4":"IL","4.5":"62701","4.6":"United States","5.1":"1","5.2":"I agree to receive the newsletter.","5.3":"1","6":"Analytical Engines"}"#;
 
     #[test]
     fn route_token_authenticates() {
-        let route = secrets(&["gf-tok"]);
-        let settings = AuthSettings::default();
-        let ok = request("/webhooks/gravityforms?token=gf-tok", &[], "");
-        assert!(GravityForms.authenticate(&ok, &route, &settings).is_ok());
-        let wrong = request("/webhooks/gravityforms?token=gf-to", &[], "");
-        assert_eq!(
-            GravityForms.authenticate(&wrong, &route, &settings),
-            Err(AuthError::TokenMismatch)
-        );
-        let missing = request("/webhooks/gravityforms", &[], "");
-        assert_eq!(
-            GravityForms.authenticate(&missing, &route, &settings),
-            Err(AuthError::MissingToken)
-        );
+        assert_route_token(&GravityForms, &[], "");
     }
 
     #[test]

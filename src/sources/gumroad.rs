@@ -99,7 +99,7 @@ fn product(p: &Value) -> Option<Product> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::test_support::{assert_route_token, request, submission};
 
     const FORM: &str = "application/x-www-form-urlencoded";
     // As HTTParty::HashConversions.to_params writes it: %20 for spaces, brackets encoded.
@@ -111,23 +111,7 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        let route = secrets(&["gum-tok"]);
-        let ok = request("/webhooks/gumroad?token=gum-tok", &[], SALE);
-        assert!(
-            Gumroad
-                .authenticate(&ok, &route, &AuthSettings::default())
-                .is_ok()
-        );
-        let wrong = request("/webhooks/gumroad?token=gum-tol", &[], SALE);
-        assert_eq!(
-            Gumroad.authenticate(&wrong, &route, &AuthSettings::default()),
-            Err(AuthError::TokenMismatch)
-        );
-        let missing = request("/webhooks/gumroad", &[], SALE);
-        assert_eq!(
-            Gumroad.authenticate(&missing, &route, &AuthSettings::default()),
-            Err(AuthError::MissingToken)
-        );
+        assert_route_token(&Gumroad, &[], SALE);
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn phone(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::test_support::{assert_route_token, request, submission};
 
     const CONTENT_TYPE: &str =
         "multipart/form-data; boundary=------------------------J1JNT4vbVO4FCC1qLG4HSv";
@@ -197,20 +197,7 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        let route = secrets(&["jf-tok"]);
-        let settings = AuthSettings::default();
-        let ok = request("/webhooks/jotform?token=jf-tok", &[], "");
-        assert!(Jotform.authenticate(&ok, &route, &settings).is_ok());
-        let wrong = request("/webhooks/jotform?token=nope", &[], "");
-        assert_eq!(
-            Jotform.authenticate(&wrong, &route, &settings),
-            Err(AuthError::TokenMismatch)
-        );
-        let missing = request("/webhooks/jotform", &[], "");
-        assert_eq!(
-            Jotform.authenticate(&missing, &route, &settings),
-            Err(AuthError::MissingToken)
-        );
+        assert_route_token(&Jotform, &[], "");
     }
 
     #[test]

@@ -243,6 +243,24 @@ pub(crate) mod test_support {
         }
     }
 
+    /// A token-authenticated sender: the route's token passes; a near miss and a missing
+    /// token are refused. `headers` go with every request (e.g. a signature to ignore).
+    pub fn assert_route_token(sender: &dyn super::Sender, headers: &[(&str, &str)], body: &str) {
+        let route = secrets(&["route-token-1"]);
+        let settings = super::AuthSettings::default();
+        let with = |query: &str| request(&format!("/webhooks/r{query}"), headers, body);
+        let ok = with("?token=route-token-1");
+        assert!(sender.authenticate(&ok, &route, &settings).is_ok());
+        assert_eq!(
+            sender.authenticate(&with("?token=route-token-2"), &route, &settings),
+            Err(super::AuthError::TokenMismatch)
+        );
+        assert_eq!(
+            sender.authenticate(&with(""), &route, &settings),
+            Err(super::AuthError::MissingToken)
+        );
+    }
+
     pub fn request(path: &str, headers: &[(&str, &str)], body: &str) -> InboundRequest {
         let mut map = HeaderMap::new();
         for (name, value) in headers {

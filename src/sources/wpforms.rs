@@ -55,31 +55,18 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::test_support::{assert_route_token, request, submission};
 
     const JSON: &str = "application/json; charset=utf-8";
     const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
     #[test]
     fn route_token_authenticates_and_signature_is_ignored() {
-        let route = secrets(&["wp-tok"]);
-        let settings = AuthSettings::default();
         let signed = [(
             "x-wpforms-webhook-signature",
             "t=1767225600,v=00000000000000000000000000000000",
         )];
-        let ok = request("/webhooks/wpforms?token=wp-tok", &signed, "{}");
-        assert!(WpForms.authenticate(&ok, &route, &settings).is_ok());
-        let wrong = request("/webhooks/wpforms?token=wp-tok2", &signed, "{}");
-        assert_eq!(
-            WpForms.authenticate(&wrong, &route, &settings),
-            Err(AuthError::TokenMismatch)
-        );
-        let missing = request("/webhooks/wpforms", &signed, "{}");
-        assert_eq!(
-            WpForms.authenticate(&missing, &route, &settings),
-            Err(AuthError::MissingToken)
-        );
+        assert_route_token(&WpForms, &signed, "{}");
     }
 
     #[test]
