@@ -3,6 +3,7 @@
 //! drive it directly; `lambda` adapts it to `lambda_http`.
 
 pub mod lambda;
+pub mod plan;
 pub mod response;
 
 use std::sync::Arc;
@@ -13,18 +14,17 @@ use serde_json::json;
 use thiserror::Error;
 use tokio::time::Instant;
 
+pub use plan::{Plan, interpret, resolve_route};
 pub use response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookError};
 
 use crate::activecampaign::ActiveCampaignClient;
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
 use crate::delivery::{ContactQueue, Delivery, DeliveryError, DeliveryOutcome, InlineDelivery};
 use crate::inbound::InboundRequest;
-use crate::mapping::config::is_valid_route_name;
-use crate::mapping::{Mapping, MappingError, MappingOutcome, Route, map_submission};
+use crate::mapping::{Mapping, MappingError, Route};
 use crate::redact::mask_email;
 use crate::secrets::{SecretCache, SecretSource};
 use crate::settings::{ConfigError, DeliveryMode, SecretLocation, Settings};
-use crate::submission::{BatchRow, Parsed};
 
 pub const HEALTH_PATH: &str = "/health";
 pub const WEBHOOK_PREFIX: &str = "/webhooks/";
@@ -205,40 +205,13 @@ impl WebhookApp {
         deadline: Instant,
         log: &mut RequestLog,
     ) -> Result<(Outcome, Option<String>), WebhookError> {
-        let path = req.path.trim_end_matches('/');
-        let route_name = path
-            .strip_prefix(WEBHOOK_PREFIX)
-            .ok_or(WebhookError::NotFound)?;
-        if !is_valid_route_name(route_name) {
-            return Err(WebhookError::NotFound);
-        }
-        let route = self
-            .mapping
-            .route(route_name)
-            .ok_or(WebhookError::NotFound)?;
+        let route = resolve_route(&self.mapping, self.limits.max_body_bytes, req)?;
         log.route = Some(route.name.clone());
-        if req.method != Method::POST {
-            return Err(WebhookError::MethodNotAllowed { allow: "POST" });
-        }
-        let limit = route
-            .sender
-            .max_body_bytes()
-            .map_or(self.limits.max_body_bytes, |l| {
-                l.max(self.limits.max_body_bytes)
-            });
-        if req.body.len() > limit {
-            return Err(WebhookError::PayloadTooLarge {
-                size: req.body.len(),
-                limit,
-            });
-        }
         if let Some(reason) = route.sender.handshake(req) {
-            return Ok((
-                Outcome::Ignored {
-                    reason: reason.to_string(),
-                },
-                None,
-            ));
+            let outcome = Outcome::Ignored {
+                reason: reason.to_string(),
+            };
+            return Ok((outcome, None));
         }
         let secret = self
             .secrets
@@ -248,40 +221,36 @@ impl WebhookApp {
         route
             .sender
             .authenticate(req, secret.route_secrets(&route.name), &route.auth)?;
-        let media_type = req.media_type();
-        if !route.sender.accepts_media_type(media_type.as_deref()) {
-            return Err(WebhookError::UnsupportedMediaType(
-                media_type.unwrap_or_else(|| "(none)".into()),
-            ));
-        }
-        let submission = match route.sender.parse(req)? {
-            Parsed::Submission(submission) => submission,
-            Parsed::Ignored { reason } => return Ok((Outcome::Ignored { reason }, None)),
-            Parsed::Batch(rows) => {
-                let outcome = self.process_batch(route, rows, secret, deadline).await?;
+        let (contact, submission, redirect) = match interpret(route, req)? {
+            Plan::Answer {
+                outcome,
+                redirect,
+                submission,
+            } => {
+                if let Some(submission) = submission {
+                    log.topic = submission.topic.clone();
+                    log.delivery_id = submission.delivery_id.clone();
+                }
+                return Ok((outcome, redirect));
+            }
+            Plan::Batch {
+                contacts,
+                row_of_email,
+                summary,
+            } => {
+                let outcome = self
+                    .deliver_batch(route, contacts, row_of_email, summary, secret, deadline)
+                    .await?;
                 return Ok((outcome, None));
             }
+            Plan::Contact {
+                contact,
+                submission,
+                redirect,
+            } => (contact, submission, redirect),
         };
         log.topic = submission.topic.clone();
         log.delivery_id = submission.delivery_id.clone();
-        let redirect = route
-            .redirect
-            .clone()
-            .filter(|_| submission.from_browser_form);
-        if !route.handles(submission.topic.as_deref()) {
-            let topic = submission.topic.as_deref().unwrap_or_default();
-            let reason = format!("topic {topic} is not handled by route {}", route.name);
-            return Ok((Outcome::Ignored { reason }, redirect));
-        }
-        let contact = match map_submission(&submission, route) {
-            MappingOutcome::Contact(contact) => contact,
-            MappingOutcome::Skipped { reason } => {
-                return Ok((Outcome::Skipped { reason }, redirect));
-            }
-            MappingOutcome::Rejected { reason } => {
-                return Ok((Outcome::Rejected { reason }, redirect));
-            }
-        };
         log.email = Some(contact.email.clone());
         let delivered = self
             .delivery
@@ -302,35 +271,16 @@ impl WebhookApp {
         Ok((outcome, redirect))
     }
 
-    /// Maps every row and delivers the contacts together (see `deliver_batch`).
-    async fn process_batch(
+    /// Delivers a batch's contacts together (see `deliver_batch`) and completes its summary.
+    async fn deliver_batch(
         &self,
         route: &Route,
-        rows: Vec<crate::submission::BatchRow>,
+        contacts: Vec<crate::activecampaign::ContactSync>,
+        row_of_email: std::collections::HashMap<String, usize>,
+        mut summary: BatchSummary,
         secret: Arc<crate::secrets::AppSecret>,
         deadline: Instant,
     ) -> Result<Outcome, WebhookError> {
-        let total = rows.len();
-        let mut summary = BatchSummary {
-            rows: total,
-            ..BatchSummary::default()
-        };
-        let mut contacts = Vec::with_capacity(total);
-        let mut row_of_email = std::collections::HashMap::new();
-        for BatchRow { row, submission } in &rows {
-            match map_submission(submission, route) {
-                MappingOutcome::Contact(contact) => {
-                    row_of_email.entry(contact.email.clone()).or_insert(*row);
-                    contacts.push(*contact);
-                }
-                MappingOutcome::Skipped { .. } => summary.skipped += 1,
-                MappingOutcome::Rejected { reason } => summary.rejected.push(RejectedRow {
-                    row: *row,
-                    email: submission.contact.email.clone(),
-                    reason,
-                }),
-            }
-        }
         let callback = crate::activecampaign::bulk::CallbackTarget::from(
             self.callback_url.as_ref(),
             secret.callback_secret.as_ref(),
@@ -360,7 +310,7 @@ impl WebhookApp {
         summary.rejected.sort_by_key(|r| r.row);
         tracing::info!(
             route = %route.name,
-            rows = total,
+            rows = summary.rows,
             synced = summary.synced,
             imported = summary.imports.iter().map(|i| i.queued_contacts).sum::<usize>(),
             imports = summary.imports.len(),

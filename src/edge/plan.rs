@@ -1,0 +1,138 @@
+//! The network-free part of handling a webhook: which route, and what a verified request comes
+//! to (content type, parsing, topic, mapping). The webhook function delivers what it plans;
+//! the preview command prints it. One path, so a preview is what the function would send.
+
+use std::collections::HashMap;
+
+use http::Method;
+
+use super::{BatchSummary, Outcome, RejectedRow, WEBHOOK_PREFIX, WebhookError};
+use crate::activecampaign::ContactSync;
+use crate::inbound::InboundRequest;
+use crate::mapping::config::is_valid_route_name;
+use crate::mapping::{Mapping, MappingOutcome, Route, map_submission};
+use crate::submission::{BatchRow, Parsed, Submission};
+
+/// What a verified request comes to before anything is delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Answered without delivering anything (ignored, skipped, rejected).
+    Answer {
+        outcome: Outcome,
+        redirect: Option<String>,
+        submission: Option<Box<Submission>>,
+    },
+    /// One contact to deliver.
+    Contact {
+        contact: Box<ContactSync>,
+        submission: Box<Submission>,
+        redirect: Option<String>,
+    },
+    /// A batch: its mapped contacts, the row each email came from, and what mapping decided.
+    Batch {
+        contacts: Vec<ContactSync>,
+        row_of_email: HashMap<String, usize>,
+        summary: BatchSummary,
+    },
+}
+
+/// The route a request is for, after the checks that need no secret: 404, 405, 413.
+pub fn resolve_route<'m>(
+    mapping: &'m Mapping,
+    max_body_bytes: usize,
+    req: &InboundRequest,
+) -> Result<&'m Route, WebhookError> {
+    let route_name = req
+        .path
+        .trim_end_matches('/')
+        .strip_prefix(WEBHOOK_PREFIX)
+        .filter(|name| is_valid_route_name(name))
+        .ok_or(WebhookError::NotFound)?;
+    let route = mapping.route(route_name).ok_or(WebhookError::NotFound)?;
+    if req.method != Method::POST {
+        return Err(WebhookError::MethodNotAllowed { allow: "POST" });
+    }
+    let limit = route
+        .sender
+        .max_body_bytes()
+        .map_or(max_body_bytes, |l| l.max(max_body_bytes));
+    if req.body.len() > limit {
+        return Err(WebhookError::PayloadTooLarge {
+            size: req.body.len(),
+            limit,
+        });
+    }
+    Ok(route)
+}
+
+/// Content type (415), body (400), topic and mapping, for a request already authenticated.
+pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookError> {
+    let media_type = req.media_type();
+    if !route.sender.accepts_media_type(media_type.as_deref()) {
+        return Err(WebhookError::UnsupportedMediaType(
+            media_type.unwrap_or_else(|| "(none)".into()),
+        ));
+    }
+    let submission = match route.sender.parse(req)? {
+        Parsed::Submission(submission) => submission,
+        Parsed::Ignored { reason } => {
+            return Ok(Plan::Answer {
+                outcome: Outcome::Ignored { reason },
+                redirect: None,
+                submission: None,
+            });
+        }
+        Parsed::Batch(rows) => return Ok(plan_batch(route, &rows)),
+    };
+    let redirect = route
+        .redirect
+        .clone()
+        .filter(|_| submission.from_browser_form);
+    let answer = |outcome| Plan::Answer {
+        outcome,
+        redirect: redirect.clone(),
+        submission: Some(submission.clone()),
+    };
+    if !route.handles(submission.topic.as_deref()) {
+        let topic = submission.topic.as_deref().unwrap_or_default();
+        let reason = format!("topic {topic} is not handled by route {}", route.name);
+        return Ok(answer(Outcome::Ignored { reason }));
+    }
+    Ok(match map_submission(&submission, route) {
+        MappingOutcome::Contact(contact) => Plan::Contact {
+            contact,
+            submission,
+            redirect,
+        },
+        MappingOutcome::Skipped { reason } => answer(Outcome::Skipped { reason }),
+        MappingOutcome::Rejected { reason } => answer(Outcome::Rejected { reason }),
+    })
+}
+
+fn plan_batch(route: &Route, rows: &[BatchRow]) -> Plan {
+    let mut summary = BatchSummary {
+        rows: rows.len(),
+        ..BatchSummary::default()
+    };
+    let mut contacts = Vec::with_capacity(rows.len());
+    let mut row_of_email = HashMap::new();
+    for BatchRow { row, submission } in rows {
+        match map_submission(submission, route) {
+            MappingOutcome::Contact(contact) => {
+                row_of_email.entry(contact.email.clone()).or_insert(*row);
+                contacts.push(*contact);
+            }
+            MappingOutcome::Skipped { .. } => summary.skipped += 1,
+            MappingOutcome::Rejected { reason } => summary.rejected.push(RejectedRow {
+                row: *row,
+                email: submission.contact.email.clone(),
+                reason,
+            }),
+        }
+    }
+    Plan::Batch {
+        contacts,
+        row_of_email,
+        summary,
+    }
+}
