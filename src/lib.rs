@@ -14,6 +14,7 @@ pub mod edge;
 pub mod imports;
 pub mod inbound;
 pub mod mapping;
+pub mod preview;
 pub mod redact;
 pub mod sandbox;
 pub mod secrets;

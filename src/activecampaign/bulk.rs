@@ -218,6 +218,20 @@ struct BulkRequest<'a> {
     exclude_automations: bool,
 }
 
+/// The JSON body of one `bulk_import` request.
+pub fn request_body(
+    contacts: &[BulkContact],
+    callback: Option<&ImportCallback>,
+    exclude_automations: bool,
+) -> Value {
+    serde_json::to_value(BulkRequest {
+        contacts,
+        callback,
+        exclude_automations,
+    })
+    .unwrap_or(Value::Null)
+}
+
 /// The importer's answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImportAnswer {
@@ -451,15 +465,11 @@ impl ActiveCampaignClient {
             "{}{BULK_IMPORT_PATH}",
             account.api_url.trim_end_matches('/')
         );
-        let body = serde_json::to_vec(&BulkRequest {
-            contacts,
-            callback,
-            exclude_automations,
-        })
-        .map_err(|e| AcError::Unavailable {
-            reason: e.to_string(),
-            retry_after: None,
-        })?;
+        let body = serde_json::to_vec(&request_body(contacts, callback, exclude_automations))
+            .map_err(|e| AcError::Unavailable {
+                reason: e.to_string(),
+                retry_after: None,
+            })?;
         self.call(
             self.bulk_pacer(),
             deadline,

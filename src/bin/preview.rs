@@ -1,0 +1,56 @@
+//! `preview EVENT.json [--mapping FILE] [--secret FILE]`: what the webhook function would do
+//! with a Function URL event (route, verification, submission, the exact `contact_sync`
+//! fields or bulk import bodies), without any network.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use ac_webhook_sync::edge::lambda::to_inbound;
+use ac_webhook_sync::mapping::Mapping;
+use ac_webhook_sync::secrets::AppSecret;
+
+const USAGE: &str = "usage: preview EVENT.json [--mapping FILE] [--secret FILE]";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(report) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{report}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<String, String> {
+    let mut event = None;
+    let mut mapping_file = std::env::var("MAPPING_FILE").ok();
+    let mut secret_file =
+        std::env::var("SECRET_FILE").unwrap_or_else(|_| "local/secret.json".into());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--mapping" => mapping_file = Some(args.next().ok_or(USAGE)?),
+            "--secret" => secret_file = args.next().ok_or(USAGE)?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            _ if event.is_none() => event = Some(arg),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let event = event.ok_or(USAGE)?;
+    let read = |path: &str| std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"));
+    let mapping = match &mapping_file {
+        Some(path) => Mapping::from_toml(&read(path)?),
+        None => Mapping::bundled(),
+    }
+    .map_err(|e| format!("mapping: {e}"))?;
+    let secret =
+        AppSecret::from_json(&read(&secret_file)?).map_err(|e| format!("{secret_file}: {e}"))?;
+    let request = lambda_http::request::from_str(&read(&event)?)
+        .map_err(|e| format!("{event}: not a Function URL event: {e}"))?;
+    let report = ac_webhook_sync::preview::preview(&mapping, &secret, &to_inbound(request));
+    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
+}

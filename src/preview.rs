@@ -1,0 +1,107 @@
+//! The preview: what the webhook function would do with a request, with no network at all.
+//! It runs the function's own route resolution, verification, parsing and mapping (see
+//! `edge::plan`) and shows the exact `contact_sync` fields or bulk import bodies.
+
+use serde_json::{Value, json};
+
+use crate::activecampaign::bulk::{MIN_BULK_CONTACTS, chunk, request_body, to_bulk_contact};
+use crate::delivery::batch::merge_by_email;
+use crate::edge::{Plan, interpret, resolve_route};
+use crate::inbound::InboundRequest;
+use crate::mapping::Mapping;
+use crate::secrets::AppSecret;
+use crate::settings::DEFAULT_MAX_BODY_BYTES;
+
+/// `key = value` lines, in the order they are sent (keys not yet URL-encoded).
+pub fn field_lines(pairs: &[(String, String)]) -> Vec<String> {
+    pairs.iter().map(|(k, v)| format!("{k} = {v}")).collect()
+}
+
+/// A JSON report of what the webhook function would do with `req`.
+pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> Value {
+    let route = match resolve_route(mapping, DEFAULT_MAX_BODY_BYTES, req) {
+        Ok(route) => route,
+        Err(error) => return json!({"status": error.status().as_u16(), "error": error.to_string()}),
+    };
+    let mut report = json!({"route": route.name, "sender": route.sender.name()});
+    if let Some(reason) = route.sender.handshake(req) {
+        report["outcome"] = json!({"status": "ignored", "reason": reason});
+        return report;
+    }
+    // A failed verification is reported, and the rest still shown: that is how a mapping is
+    // checked against a sample whose signature has expired.
+    report["verification"] =
+        match route
+            .sender
+            .authenticate(req, secret.route_secrets(&route.name), &route.auth)
+        {
+            Ok(()) => json!("ok"),
+            Err(error) => json!(format!("refused (401): {error}")),
+        };
+    match interpret(route, req) {
+        Err(error) => {
+            report["outcome"] =
+                json!({"status": error.status().as_u16(), "error": error.to_string()})
+        }
+        Ok(Plan::Answer {
+            outcome,
+            redirect,
+            submission,
+        }) => {
+            report["submission"] = json!(submission);
+            report["outcome"] = outcome.to_response().json_body();
+            report["redirect"] = json!(redirect);
+        }
+        Ok(Plan::Contact {
+            contact,
+            submission,
+            redirect,
+        }) => {
+            report["submission"] = json!(submission);
+            report["outcome"] = json!({"status": "deliver"});
+            report["redirect"] = json!(redirect);
+            report["contact_sync"] =
+                json!({"fields": field_lines(&contact.form_pairs()), "body": contact.encode()});
+            if contact.lists.iter().any(|l| {
+                !l.may_resubscribe
+                    && l.status == crate::activecampaign::contact_sync::ListStatus::Active
+            }) {
+                report["note"] = json!(
+                    "lists are subscribed only if the contact has not unsubscribed from them (one contact_view_email call first)"
+                );
+            }
+        }
+        Ok(Plan::Batch {
+            contacts, summary, ..
+        }) => {
+            let rejected: Vec<Value> = summary
+                .rejected
+                .iter()
+                .map(|r| json!({"row": r.row, "email": r.email, "reason": r.reason}))
+                .collect();
+            let contacts = merge_by_email(contacts);
+            let mut one_by_one = Vec::new();
+            let mut bulk = Vec::new();
+            for contact in &contacts {
+                match to_bulk_contact(contact, route.exclude_automations) {
+                    Ok(converted) if contacts.len() >= MIN_BULK_CONTACTS => bulk.push(converted),
+                    _ => one_by_one.push(json!({"fields": field_lines(&contact.form_pairs())})),
+                }
+            }
+            let imports: Vec<Value> = chunk(bulk)
+                .iter()
+                .map(|part| request_body(part, None, route.exclude_automations))
+                .collect();
+            report["outcome"] = json!({"status": "deliver batch"});
+            report["batch"] = json!({
+                "rows": summary.rows,
+                "contacts": contacts.len(),
+                "skipped": summary.skipped,
+                "rejected": rejected,
+                "contact_sync": one_by_one,
+                "bulk_import": imports,
+            });
+        }
+    }
+    report
+}

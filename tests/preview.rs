@@ -1,0 +1,121 @@
+//! For every events/ file, the preview (no network) shows exactly what the webhook function
+//! sends: the same `contact_sync` fields, the same bulk import contacts, the same outcome.
+
+mod support;
+
+use ac_webhook_sync::mapping::Mapping;
+use ac_webhook_sync::preview::{field_lines, preview};
+use ac_webhook_sync::secrets::AppSecret;
+use serde_json::{Value, json};
+use support::*;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn the_preview_of_every_event_is_what_the_function_sends() {
+    let mapping = Mapping::bundled().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(repo_path("events"))
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".json")
+                .map(str::to_string)
+        })
+        .filter(|n| !n.starts_with("import-callback"))
+        .collect();
+    names.sort();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for name in &names {
+        let server = MockServer::start().await;
+        mount_contact_sync(
+            &server,
+            ResponseTemplate::new(200).set_body_json(synced_body(1)),
+        )
+        .await;
+        Mock::given(method("GET"))
+            .and(path("/admin/api.php"))
+            .and(query_param("api_action", "contact_view_email"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result_code": 0})))
+            .mount(&server)
+            .await;
+        let secret = AppSecret::from_json(&local_secret_json(&server.uri())).unwrap();
+        let request = event_request(name);
+        let report = preview(&mapping, &secret, &request);
+        let response = send(&app_for(&server), &request).await;
+        let sent: Vec<Vec<String>> = received_syncs(&server)
+            .await
+            .iter()
+            .map(|p| field_lines(p))
+            .collect();
+        let planned: Option<Vec<String>> = report["contact_sync"]["fields"]
+            .as_array()
+            .map(|f| f.iter().map(|v| v.as_str().unwrap().to_string()).collect());
+        let verified = report["verification"] == "ok" || report.get("verification").is_none();
+        match (&planned, sent.as_slice()) {
+            (Some(planned), [sent]) => {
+                compared += 1;
+                if planned != sent {
+                    failures.push(format!("{name}: preview {planned:?}\n   sent {sent:?}"));
+                }
+            }
+            (Some(_), []) if !verified => {}
+            (None, []) => {}
+            _ => failures.push(format!("{name}: preview {planned:?} but sent {sent:?}")),
+        }
+        // Where the function answered without delivering, the preview gives the same answer.
+        let answered = response.json_body();
+        if verified && planned.is_none() && report["batch"].is_null() {
+            let same = match &report["outcome"] {
+                Value::Object(o) if o.contains_key("error") => {
+                    o["status"] == response.status.as_u16()
+                }
+                outcome => outcome["status"] == answered["status"] || response.status == 303,
+            };
+            if !same && report.get("error").is_none() {
+                failures.push(format!(
+                    "{name}: preview {} but answered {} {}",
+                    report["outcome"], response.status, response.body
+                ));
+            }
+        }
+    }
+    assert!(compared >= 40, "compared {compared} contacts");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_batch_preview_shows_the_import_bodies() {
+    let mapping = Mapping::bundled().unwrap();
+    let secret = AppSecret::from_json(&local_secret_json("https://x.api-us1.com")).unwrap();
+    let mut body = String::from("email,first name\n");
+    for i in 0..300 {
+        body.push_str(&format!("p{i}@example.com,P{i}\n"));
+    }
+    body.push_str("broken,Row\n");
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", "text/csv".parse().unwrap());
+    let request = ac_webhook_sync::inbound::InboundRequest::post(
+        "/webhooks/import?token=local-import-token",
+        headers,
+        body,
+    );
+    let report = preview(&mapping, &secret, &request);
+    assert_eq!(report["verification"], "ok");
+    let imports = report["batch"]["bulk_import"].as_array().unwrap();
+    assert_eq!(
+        imports
+            .iter()
+            .map(|i| i["contacts"].as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        vec![250, 50]
+    );
+    assert_eq!(imports[0]["contacts"][0]["tags"], json!(["import"]));
+    assert_eq!(
+        report["batch"]["rejected"],
+        json!([{"row": 302, "email": "broken", "reason": "invalid email address"}])
+    );
+}
