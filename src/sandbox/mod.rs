@@ -14,6 +14,8 @@ use axum::routing::{any, get};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod importer;
+
 use crate::activecampaign::client::{API_TOKEN_HEADER, V1_PATH};
 use crate::mapping::normalise_email;
 
@@ -46,6 +48,29 @@ pub struct StoredContact {
 struct Store {
     contacts: BTreeMap<String, StoredContact>,
     next_id: u64,
+    imports: BTreeMap<String, importer::StoredImport>,
+    /// When recent imports were requested, for the 100-per-minute limit.
+    import_times: std::collections::VecDeque<std::time::Instant>,
+}
+
+impl Store {
+    /// The contact for `email`, created if new; the flag says whether it was.
+    fn upsert(&mut self, email: &str) -> (&mut StoredContact, bool) {
+        let is_new = !self.contacts.contains_key(email);
+        if is_new {
+            self.next_id += 1;
+        }
+        let id = self.next_id;
+        let contact = self
+            .contacts
+            .entry(email.to_string())
+            .or_insert_with(|| StoredContact {
+                id,
+                email: email.to_string(),
+                ..StoredContact::default()
+            });
+        (contact, is_new)
+    }
 }
 
 #[derive(Clone)]
@@ -76,6 +101,12 @@ impl Sandbox {
         Router::new()
             .route(V1_PATH, any(v1))
             .route("/sandbox/contacts", get(contacts))
+            .route(
+                importer::BULK_IMPORT_PATH,
+                axum::routing::post(importer::bulk_import),
+            )
+            .route(importer::IMPORT_INFO_PATH, get(importer::import_info))
+            .route("/sandbox/imports", get(importer::imports))
             .with_state(self.clone())
     }
 
@@ -175,19 +206,7 @@ fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response
     let Ok(mut store) = sandbox.store.lock() else {
         return v1_json(StatusCode::INTERNAL_SERVER_ERROR, json!({}));
     };
-    let next_id = store.next_id + 1;
-    let is_new = !store.contacts.contains_key(&email);
-    if is_new {
-        store.next_id = next_id;
-    }
-    let contact = store
-        .contacts
-        .entry(email.clone())
-        .or_insert_with(|| StoredContact {
-            id: next_id,
-            email: email.clone(),
-            ..StoredContact::default()
-        });
+    let (contact, is_new) = store.upsert(&email);
     // Sync sends only what changes: absent keys leave stored values alone.
     for (key, target) in [
         ("first_name", &mut contact.first_name),
