@@ -63,7 +63,12 @@ fn sensitive_parts_of_event(name: &str) -> Vec<String> {
         }
     }
     if let Some(query) = event["rawQueryString"].as_str() {
-        parts.extend(form_urlencoded::parse(query.as_bytes()).map(|(_, v)| v.into_owned()));
+        // Route names and references are not secret; tokens are.
+        parts.extend(
+            form_urlencoded::parse(query.as_bytes())
+                .filter(|(k, _)| k.contains("token") || k.contains("secret") || k.contains("key"))
+                .map(|(_, v)| v.into_owned()),
+        );
     }
     let request = event_request(name);
     let body = String::from_utf8_lossy(&request.body).to_lowercase();

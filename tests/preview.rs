@@ -42,6 +42,13 @@ async fn the_preview_of_every_event_is_what_the_function_sends() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result_code": 0})))
             .mount(&server)
             .await;
+        Mock::given(method("POST"))
+            .and(path("/api/3/import/bulk_import"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"success": 1, "batchId": "b"})),
+            )
+            .mount(&server)
+            .await;
         let secret = AppSecret::from_json(&local_secret_json(&server.uri())).unwrap();
         let request = event_request(name);
         let report = preview(&mapping, &secret, &request);
@@ -51,10 +58,41 @@ async fn the_preview_of_every_event_is_what_the_function_sends() {
             .iter()
             .map(|p| field_lines(p))
             .collect();
+        let verified = report["verification"] == "ok" || report.get("verification").is_none();
+        if let Some(batch) = report.get("batch").filter(|b| b.is_object() && verified) {
+            // A batch: the planned one-by-one syncs and import bodies are the ones sent.
+            let planned: Vec<Vec<String>> = batch["contact_sync"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    c["fields"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_string())
+                        .collect()
+                })
+                .collect();
+            let imported: Vec<Value> = server
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.url.path() == "/api/3/import/bulk_import")
+                .map(|r| serde_json::from_slice(&r.body).unwrap())
+                .collect();
+            if planned != sent || batch["bulk_import"].as_array().unwrap() != &imported {
+                failures.push(format!(
+                    "{name}: batch preview {batch} but sent {sent:?} and imported {imported:?}"
+                ));
+            }
+            compared += 1;
+            continue;
+        }
         let planned: Option<Vec<String>> = report["contact_sync"]["fields"]
             .as_array()
             .map(|f| f.iter().map(|v| v.as_str().unwrap().to_string()).collect());
-        let verified = report["verification"] == "ok" || report.get("verification").is_none();
         match (&planned, sent.as_slice()) {
             (Some(planned), [sent]) => {
                 compared += 1;
