@@ -94,7 +94,7 @@ async fn no_secret_token_signature_or_email_is_logged() {
     }
     let captured = Captured::default();
     let writer = captured.clone();
-    lambda_http::tracing::init_default_subscriber_with_writer(move || writer.clone());
+    lambda_runtime::tracing::init_default_subscriber_with_writer(move || writer.clone());
 
     let server = MockServer::start().await;
     mount_contact_sync(

@@ -4,8 +4,8 @@ use ac_webhook_sync::imports::callback::{self, CallbackApp};
 use ac_webhook_sync::settings::Settings;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
     let app = CallbackApp::from_settings(&settings).await?;
     callback::serve(app).await

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use ac_webhook_sync::edge::lambda::to_inbound;
+use ac_webhook_sync::edge::lambda::from_json;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::secrets::AppSecret;
 
@@ -49,8 +49,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
     .map_err(|e| format!("mapping: {e}"))?;
     let secret =
         AppSecret::from_json(&read(&secret_file)?).map_err(|e| format!("{secret_file}: {e}"))?;
-    let request = lambda_http::request::from_str(&read(&event)?)
-        .map_err(|e| format!("{event}: not a Function URL event: {e}"))?;
-    let report = ac_webhook_sync::preview::preview(&mapping, &secret, &to_inbound(request));
+    let request = from_json(&read(&event)?).map_err(|e| format!("{event}: {e}"))?;
+    let report = ac_webhook_sync::preview::preview(&mapping, &secret, &request);
     serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
 }

@@ -1,6 +1,6 @@
 //! The HTTP edge of the webhook function: routes a request through authenticate → parse →
 //! map → deliver, and turns the result into the SPEC's status codes. Lambda-free, so tests
-//! drive it directly; `lambda` adapts it to `lambda_http`.
+//! drive it directly; `lambda` adapts it to Function URL events.
 
 pub mod lambda;
 pub mod plan;

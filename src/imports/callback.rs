@@ -281,15 +281,19 @@ pub fn callback_params(req: &InboundRequest) -> HashMap<String, String> {
 }
 
 /// The Lambda adapter: Function URL events in, responses out.
-pub async fn serve(app: CallbackApp) -> Result<(), lambda_http::Error> {
+pub async fn serve(app: CallbackApp) -> Result<(), lambda_runtime::Error> {
+    use crate::edge::lambda::{FunctionUrlEvent, answer};
     let app = Arc::new(app);
-    lambda_http::run(lambda_http::service_fn(
-        move |request: lambda_http::Request| {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<FunctionUrlEvent>| {
             let app = app.clone();
             async move {
-                let inbound = crate::edge::lambda::to_inbound(request);
-                let response = app.handle(&inbound, app.deadline()).await;
-                Ok::<_, lambda_http::Error>(crate::edge::lambda::into_lambda_response(response))
+                let response = answer(event.payload, |req| async move {
+                    // Boxed for the same reason as the webhook's adapter.
+                    Box::pin(app.handle(&req, app.deadline())).await
+                })
+                .await;
+                Ok::<_, lambda_runtime::Error>(response)
             }
         },
     ))

@@ -186,12 +186,20 @@ pub fn normalise_email(raw: &str) -> Option<String> {
         return None;
     }
     let (local, domain) = email.split_once('@')?;
+    // An internationalised domain is sent in its ASCII (punycode) form, so `Bücher.de` and
+    // `xn--bcher-kva.de` are one contact; a domain IDNA refuses is no address.
+    let domain = if domain.is_ascii() {
+        domain.to_string()
+    } else {
+        idna::domain_to_ascii(domain).ok()?
+    };
+    let email = format!("{local}@{domain}");
     let domain_ok = domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
         && !domain.contains('@');
-    (!local.is_empty() && domain_ok).then_some(email)
+    (!local.is_empty() && domain_ok && email.chars().count() <= MAX_EMAIL_CHARS).then_some(email)
 }
 
 /// Splits "Ada King Lovelace" into ("Ada", "King Lovelace").

@@ -85,13 +85,11 @@ pub fn callback_for(server: &MockServer) -> ac_webhook_sync::imports::callback::
     )
 }
 
-/// Loads events/<name>.json through lambda_http and the project's adapter.
+/// Loads events/<name>.json through the project's Lambda adapter.
 pub fn event_request(name: &str) -> InboundRequest {
     let raw = std::fs::read_to_string(repo_path(&format!("events/{name}.json")))
         .unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
-    let request =
-        lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
-    let mut inbound = lambda::to_inbound(request);
+    let mut inbound = lambda::from_json(&raw).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
     // Stripe's replay window is checked against the time the events were signed.
     inbound.received_at = UNIX_EPOCH + Duration::from_secs(EVENTS_SIGNED_AT + 5);
     inbound
