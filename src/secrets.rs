@@ -57,6 +57,15 @@ impl AppSecret {
     }
 
     /// The secrets that authenticate a route (empty when none is configured).
+    /// Whether `other` names the same account with the same key (compared in constant time,
+    /// like every comparison of a secret here).
+    pub fn same_account(&self, other: &AppSecret) -> bool {
+        crate::sources::signature::constant_time_eq(
+            self.api_key.expose_secret().as_bytes(),
+            other.api_key.expose_secret().as_bytes(),
+        ) && self.api_url == other.api_url
+    }
+
     pub fn route_secrets(&self, route: &str) -> &[SecretString] {
         self.webhook_secrets.get(route).map_or(&[], Vec::as_slice)
     }
@@ -162,6 +171,21 @@ where
             aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
         ),
     }
+}
+
+/// Bounds a read of the secret by the invocation's deadline: a store that hangs must not use
+/// up the time in which the sender is owed an answer.
+pub async fn before_deadline<T>(
+    deadline: Instant,
+    read: impl std::future::Future<Output = Result<T, SecretError>>,
+) -> Result<T, SecretError> {
+    tokio::time::timeout_at(deadline, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SecretError::Unavailable(
+                "no answer before the invocation's deadline".into(),
+            ))
+        })
 }
 
 struct Cached {

@@ -326,7 +326,10 @@ async fn over_long_names_tags_and_too_many_tags_are_cut_to_activecampaigns_limit
         "é".repeat(MAX_TEXT_CHARS)
     );
     assert_eq!(field(&sync, "last_name"), Some("King"));
-    assert_eq!(field(&sync, "customer_acct_name").unwrap(), "c".repeat(MAX_TEXT_CHARS));
+    assert_eq!(
+        field(&sync, "customer_acct_name").unwrap(),
+        "c".repeat(MAX_TEXT_CHARS)
+    );
     let sent: Vec<&str> = field(&sync, "tags").unwrap().split(", ").collect();
     assert_eq!(sent.len(), MAX_TAGS);
     assert_eq!(sent[0], "x".repeat(MAX_TEXT_CHARS));

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use super::{DeliveryError, DeliveryOutcome, InlineDelivery};
@@ -15,7 +14,7 @@ use crate::activecampaign::bulk::{
 };
 use crate::activecampaign::{AcError, Account, ContactSync};
 use crate::imports::ImportRecord;
-use crate::secrets::AppSecret;
+use crate::secrets::{AppSecret, before_deadline};
 
 /// One import the importer queued.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,8 +189,8 @@ impl InlineDelivery {
                 }
                 Err(AcError::Unauthorized { status }) if !refreshed => {
                     refreshed = true;
-                    let fresh = self.secrets().refresh(&secret).await?;
-                    if fresh.api_key.expose_secret() == secret.api_key.expose_secret() {
+                    let fresh = before_deadline(deadline, self.secrets().refresh(&secret)).await?;
+                    if fresh.same_account(&secret) {
                         return Err(AcError::Unauthorized { status }.into());
                     }
                     secret = fresh;

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use super::{DeliveryError, DeliveryOutcome};
@@ -14,7 +13,7 @@ use crate::activecampaign::{
     AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
 };
 use crate::imports::ImportStore;
-use crate::secrets::{AppSecret, SecretCache};
+use crate::secrets::{AppSecret, SecretCache, before_deadline};
 
 /// Synchronous delivery to ActiveCampaign within the invocation.
 #[derive(Clone)]
@@ -80,10 +79,8 @@ impl InlineDelivery {
                         status,
                         "ActiveCampaign refused the API key; reading the secret again."
                     );
-                    let fresh = self.secrets.refresh(&secret).await?;
-                    if fresh.api_key.expose_secret() == secret.api_key.expose_secret()
-                        && fresh.api_url == secret.api_url
-                    {
+                    let fresh = before_deadline(deadline, self.secrets.refresh(&secret)).await?;
+                    if fresh.same_account(&secret) {
                         return Err(AcError::Unauthorized { status }.into());
                     }
                     secret = fresh;

@@ -213,9 +213,7 @@ impl WebhookApp {
             };
             return Ok((outcome, None));
         }
-        let secret = self
-            .secrets
-            .get()
+        let secret = crate::secrets::before_deadline(deadline, self.secrets.get())
             .await
             .map_err(|e| unavailable(e.into()))?;
         route
