@@ -678,10 +678,26 @@ async fn read_only_views_show_contacts_lists_tags_fields_and_imports() {
     let (_, queued) = import(&url, json!({"contacts": [contact("bulk@example.com")]})).await;
     let state = view(&url, "/sandbox/state").await;
     assert_eq!(state["contacts"].as_array().unwrap().len(), 3);
-    assert_eq!(state["imports"][0]["batch_id"], queued["batchId"]);
+    let batch_ids = |imports: &Value| -> Vec<Value> {
+        imports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["batch_id"].clone())
+            .collect()
+    };
+    // The seed's finished import, then the one just queued.
+    let seeded_import = json!("0641fbdd-5ee4-4c1c-9b6a-5b3f8d1c2e10");
+    assert_eq!(batch_ids(&state["imports"]).len(), 2);
+    assert!(batch_ids(&state["imports"]).contains(&queued["batchId"]));
+    assert!(batch_ids(&state["imports"]).contains(&seeded_import));
     assert_eq!(
-        view(&url, "/sandbox/imports").await["imports"][0]["batch_id"],
-        queued["batchId"]
+        batch_ids(&view(&url, "/sandbox/imports").await["imports"]),
+        batch_ids(&state["imports"])
+    );
+    assert_eq!(
+        info(&url, "0641fbdd-5ee4-4c1c-9b6a-5b3f8d1c2e10").await["status"],
+        "completed"
     );
     assert_eq!(
         (

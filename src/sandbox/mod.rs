@@ -22,7 +22,7 @@ mod settings;
 mod traffic;
 mod views;
 
-pub use seed::{Seed, SeedError, SeedField, SeedList, SeedStatus};
+pub use seed::{Seed, SeedError, SeedField, SeedImport, SeedList, SeedStatus};
 pub use settings::{SandboxSettings, run};
 pub use traffic::{DEFAULT_REQUESTS_PER_SECOND, Fault, FaultKind};
 
@@ -125,7 +125,7 @@ impl Sandbox {
         }
     }
 
-    /// The account's lists and fields become the seed's, and its contacts are added.
+    /// The account's lists and fields become the seed's, and its contacts and imports are added.
     pub fn with_seed(mut self, seed: Seed) -> Self {
         if let Ok(mut store) = self.store.lock() {
             for entry in &seed.contacts {
@@ -145,8 +145,23 @@ impl Sandbox {
                 }
             }
         }
+        if let Ok(mut store) = self.store.lock() {
+            for import in &seed.imports {
+                store.imports.insert(
+                    import.batch_id.clone(),
+                    importer::StoredImport {
+                        batch_id: import.batch_id.clone(),
+                        contacts: import.contacts,
+                        status: json!(import.status),
+                        success: Vec::new(),
+                        failure: Vec::new(),
+                    },
+                );
+            }
+        }
         self.account = Arc::new(Seed {
             contacts: Vec::new(),
+            imports: Vec::new(),
             ..seed
         });
         self

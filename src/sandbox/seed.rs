@@ -45,12 +45,32 @@ pub struct SeedContact {
     pub fields: BTreeMap<u64, String>,
 }
 
-/// Lists, fields and contacts the sandbox starts with.
+/// A bulk import ActiveCampaign already ran, for `import/info` (and the callbacks in events/).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedImport {
+    pub batch_id: String,
+    pub status: String,
+    pub contacts: usize,
+}
+
+/// The statuses `import/info` reports besides `false`.
+const IMPORT_STATUSES: [&str; 6] = [
+    "waiting",
+    "claimed",
+    "active",
+    "completed",
+    "failed",
+    "interrupted",
+];
+
+/// Lists, fields, contacts and imports the sandbox starts with.
 #[derive(Debug, Clone, Default)]
 pub struct Seed {
     pub lists: Vec<SeedList>,
     pub fields: Vec<SeedField>,
     pub contacts: Vec<SeedContact>,
+    pub imports: Vec<SeedImport>,
 }
 
 #[derive(Debug, Error)]
@@ -70,6 +90,8 @@ struct SeedFile {
     fields: Vec<FieldEntry>,
     #[serde(default)]
     contacts: Vec<ContactEntry>,
+    #[serde(default)]
+    imports: Vec<SeedImport>,
 }
 
 #[derive(Deserialize)]
@@ -113,10 +135,11 @@ impl Seed {
         Self::from_toml(BUNDLED).unwrap_or_default()
     }
 
-    /// The bundled lists and fields, without its contacts.
+    /// The bundled lists and fields, without its contacts and imports.
     pub fn bundled_account() -> Self {
         Self {
             contacts: Vec::new(),
+            imports: Vec::new(),
             ..Self::bundled()
         }
     }
@@ -161,6 +184,18 @@ impl Seed {
         for entry in file.contacts {
             let contact = seed.contact(entry)?;
             seed.contacts.push(contact);
+        }
+        for import in file.imports {
+            if import.batch_id.trim().is_empty()
+                || !IMPORT_STATUSES.contains(&import.status.as_str())
+            {
+                return Err(SeedError::Invalid(format!(
+                    "import {:?}: a batch_id and a status ({}) are required",
+                    import.batch_id,
+                    IMPORT_STATUSES.join(", ")
+                )));
+            }
+            seed.imports.push(import);
         }
         Ok(seed)
     }
@@ -232,6 +267,7 @@ mod tests {
             seed.contacts.iter().any(|c| c.email == "mary@example.com"
                 && c.lists.get(&1) == Some(&SeedStatus::Unsubscribed))
         );
+        assert_eq!(seed.imports[0].status, "completed");
         assert!(Seed::bundled_account().contacts.is_empty());
     }
 
