@@ -79,13 +79,7 @@ async fn imports_progress_and_never_re_subscribe() {
     let (sandbox, url) = start().await;
     // Someone who left list 1 through contact_sync.
     let app = app_for_url(&url);
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", "application/json".parse().unwrap());
-    let post = InboundRequest::post(
-        "/webhooks/form?token=local-form-token",
-        headers,
-        json!({"email": "left@example.com"}).to_string(),
-    );
+    let post = form_webhook("left@example.com");
     assert_eq!(send(&app, &post).await.json_body()["status"], "synced");
     reqwest::Client::new()
         .post(format!(
@@ -773,16 +767,9 @@ async fn the_client_rides_out_the_rate_limit_and_every_fault() {
     let url = serve(&sandbox).await;
     // The client in the tests paces at 1000/s, so the sandbox's 429s are what hold it back.
     let app = app_for_url(&url);
-    let form = |i: usize| {
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", "application/json".parse().unwrap());
-        InboundRequest::post(
-            "/webhooks/form?token=local-form-token",
-            headers,
-            json!({"email": format!("burst{i}@example.com")}).to_string(),
-        )
-    };
-    let requests: Vec<InboundRequest> = (0..12).map(form).collect();
+    let requests: Vec<InboundRequest> = (0..12)
+        .map(|i| form_webhook(&format!("burst{i}@example.com")))
+        .collect();
     let answers = futures_util::future::join_all(requests.iter().map(|r| send(&app, r))).await;
     for answer in &answers {
         assert_eq!(answer.json_body()["status"], "synced", "{}", answer.body);
@@ -840,13 +827,7 @@ async fn after_fault(
     email: &str,
 ) {
     sandbox.set_fault(Some(Fault::from_json(fault.as_bytes()).unwrap()));
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", "application/json".parse().unwrap());
-    let request = InboundRequest::post(
-        "/webhooks/form?token=local-form-token",
-        headers,
-        json!({ "email": email }).to_string(),
-    );
+    let request = form_webhook(email);
     let answer = send(app, &request).await;
     assert_eq!(
         answer.json_body()["status"],
@@ -855,4 +836,39 @@ async fn after_fault(
         answer.body
     );
     assert!(sandbox.contacts().contains_key(email), "{fault}");
+}
+
+#[tokio::test]
+async fn the_client_at_its_default_pace_never_meets_the_rate_limit() {
+    let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
+        .quiet()
+        .with_rate_limit(5);
+    let url = serve(&sandbox).await;
+    let app = app_with(
+        ac_webhook_sync::secrets::SecretSource::Fixed(local_secret_json(&url)),
+        ac_webhook_sync::activecampaign::ActiveCampaignClient::new(Default::default()).unwrap(),
+        1 << 20,
+    );
+    let requests: Vec<InboundRequest> = (0..12)
+        .map(|i| form_webhook(&format!("paced{i}@example.com")))
+        .collect();
+    let answers = futures_util::future::join_all(requests.iter().map(|r| send(&app, r))).await;
+    assert!(answers.iter().all(|a| a.json_body()["status"] == "synced"));
+    assert_eq!(sandbox.contacts().len(), 12);
+    assert_eq!(
+        view(&url, "/sandbox/state").await["rate_limited_requests"],
+        0,
+        "5 calls a second, evenly spaced, stay within ActiveCampaign's limit"
+    );
+}
+
+/// A JSON post to the plain form route.
+fn form_webhook(email: &str) -> InboundRequest {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    InboundRequest::post(
+        "/webhooks/form?token=local-form-token",
+        headers,
+        json!({ "email": email }).to_string(),
+    )
 }
