@@ -155,44 +155,48 @@ fn status_or(fault: &Fault, default: StatusCode) -> StatusCode {
         .unwrap_or(default)
 }
 
+/// An error status with a JSON error body (and `Retry-After` if asked for).
+fn status_fault(fault: &Fault) -> Response {
+    let status = status_or(fault, StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = v1_json(
+        status,
+        json!({"errors": [{"title": status.canonical_reason().unwrap_or("Error"), "detail": INJECTED}]}),
+    );
+    if let Some(seconds) = fault.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// An error page such as a load balancer serves: HTML, not JSON.
+fn html_fault(fault: &Fault) -> Response {
+    let status = status_or(fault, StatusCode::BAD_GATEWAY);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!(
+            "<html><head><title>{status}</title></head><body><h1>{status}</h1><p>{INJECTED}</p></body></html>"
+        ),
+    )
+        .into_response()
+}
+
 /// Every API request passes here: faults first (as a failing load balancer would answer
 /// before the account is reached), then the account's rate limit.
 pub(super) async fn gate(State(sandbox): State<Sandbox>, request: Request, next: Next) -> Response {
     let fault = next_fault(&sandbox);
-    match fault.as_ref().map(|f| f.kind) {
-        Some(FaultKind::Status) => {
-            let status = fault.as_ref().map_or(StatusCode::SERVICE_UNAVAILABLE, |f| {
-                status_or(f, StatusCode::SERVICE_UNAVAILABLE)
-            });
-            let mut response = v1_json(
-                status,
-                json!({"errors": [{"title": status.canonical_reason().unwrap_or("Error"), "detail": INJECTED}]}),
-            );
-            if let Some(seconds) = fault.as_ref().and_then(|f| f.retry_after) {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    if let Some(fault) = &fault {
+        match fault.kind {
+            FaultKind::Status => return status_fault(fault),
+            FaultKind::Html => return html_fault(fault),
+            FaultKind::Slow => {
+                let delay = Duration::from_millis(fault.delay_ms.unwrap_or(0));
+                tokio::time::sleep(delay).await;
             }
-            return response;
+            FaultKind::Empty => {}
         }
-        Some(FaultKind::Html) => {
-            let status = fault.as_ref().map_or(StatusCode::BAD_GATEWAY, |f| {
-                status_or(f, StatusCode::BAD_GATEWAY)
-            });
-            return (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                format!(
-                    "<html><head><title>{status}</title></head><body><h1>{status}</h1><p>{INJECTED}</p></body></html>"
-                ),
-            )
-                .into_response();
-        }
-        Some(FaultKind::Slow) => {
-            let delay = fault.as_ref().and_then(|f| f.delay_ms).unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        Some(FaultKind::Empty) | None => {}
     }
     let mut response = match admission(&sandbox, &request) {
         Admission::Refused { limit, retry_after } => {
