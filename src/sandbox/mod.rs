@@ -228,7 +228,7 @@ impl Sandbox {
     }
 }
 
-/// Serves the stand-in on a bound listener until the process ends.
+/// Serves the sandbox on a bound listener until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, sandbox: Sandbox) -> std::io::Result<()> {
     axum::serve(listener, sandbox.router()).await
 }
