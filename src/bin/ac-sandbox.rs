@@ -1,20 +1,21 @@
-//! `ac-sandbox`: a local stand-in for ActiveCampaign (`contact_sync`), for runs without an account.
-//! Usage: ac-sandbox [PORT]   (or AC_SANDBOX_PORT; key from AC_SANDBOX_API_KEY)
+//! `ac-sandbox`: a local ActiveCampaign sandbox (`contact_sync`, the Bulk Contact Importer,
+//! rate limits, faults, JSON views) for runs without an account. `ac-sandbox --help` for usage.
 
-use ac_webhook_sync::sandbox::{self, DEFAULT_API_KEY, DEFAULT_PORT, Language, Sandbox};
+use std::process::ExitCode;
+
+use ac_webhook_sync::sandbox::{SandboxSettings, run};
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("AC_SANDBOX_PORT").ok());
-    let port: u16 = port.and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_PORT);
-    let api_key = std::env::var("AC_SANDBOX_API_KEY").unwrap_or_else(|_| DEFAULT_API_KEY.into());
-    let language = match std::env::var("AC_SANDBOX_LANGUAGE").as_deref() {
-        Ok("pt") => Language::Portuguese,
-        _ => Language::English,
+async fn main() -> ExitCode {
+    let result = match SandboxSettings::from_env() {
+        Ok(settings) => run(settings).await.map_err(|e| e.to_string()),
+        Err(message) => Err(message),
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("ActiveCampaign stand-in listening on http://127.0.0.1:{port}");
-    sandbox::serve(listener, Sandbox::new(api_key, language)).await
+    result.map_or_else(
+        |message| {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        },
+        |()| ExitCode::SUCCESS,
+    )
 }

@@ -205,8 +205,11 @@ fn apply(sandbox: &Sandbox, request: &Value) -> (Vec<String>, Vec<String>) {
             contact.tags.insert(tag.to_string());
         }
         for field in item["fields"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(value)) = (field["id"].as_u64(), field["value"].as_str()) {
-                contact.fields.insert(id.to_string(), value.to_string());
+            // Fields the account does not have are skipped, as in contact_sync.
+            if let (Some(id), Some(value)) = (field["id"].as_u64(), field["value"].as_str())
+                && sandbox.account.field_by_key(&id.to_string()).is_some()
+            {
+                contact.fields.insert(id, value.to_string());
             }
         }
         for list in item["subscribe"]
@@ -214,17 +217,19 @@ fn apply(sandbox: &Sandbox, request: &Value) -> (Vec<String>, Vec<String>) {
             .into_iter()
             .flatten()
             .filter_map(|l| l["listid"].as_u64())
+            .filter(|id| sandbox.account.list(*id).is_some())
         {
             // The importer cannot re-subscribe: an unsubscribed contact stays unsubscribed.
-            contact.lists.entry(list).or_insert(1);
+            contact.lists.entry(list).or_insert(super::ACTIVE);
         }
         for list in item["unsubscribe"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|l| l["listid"].as_u64())
+            .filter(|id| sandbox.account.list(*id).is_some())
         {
-            contact.lists.insert(list, 2);
+            contact.lists.insert(list, super::UNSUBSCRIBED);
         }
     }
     (created, failed)

@@ -1,8 +1,10 @@
-//! A local stand-in for ActiveCampaign's v1 `contact_sync`, so the whole product runs with no
-//! account: it checks the `API-TOKEN` header, answers as ActiveCampaign does (`result_code`,
-//! a localised `result_message`), keeps contacts in memory and prints what it received.
+//! A local stand-in for ActiveCampaign, so the whole product runs with no account: v1
+//! `contact_sync` and `contact_view_email` (the `API-TOKEN` check, upsert by email, lists,
+//! tags, custom fields resolved against a seed, a localised `result_message`), the Bulk
+//! Contact Importer ([`importer`]), the 5 requests/second limit and switchable faults
+//! ([`traffic`]), and read-only JSON views of what it holds ([`views`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -10,11 +12,19 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 mod importer;
+mod seed;
+mod settings;
+mod traffic;
+mod views;
+
+pub use seed::{Seed, SeedError, SeedField, SeedImport, SeedList, SeedStatus};
+pub use settings::{SandboxSettings, run};
+pub use traffic::{DEFAULT_REQUESTS_PER_SECOND, Fault, FaultKind};
 
 use crate::activecampaign::client::{API_TOKEN_HEADER, V1_PATH};
 use crate::mapping::normalise_email;
@@ -22,6 +32,11 @@ use crate::mapping::normalise_email;
 /// The key the stand-in accepts unless told otherwise (matches `local/secret.json`).
 pub const DEFAULT_API_KEY: &str = "local-dev-key";
 pub const DEFAULT_PORT: u16 = 4599;
+/// List statuses as ActiveCampaign numbers them.
+pub const ACTIVE: u8 = 1;
+pub const UNSUBSCRIBED: u8 = 2;
+/// How many "ignored" notes the state view keeps.
+const MAX_NOTES: usize = 100;
 
 /// Which language `result_message` is in: nothing may depend on its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +54,10 @@ pub struct StoredContact {
     pub phone: Option<String>,
     pub organization: Option<String>,
     pub tags: BTreeSet<String>,
-    /// List id → status (1 active, 2 unsubscribed).
+    /// List id → status ([`ACTIVE`] or [`UNSUBSCRIBED`]).
     pub lists: BTreeMap<u64, u8>,
-    pub fields: BTreeMap<String, String>,
+    /// Custom field id → value.
+    pub fields: BTreeMap<u64, String>,
 }
 
 #[derive(Default)]
@@ -50,7 +66,9 @@ struct Store {
     next_id: u64,
     imports: BTreeMap<String, importer::StoredImport>,
     /// When recent imports were requested, for the 100-per-minute limit.
-    import_times: std::collections::VecDeque<std::time::Instant>,
+    import_times: VecDeque<std::time::Instant>,
+    /// What was ignored (unknown custom fields), newest last, for the state view.
+    notes: VecDeque<String>,
 }
 
 impl Store {
@@ -71,6 +89,13 @@ impl Store {
             });
         (contact, is_new)
     }
+
+    fn note(&mut self, note: String) {
+        if self.notes.len() == MAX_NOTES {
+            self.notes.pop_front();
+        }
+        self.notes.push_back(note);
+    }
 }
 
 #[derive(Clone)]
@@ -78,16 +103,80 @@ pub struct Sandbox {
     api_key: String,
     language: Language,
     store: Arc<Mutex<Store>>,
+    /// The account's lists and custom fields.
+    account: Arc<Seed>,
+    limiter: Option<Arc<traffic::RateLimiter>>,
+    fault: Arc<Mutex<Option<Fault>>>,
     quiet: bool,
 }
 
 impl Sandbox {
+    /// An account with the bundled seed's lists and custom fields, no contacts, and no rate
+    /// limit (see [`Sandbox::with_seed`] and [`Sandbox::with_rate_limit`]).
     pub fn new(api_key: impl Into<String>, language: Language) -> Self {
         Self {
             api_key: api_key.into(),
             language,
             store: Arc::new(Mutex::new(Store::default())),
+            account: Arc::new(Seed::bundled_account()),
+            limiter: None,
+            fault: Arc::new(Mutex::new(None)),
             quiet: false,
+        }
+    }
+
+    /// The account's lists and fields become the seed's, and its contacts and imports are added.
+    pub fn with_seed(mut self, seed: Seed) -> Self {
+        if let Ok(mut store) = self.store.lock() {
+            for entry in &seed.contacts {
+                let (contact, _) = store.upsert(&entry.email);
+                contact.first_name.clone_from(&entry.first_name);
+                contact.last_name.clone_from(&entry.last_name);
+                contact.phone.clone_from(&entry.phone);
+                contact.organization.clone_from(&entry.organization);
+                contact.tags.extend(entry.tags.iter().cloned());
+                contact.fields.extend(entry.fields.clone());
+                for (list, status) in &entry.lists {
+                    let status = match status {
+                        SeedStatus::Active => ACTIVE,
+                        SeedStatus::Unsubscribed => UNSUBSCRIBED,
+                    };
+                    contact.lists.insert(*list, status);
+                }
+            }
+        }
+        if let Ok(mut store) = self.store.lock() {
+            for import in &seed.imports {
+                store.imports.insert(
+                    import.batch_id.clone(),
+                    importer::StoredImport {
+                        batch_id: import.batch_id.clone(),
+                        contacts: import.contacts,
+                        status: json!(import.status),
+                        success: Vec::new(),
+                        failure: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.account = Arc::new(Seed {
+            contacts: Vec::new(),
+            imports: Vec::new(),
+            ..seed
+        });
+        self
+    }
+
+    /// Refuses API requests over `per_second` with 429 (0: no limit).
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.limiter = (per_second > 0).then(|| Arc::new(traffic::RateLimiter::new(per_second)));
+        self
+    }
+
+    /// Switches a fault on (or off with `None`) for the next API requests.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        if let Ok(mut active) = self.fault.lock() {
+            *active = fault;
         }
     }
 
@@ -98,15 +187,28 @@ impl Sandbox {
     }
 
     pub fn router(&self) -> Router {
-        Router::new()
+        let api = Router::new()
             .route(V1_PATH, any(v1))
-            .route("/sandbox/contacts", get(contacts))
-            .route(
-                importer::BULK_IMPORT_PATH,
-                axum::routing::post(importer::bulk_import),
-            )
+            .route(importer::BULK_IMPORT_PATH, post(importer::bulk_import))
             .route(importer::IMPORT_INFO_PATH, get(importer::import_info))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                traffic::gate,
+            ));
+        Router::new()
+            .merge(api)
+            .route("/sandbox/contacts", get(views::contacts))
+            .route("/sandbox/lists", get(views::lists))
+            .route("/sandbox/tags", get(views::tags))
+            .route("/sandbox/fields", get(views::fields))
             .route("/sandbox/imports", get(importer::imports))
+            .route("/sandbox/state", get(views::state))
+            .route(
+                "/sandbox/faults",
+                get(views::fault)
+                    .post(views::set_fault)
+                    .delete(views::clear_fault),
+            )
             .with_state(self.clone())
     }
 
@@ -126,7 +228,7 @@ impl Sandbox {
     }
 }
 
-/// Serves the stand-in on a bound listener until the process ends.
+/// Serves the sandbox on a bound listener until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, sandbox: Sandbox) -> std::io::Result<()> {
     axum::serve(listener, sandbox.router()).await
 }
@@ -145,11 +247,6 @@ fn refused(message: &str) -> Response {
         StatusCode::OK,
         json!({"result_code": 0, "result_message": message, "result_output": "json"}),
     )
-}
-
-async fn contacts(State(sandbox): State<Sandbox>) -> Response {
-    let contacts: Vec<StoredContact> = sandbox.contacts().into_values().collect();
-    v1_json(StatusCode::OK, json!({ "contacts": contacts }))
 }
 
 async fn v1(
@@ -183,30 +280,33 @@ async fn v1(
     }
 }
 
+/// One `contact_sync` form, read: what to write, or why it is refused.
+struct SyncForm {
+    email: String,
+    pairs: Vec<(String, String)>,
+    /// List id → status.
+    lists: BTreeMap<u64, u8>,
+    /// Field id → value.
+    fields: BTreeMap<u64, String>,
+    /// `field[KEY,0]` keys the account has no field for.
+    unknown_fields: Vec<String>,
+}
+
 fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response {
-    let invalid_email = sandbox.message(
-        "Contact Email Address is not valid.",
-        "O endereço de e-mail do contato não é válido.",
-    );
-    // Without the form Content-Type, v1 reports the email as invalid.
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return refused(invalid_email);
-    }
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let Some(email) = get("email").as_deref().and_then(normalise_email) else {
-        return refused(invalid_email);
+    let form = match read_sync_form(sandbox, headers, body) {
+        Ok(form) => form,
+        Err(message) => return refused(&message),
     };
     let Ok(mut store) = sandbox.store.lock() else {
         return v1_json(StatusCode::INTERNAL_SERVER_ERROR, json!({}));
     };
-    let (contact, is_new) = store.upsert(&email);
+    let get = |key: &str| {
+        form.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let (contact, is_new) = store.upsert(&form.email);
     // Sync sends only what changes: absent keys leave stored values alone.
     for (key, target) in [
         ("first_name", &mut contact.first_name),
@@ -219,6 +319,7 @@ fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response
         }
     }
     if let Some(tags) = get("tags") {
+        // Added to the contact's tags, never replacing them.
         contact.tags.extend(
             tags.split(',')
                 .map(str::trim)
@@ -226,28 +327,28 @@ fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response
                 .map(str::to_string),
         );
     }
-    for (key, value) in &pairs {
-        if let Some(inner) = key
-            .strip_prefix("field[")
-            .and_then(|k| k.strip_suffix(",0]"))
-        {
-            contact.fields.insert(inner.to_string(), value.clone());
-        }
-        if let Some(id) = key.strip_prefix("p[").and_then(|k| k.strip_suffix(']'))
-            && let Ok(id) = id.parse::<u64>()
-        {
-            let status = get(&format!("status[{id}]"))
-                .and_then(|s| s.parse::<u8>().ok())
-                .unwrap_or(1);
-            // status=1 re-subscribes, as ActiveCampaign documents.
-            contact.lists.insert(id, status);
-        }
-    }
+    contact.fields.extend(form.fields);
+    // status=1 re-subscribes someone who unsubscribed, as ActiveCampaign documents.
+    contact.lists.extend(form.lists);
     let id = contact.id;
+    for key in &form.unknown_fields {
+        store.note(format!(
+            "contact_sync for contact {id}: no custom field {key}, ignored"
+        ));
+    }
     if !sandbox.quiet {
         println!("ActiveCampaign stand-in received contact_sync:");
-        for (key, value) in &pairs {
+        for (key, value) in &form.pairs {
+            // Emails are masked in every log line, the stand-in's too.
+            let value = if key == "email" {
+                crate::redact::mask_email(value)
+            } else {
+                value.clone()
+            };
             println!("  {key} = {value}");
+        }
+        for key in &form.unknown_fields {
+            println!("  (no custom field {key} in this account: ignored)");
         }
     }
     let message = if is_new {
@@ -259,6 +360,74 @@ fn contact_sync(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response
         StatusCode::OK,
         json!({"subscriber_id": id, "sendlast_should": 0, "sendlast_did": 0, "result_code": 1, "result_message": message, "result_output": "json"}),
     )
+}
+
+/// Checks a `contact_sync` form and resolves its lists and fields against the account.
+fn read_sync_form(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Result<SyncForm, String> {
+    let invalid_email = sandbox.message(
+        "Contact Email Address is not valid.",
+        "O endereço de e-mail do contato não é válido.",
+    );
+    // Without the form Content-Type, v1 reports the email as invalid.
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(invalid_email.into());
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let email = get("email")
+        .and_then(normalise_email)
+        .ok_or(invalid_email)?;
+    let mut form = SyncForm {
+        email,
+        lists: BTreeMap::new(),
+        fields: BTreeMap::new(),
+        unknown_fields: Vec::new(),
+        pairs: Vec::new(),
+    };
+    for (key, value) in &pairs {
+        if let Some(inner) = key
+            .strip_prefix("field[")
+            .and_then(|k| k.strip_suffix(",0]"))
+        {
+            // Unknown fields are skipped and the contact saved, as ActiveCampaign skips a
+            // field it cannot match.
+            match sandbox.account.field_by_key(inner) {
+                Some(field) => {
+                    form.fields.insert(field.id, value.clone());
+                }
+                None => form.unknown_fields.push(inner.to_string()),
+            }
+        }
+        if let Some(id) = key.strip_prefix("p[").and_then(|k| k.strip_suffix(']')) {
+            let list = id
+                .parse::<u64>()
+                .ok()
+                .filter(|id| sandbox.account.list(*id).is_some())
+                .ok_or_else(|| match sandbox.language {
+                    Language::English => format!("List ID {id} does not exist."),
+                    Language::Portuguese => format!("A lista de ID {id} não existe."),
+                })?;
+            // Blank or 1 is active (the documented default); 2 unsubscribes.
+            let status = match get(&format!("status[{list}]")).map(str::trim) {
+                Some("2") => UNSUBSCRIBED,
+                _ => ACTIVE,
+            };
+            form.lists.insert(list, status);
+        }
+    }
+    form.pairs = pairs;
+    Ok(form)
 }
 
 fn contact_view_email(sandbox: &Sandbox, email: Option<&String>) -> Response {
