@@ -3,14 +3,23 @@
 
 use std::time::Duration;
 
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+use aws_config::ConfigLoader;
+use aws_config::timeout::TimeoutConfig;
+
+/// How long any AWS call may take: an attempt, and the call with its retries.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+        .build()
+}
+
+/// The loader every function uses; tests add an endpoint and credentials to it.
+pub fn loader() -> ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts())
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    loader().load().await
 }

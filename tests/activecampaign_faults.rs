@@ -3,35 +3,14 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
 use ac_webhook_sync::secrets::SecretSource;
 use serde_json::json;
 use support::*;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-/// Answers from a script, one per call, repeating the last.
-struct Script(Vec<ResponseTemplate>, AtomicUsize);
-
-impl Respond for Script {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let i = self.1.fetch_add(1, Ordering::SeqCst);
-        self.0[i.min(self.0.len() - 1)].clone()
-    }
-}
-
-async fn scripted(answers: Vec<ResponseTemplate>) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/admin/api.php"))
-        .respond_with(Script(answers, AtomicUsize::new(0)))
-        .mount(&server)
-        .await;
-    server
-}
+use wiremock::matchers::{header, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn ok_sync() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(synced_body(5))
@@ -39,6 +18,7 @@ fn ok_sync() -> ResponseTemplate {
 
 #[tokio::test]
 async fn rate_limited_then_synced_honouring_retry_after() {
+    let _logs = logs::checked();
     let server = scripted(vec![
         ResponseTemplate::new(429).insert_header("Retry-After", "1"),
         ok_sync(),
@@ -64,6 +44,7 @@ async fn rate_limited_then_synced_honouring_retry_after() {
 
 #[tokio::test]
 async fn refused_data_is_rejected_not_retried() {
+    let _logs = logs::checked();
     let server = scripted(vec![ResponseTemplate::new(200).set_body_json(json!({
         "result_code": 0, "result_message": "O endereço de e-mail do contato não é válido.", "result_output": "json", "results": []
     }))])
@@ -80,6 +61,7 @@ async fn refused_data_is_rejected_not_retried() {
 
 #[tokio::test]
 async fn unknown_outcomes_are_retried_until_answered() {
+    let _logs = logs::checked();
     let server = scripted(vec![
         ResponseTemplate::new(200),
         ResponseTemplate::new(200).set_body_string("<html>gateway</html>"),
@@ -99,6 +81,7 @@ async fn unknown_outcomes_are_retried_until_answered() {
 
 #[tokio::test]
 async fn activecampaign_down_is_503_with_retry_after() {
+    let _logs = logs::checked();
     let server = scripted(vec![ResponseTemplate::new(503)]).await;
     let app = app_with(
         SecretSource::Fixed(local_secret_json(&server.uri())),
@@ -126,6 +109,7 @@ async fn activecampaign_down_is_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_long_retry_after_ends_in_503_carrying_it() {
+    let _logs = logs::checked();
     let server = scripted(vec![
         ResponseTemplate::new(429).insert_header("Retry-After", "120"),
     ])
@@ -142,6 +126,7 @@ async fn a_long_retry_after_ends_in_503_carrying_it() {
 
 #[tokio::test]
 async fn unreachable_activecampaign_is_503() {
+    let _logs = logs::checked();
     // A port nothing listens on: bind, note the port, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -161,6 +146,7 @@ async fn unreachable_activecampaign_is_503() {
 
 #[tokio::test]
 async fn slow_answers_time_out_and_are_retried() {
+    let _logs = logs::checked();
     let server = scripted(vec![
         ResponseTemplate::new(200)
             .set_body_json(synced_body(1))
@@ -192,6 +178,7 @@ async fn slow_answers_time_out_and_are_retried() {
 
 #[tokio::test]
 async fn a_refused_key_that_stays_refused_is_503() {
+    let _logs = logs::checked();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(header("API-TOKEN", LOCAL_API_KEY))
@@ -211,6 +198,7 @@ async fn a_refused_key_that_stays_refused_is_503() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413() {
+    let _logs = logs::checked();
     let server = MockServer::start().await;
     let app = app_with(
         SecretSource::Fixed(local_secret_json(&server.uri())),
@@ -224,6 +212,7 @@ async fn bodies_over_the_limit_are_413() {
 
 #[tokio::test]
 async fn malformed_secret_is_503_and_names_no_value() {
+    let _logs = logs::checked();
     let app = app_with(
         SecretSource::Fixed(r#"{"api_url":"https://x.api-us1.com","api_key":"k-very-secret","webhook_secrets":{"form":7}}"#.into()),
         fast_client(),
@@ -237,6 +226,7 @@ async fn malformed_secret_is_503_and_names_no_value() {
 
 #[tokio::test]
 async fn the_stand_in_answers_like_activecampaign() {
+    let _logs = logs::checked();
     use ac_webhook_sync::sandbox::{Language, Sandbox};
     let sandbox = Sandbox::new(LOCAL_API_KEY, Language::Portuguese).quiet();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -104,6 +104,7 @@ async fn bulk_requests(server: &MockServer) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_csv_export_goes_through_the_importer_in_chunks() {
+    let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let app = app_for(&server);
     let mut body = csv(600);
@@ -150,6 +151,7 @@ async fn a_csv_export_goes_through_the_importer_in_chunks() {
 
 #[tokio::test]
 async fn ten_thousand_rows_take_forty_requests() {
+    let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let response = send(&app_for(&server), &post("import", "text/csv", csv(10_000))).await;
     assert_eq!(
@@ -175,6 +177,7 @@ async fn ten_thousand_rows_take_forty_requests() {
 
 #[tokio::test]
 async fn a_refused_contact_is_reported_and_the_rest_imported() {
+    let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let mut rows: Vec<Value> = (0..30)
         .map(|i| json!({"email": format!("p{i}@example.com"), "name": format!("P {i}")}))
@@ -208,6 +211,7 @@ async fn a_refused_contact_is_reported_and_the_rest_imported() {
 
 #[tokio::test]
 async fn fewer_than_ten_go_one_by_one_and_ndjson_works() {
+    let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let body: String = (0..4)
         .map(|i| format!("{{\"email\":\"n{i}@example.com\",\"first_name\":\"N{i}\"}}\n"))
@@ -230,6 +234,7 @@ async fn fewer_than_ten_go_one_by_one_and_ndjson_works() {
 
 #[tokio::test]
 async fn the_importer_rate_limit_is_retried() {
+    let _logs = logs::checked();
     let server = MockServer::start().await;
     let calls = std::sync::atomic::AtomicUsize::new(0);
     Mock::given(method("POST"))
@@ -255,6 +260,7 @@ async fn the_importer_rate_limit_is_retried() {
 
 #[tokio::test]
 async fn imports_carry_a_callback_token_only_this_deployment_can_make() {
+    let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let app = app_for(&server).with_callback_url(Some("https://callback.example/".into()));
     send(&app, &post("batch", "text/csv", csv(10))).await;
@@ -287,6 +293,7 @@ async fn imports_carry_a_callback_token_only_this_deployment_can_make() {
 
 #[tokio::test]
 async fn a_malformed_batch_is_400_naming_the_row() {
+    let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let response = send(
         &app_for(&server),

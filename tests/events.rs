@@ -388,6 +388,7 @@ fn expectation(name: &str) -> Option<Expect> {
 
 #[tokio::test]
 async fn every_event_file_gives_its_documented_answer() {
+    let _logs = logs::checked();
     let dir = repo_path("events");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -486,6 +487,7 @@ async fn every_event_file_gives_its_documented_answer() {
 
 #[tokio::test]
 async fn redirect_and_health_answers() {
+    let _logs = logs::checked();
     let server = MockServer::start().await;
     mount_contact_sync(
         &server,
@@ -511,6 +513,7 @@ async fn redirect_and_health_answers() {
 
 #[tokio::test]
 async fn the_shop_route_checks_unsubscribes_before_subscribing() {
+    let _logs = logs::checked();
     let server = MockServer::start().await;
     mount_contact_sync(
         &server,

@@ -119,6 +119,7 @@ async fn synced_one(
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_before_anything_is_read() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let body = format!(
         r#"{{"email":"ada@example.com","pad":"{}"}}"#,
@@ -130,6 +131,7 @@ async fn bodies_over_the_limit_are_413_before_anything_is_read() {
 
 #[tokio::test]
 async fn deeply_nested_json_is_400_without_overflowing_the_stack() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     for depth in [65, 129, 100_000] {
         let body = format!(
@@ -157,6 +159,7 @@ async fn deeply_nested_json_is_400_without_overflowing_the_stack() {
 
 #[tokio::test]
 async fn invalid_utf8_is_400() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let mut json_body = br#"{"email":"ada@example.com","name":""#.to_vec();
     json_body.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
@@ -171,6 +174,7 @@ async fn invalid_utf8_is_400() {
 
 #[tokio::test]
 async fn duplicate_keys_give_one_contact_from_the_last_json_key_or_the_first_form_value() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let body = r#"{"email":"first@example.com","email":"last@example.com"}"#;
     let sync = synced_one(&server, &send(&app, &form_post(JSON, body)).await, "JSON").await;
@@ -186,6 +190,7 @@ async fn duplicate_keys_give_one_contact_from_the_last_json_key_or_the_first_for
 
 #[tokio::test]
 async fn huge_numbers_of_fields_are_refused_on_forms_and_harmless_in_json() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let form: String =
         (0..5_000).map(|i| format!("f{i}=v&")).collect::<String>() + "email=ada%40example.com";
@@ -223,6 +228,7 @@ fn multipart(parts: &[(&str, &str)]) -> (String, Vec<u8>) {
 
 #[tokio::test]
 async fn multipart_with_many_or_huge_parts() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let names: Vec<String> = (0..5_000).map(|i| format!("f{i}")).collect();
     let mut parts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
@@ -251,6 +257,7 @@ async fn multipart_with_many_or_huge_parts() {
 
 #[tokio::test]
 async fn crlf_and_commas_in_values_cannot_inject_headers_tags_or_fields() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     // The newsletter route tags `source:{$.source}` and redirects browsers to a fixed URL.
     let body = "your_email=ada%40example.com&your_name=Ada%0D%0ASet-Cookie%3A%20x%3D1\
@@ -289,6 +296,7 @@ async fn crlf_and_commas_in_values_cannot_inject_headers_tags_or_fields() {
 
 #[tokio::test]
 async fn over_long_names_tags_and_too_many_tags_are_cut_to_activecampaigns_limits() {
+    let _logs = logs::checked();
     let server = MockServer::start().await;
     mount_contact_sync(
         &server,
@@ -338,6 +346,7 @@ async fn over_long_names_tags_and_too_many_tags_are_cut_to_activecampaigns_limit
 
 #[tokio::test]
 async fn case_variants_and_idn_domains_are_one_contact() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     for email in [
         "Ann+News@Example.COM",
@@ -382,6 +391,7 @@ async fn case_variants_and_idn_domains_are_one_contact() {
 
 #[tokio::test]
 async fn addresses_that_are_not_addresses_are_skipped_without_a_call() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     for email in [
         "ann news@example.com",
@@ -411,6 +421,7 @@ fn stripe_event_received_after(delay: u64) -> InboundRequest {
 
 #[tokio::test]
 async fn replays_inside_the_window_resync_the_same_contact_and_outside_are_401() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     for _ in 0..2 {
         let response = send(&app, &stripe_event_received_after(60)).await;
@@ -437,6 +448,7 @@ async fn replays_inside_the_window_resync_the_same_contact_and_outside_are_401()
 
 #[tokio::test]
 async fn signatures_in_the_wrong_encoding_or_with_a_wrong_prefix_are_401() {
+    let mut logs = logs::checked();
     let (server, app) = activecampaign().await;
     let body = br#"{"id":1,"email":"ada@example.com","first_name":"Ada"}"#;
     let right = shopify_signature(body);
@@ -453,15 +465,18 @@ async fn signatures_in_the_wrong_encoding_or_with_a_wrong_prefix_are_401() {
         ("empty", String::new()),
         ("of another body", shopify_signature(b"{}")),
     ] {
+        logs.also_secret(signature.clone());
         let response = send(&app, &shopify_post(body, &signature)).await;
         refused(&server, &response, 401, case).await;
     }
+    logs.also_secret(right.clone());
     let ok = send(&app, &shopify_post(body, &right)).await;
     assert_eq!(ok.status, 200, "the right signature passes: {}", ok.body);
 }
 
 #[tokio::test]
 async fn a_token_anywhere_but_the_query_is_401() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let body = format!("email=ada%40example.com&token={FORM_TOKEN}");
     let cases = [
@@ -504,6 +519,7 @@ async fn a_token_anywhere_but_the_query_is_401() {
 
 #[tokio::test]
 async fn route_names_with_path_tricks_are_404() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     for path in [
         "/webhooks/../health",
@@ -530,6 +546,7 @@ async fn route_names_with_path_tricks_are_404() {
 
 #[tokio::test]
 async fn events_the_adapter_cannot_read_are_400_not_a_panic() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let event: FunctionUrlEvent = serde_json::from_value(json!({
         "rawPath": "/webhooks/form",
@@ -551,6 +568,7 @@ async fn events_the_adapter_cannot_read_are_400_not_a_panic() {
 
 #[tokio::test]
 async fn a_content_type_that_lies_about_the_body_is_400_or_415() {
+    let _logs = logs::checked();
     let (server, app) = activecampaign().await;
     let response = send(
         &app,

@@ -162,6 +162,7 @@ async fn info_calls(server: &MockServer) -> usize {
 
 #[tokio::test]
 async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
+    let _logs = logs::checked();
     let moto = Moto::start();
     let store = table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;

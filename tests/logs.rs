@@ -4,46 +4,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use ac_webhook_sync::secrets::SecretSource;
 use serde_json::Value;
+use support::logs::{Captured, secret_values};
 use support::*;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every secret value in local/secret.json.
-fn secret_values() -> Vec<String> {
-    let raw = std::fs::read_to_string(repo_path("local/secret.json")).unwrap();
-    let secret: Value = serde_json::from_str(&raw).unwrap();
-    let mut values = vec![
-        secret["api_key"].as_str().unwrap().to_string(),
-        secret["callback_secret"].as_str().unwrap().to_string(),
-    ];
-    for value in secret["webhook_secrets"].as_object().unwrap().values() {
-        match value {
-            Value::Array(items) => {
-                values.extend(items.iter().map(|v| v.as_str().unwrap().to_string()))
-            }
-            other => values.push(other.as_str().unwrap().to_string()),
-        }
-    }
-    values
-}
 
 /// Signatures, tokens and emails carried by an event.
 fn sensitive_parts_of_event(name: &str) -> Vec<String> {

@@ -13,6 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
 async fn the_preview_of_every_event_is_what_the_function_sends() {
+    let _logs = logs::checked();
     let mapping = Mapping::bundled().unwrap();
     let mut names: Vec<String> = std::fs::read_dir(repo_path("events"))
         .unwrap()

@@ -301,6 +301,7 @@ async fn burst(people: usize, per_second: usize) -> (usize, usize, usize) {
 
 #[tokio::test]
 async fn a_burst_of_a_thousand_is_acknowledged_at_once_and_none_is_lost() {
+    let _logs = logs::checked();
     let (imports, requests, _) = burst(1000, 50).await;
     // Batches of ten people go through the importer: far fewer requests than contacts.
     assert!(imports >= 90, "{imports} bulk imports");
@@ -309,6 +310,7 @@ async fn a_burst_of_a_thousand_is_acknowledged_at_once_and_none_is_lost() {
 
 #[tokio::test]
 async fn throttling_is_honoured_without_loss() {
+    let _logs = logs::checked();
     let (_, _, refused) = burst(60, 2).await;
     assert!(
         refused > 0,
@@ -318,6 +320,7 @@ async fn throttling_is_honoured_without_loss() {
 
 #[tokio::test]
 async fn a_poison_message_goes_to_the_dead_letter_queue_with_its_reason() {
+    let _logs = logs::checked();
     let moto = Moto::start();
     let q = queues(&moto).await;
     let ac = MockServer::start().await;
@@ -350,6 +353,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_with_its_reason() {
 
 #[tokio::test]
 async fn an_outage_retries_until_the_last_receive_then_dead_letters_with_the_reason() {
+    let _logs = logs::checked();
     let moto = Moto::start();
     let q = queues(&moto).await;
     let ac = MockServer::start().await;
@@ -375,6 +379,7 @@ async fn an_outage_retries_until_the_last_receive_then_dead_letters_with_the_rea
 
 #[tokio::test]
 async fn without_a_queue_the_webhook_syncs_inline_or_answers_503() {
+    let _logs = logs::checked();
     let closed = format!("http://127.0.0.1:{}", support::moto::free_port());
     let unreachable = ContactQueue::new(
         sqs_client(&closed),

@@ -76,6 +76,7 @@ fn contact(email: &str) -> Value {
 
 #[tokio::test]
 async fn imports_progress_and_never_re_subscribe() {
+    let _logs = logs::checked();
     let (sandbox, url) = start().await;
     // Someone who left list 1 through contact_sync.
     let app = app_for_url(&url);
@@ -132,6 +133,7 @@ async fn imports_progress_and_never_re_subscribe() {
 
 #[tokio::test]
 async fn one_bad_contact_or_too_many_rejects_the_whole_request() {
+    let _logs = logs::checked();
     let (sandbox, url) = start().await;
     let (status, answer) = import(
         &url,
@@ -170,6 +172,7 @@ async fn one_bad_contact_or_too_many_rejects_the_whole_request() {
 
 #[tokio::test]
 async fn the_whole_bulk_loop_runs_against_the_stand_in() {
+    let _logs = logs::checked();
     let (_sandbox, url) = start().await;
     // The callback lands here; the test hands it to the import-callback function.
     let receiver = MockServer::start().await;
@@ -319,6 +322,7 @@ async fn post_fault(url: &str, fault: &str) -> Answer {
 
 #[tokio::test]
 async fn contact_sync_checks_the_key_and_upserts_by_lower_cased_email() {
+    let _logs = logs::checked();
     let (sandbox, url) = start().await;
     let wrong = sync_with_key(&url, "wrong-key", "email=a%40example.com").await;
     assert_eq!(wrong.status, 403);
@@ -367,6 +371,7 @@ async fn contact_sync_checks_the_key_and_upserts_by_lower_cased_email() {
 
 #[tokio::test]
 async fn tags_add_up_and_lists_follow_status_including_re_subscribing() {
+    let _logs = logs::checked();
     let (sandbox, url) = start().await;
     sync(&url, "email=t%40example.com&tags=a%2C+b&p[1]=1&status[1]=1").await;
     sync(&url, "email=t%40example.com&tags=c&p[1]=1&status[1]=2").await;
@@ -402,6 +407,7 @@ async fn tags_add_up_and_lists_follow_status_including_re_subscribing() {
 
 #[tokio::test]
 async fn custom_fields_resolve_by_id_and_personalization_tag_from_the_seed() {
+    let _logs = logs::checked();
     let seed = Seed::from_toml(
         "[[lists]]\nid = 5\nname = \"VIP\"\n[[fields]]\nid = 7\nperstag = \"FAVOURITE_COLOUR\"\ntitle = \"Colour\"\n[[fields]]\nid = 8\nperstag = \"SIZE\"",
     )
@@ -449,6 +455,7 @@ async fn custom_fields_resolve_by_id_and_personalization_tag_from_the_seed() {
 
 #[tokio::test]
 async fn validation_failures_are_result_code_0_with_a_message_in_the_accounts_language() {
+    let _logs = logs::checked();
     for language in [Language::English, Language::Portuguese] {
         let sandbox = Sandbox::new(LOCAL_API_KEY, language).quiet();
         let url = serve(&sandbox).await;
@@ -500,6 +507,7 @@ async fn validation_failures_are_result_code_0_with_a_message_in_the_accounts_la
 
 #[tokio::test]
 async fn over_five_requests_a_second_is_429_with_retry_after_in_whole_seconds() {
+    let _logs = logs::checked();
     let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
         .quiet()
         .with_rate_limit(5);
@@ -545,6 +553,7 @@ async fn over_five_requests_a_second_is_429_with_retry_after_in_whole_seconds() 
 
 #[tokio::test]
 async fn faults_switch_on_for_the_next_requests_and_off() {
+    let _logs = logs::checked();
     let (sandbox, url) = start().await;
     // A status for the next two requests, then normal answers.
     let on = post_fault(
@@ -625,6 +634,7 @@ async fn faults_switch_on_for_the_next_requests_and_off() {
 
 #[tokio::test]
 async fn read_only_views_show_contacts_lists_tags_fields_and_imports() {
+    let _logs = logs::checked();
     let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
         .quiet()
         .with_seed(Seed::bundled());
@@ -720,6 +730,7 @@ async fn seeded() -> (Sandbox, String) {
 
 #[tokio::test]
 async fn the_webhook_function_never_re_subscribes_except_on_an_opt_in_route() {
+    let _logs = logs::checked();
     let (sandbox, url) = seeded().await;
     let app = app_for_url(&url);
     // jon@example.com left Customers (list 2); an order is not an opt-in.
@@ -761,6 +772,7 @@ async fn the_webhook_function_never_re_subscribes_except_on_an_opt_in_route() {
 
 #[tokio::test]
 async fn the_client_rides_out_the_rate_limit_and_every_fault() {
+    let _logs = logs::checked();
     let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
         .quiet()
         .with_rate_limit(5);
@@ -840,6 +852,7 @@ async fn after_fault(
 
 #[tokio::test]
 async fn the_client_at_its_default_pace_never_meets_the_rate_limit() {
+    let _logs = logs::checked();
     let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
         .quiet()
         .with_rate_limit(5);

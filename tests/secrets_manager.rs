@@ -39,6 +39,7 @@ async fn app(secret_id: &str) -> WebhookApp {
 
 #[tokio::test]
 async fn secrets_manager_fetch_rotation_and_failures() {
+    let _logs = logs::checked();
     let moto = Moto::start();
     // SAFETY: this test binary has this one test, and nothing else reads the environment
     // concurrently while it is being set.

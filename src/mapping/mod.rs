@@ -366,7 +366,11 @@ mod tests {
         assert_eq!(normalise_email("mailto:a@b.co").as_deref(), Some("a@b.co"));
         assert_eq!(
             normalise_email("用户@例子.广告").as_deref(),
-            Some("用户@例子.广告")
+            Some("用户@xn--fsqu00a.xn--4rr70v")
+        );
+        assert_eq!(
+            normalise_email("用户@XN--FSQU00A.xn--4rr70v").as_deref(),
+            Some("用户@xn--fsqu00a.xn--4rr70v")
         );
         for bad in [
             "a@b",

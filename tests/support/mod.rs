@@ -2,10 +2,12 @@
 //! the real Lambda adapter, and the form fields ActiveCampaign received.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod moto;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
@@ -16,7 +18,7 @@ use ac_webhook_sync::secrets::{SecretCache, SecretSource};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::matchers::{header, method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// When the committed Stripe events were signed (scripts/make_events.py).
 pub const EVENTS_SIGNED_AT: u64 = 1_767_225_600;
@@ -156,4 +158,25 @@ pub fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// Answers from a script, one per call, repeating the last.
+pub struct Script(pub Vec<ResponseTemplate>, pub AtomicUsize);
+
+impl Respond for Script {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let i = self.1.fetch_add(1, Ordering::SeqCst);
+        self.0[i.min(self.0.len() - 1)].clone()
+    }
+}
+
+/// A fake ActiveCampaign whose v1 API answers from `answers`, in order.
+pub async fn scripted(answers: Vec<ResponseTemplate>) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/admin/api.php"))
+        .respond_with(Script(answers, AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+    server
 }
