@@ -29,6 +29,7 @@ diff -r events "$tmp_events" >/dev/null || { echo "events/ differ from scripts/m
 step "sam validate --lint and cfn-lint"
 sam validate --lint --template template.yaml
 cfn-lint template.yaml
+python3 scripts/check_template.py
 
 step "local end-to-end demo (cargo lambda watch + ActiveCampaign stand-in)"
 bash scripts/demo.sh --check

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Checks that template.yaml grants each function exactly what its code uses, no more.
+
+Run by scripts/test.sh with the .venv's Python (cfn-lint's YAML loader reads the CloudFormation
+short forms such as !Ref and !GetAtt). Exits non-zero naming the function and the grant.
+"""
+import json
+import sys
+
+from cfnlint.decode import decode
+
+# What each function's code calls, as (policy or action, resource) pairs.
+EXPECTED = {
+    "WebhookFunction": {
+        ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
+        ("SQSSendMessagePolicy", "ContactQueue"),
+        ("dynamodb:PutItem", "ImportsTable"),
+    },
+    "SyncWorkerFunction": {
+        ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
+        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
+        ("dynamodb:PutItem", "ImportsTable"),
+    },
+    "ImportCallbackFunction": {
+        ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
+        ("SQSSendMessagePolicy", "ContactQueue"),
+        ("dynamodb:GetItem", "ImportsTable"),
+        ("dynamodb:UpdateItem", "ImportsTable"),
+    },
+}
+
+
+def resource_name(value):
+    """The logical name behind !Ref X, !GetAtt X.Attr or {"Fn::GetAtt": [X, Attr]}."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return (target.split(".")[0] if isinstance(target, str) else target[0])
+    return json.dumps(value)
+
+
+def grants(policies):
+    found = set()
+    for policy in policies:
+        if not isinstance(policy, dict):
+            found.add((str(policy), "*"))  # a managed policy by name: never expected
+            continue
+        for name, body in policy.items():
+            if name == "Statement":
+                for statement in body:
+                    if statement.get("Effect") != "Allow":
+                        continue
+                    actions = statement["Action"]
+                    for action in actions if isinstance(actions, list) else [actions]:
+                        found.add((action, resource_name(statement["Resource"])))
+            else:
+                (argument,) = body.values()
+                found.add((name, resource_name(argument)))
+    return found
+
+
+def main():
+    template, matches = decode("template.yaml")
+    if matches:
+        sys.exit(f"template.yaml does not parse: {matches}")
+    failures = []
+    functions = {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    if set(functions) != set(EXPECTED):
+        failures.append(f"functions {sorted(functions)} differ from the checked {sorted(EXPECTED)}")
+    for name, resource in functions.items():
+        found = grants(resource["Properties"].get("Policies", []))
+        for extra in sorted(found - EXPECTED.get(name, set())):
+            failures.append(f"{name} is granted {extra[0]} on {extra[1]}, which its code does not use")
+        for missing in sorted(EXPECTED.get(name, set()) - found):
+            failures.append(f"{name} lacks {missing[0]} on {missing[1]}")
+        if any(action.endswith("*") or resource == "*" for action, resource in found):
+            failures.append(f"{name} has a wildcard grant")
+    if failures:
+        sys.exit("\n".join(failures))
+    print(f"least privilege: {sum(len(v) for v in EXPECTED.values())} grants over {len(functions)} functions, none extra")
+
+
+if __name__ == "__main__":
+    main()
