@@ -585,3 +585,23 @@ async fn a_content_type_that_lies_about_the_body_is_400_or_415() {
     let response = send(&app, &form_post(JSON, "email=ada%40example.com")).await;
     refused(&server, &response, 400, "a form body labelled JSON").await;
 }
+
+#[tokio::test]
+async fn case_variants_in_one_batch_are_one_contact() {
+    let _logs = logs::checked();
+    let (server, app) = activecampaign().await;
+    let csv = "email,first_name\nAnn@Example.com,Ann\nann@EXAMPLE.COM,\n ANN@example.com ,Annie\n";
+    let request = InboundRequest::post(
+        "/webhooks/import?token=local-import-token",
+        headers(&[("content-type", "text/csv")]),
+        csv,
+    );
+    let response = send(&app, &request).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let syncs = received_syncs(&server).await;
+    assert_eq!(syncs.len(), 1, "one contact: {syncs:?}");
+    assert_eq!(field(&syncs[0], "email"), Some("ann@example.com"));
+    // Later rows win, as later webhooks would.
+    assert_eq!(field(&syncs[0], "first_name"), Some("Annie"));
+    assert_eq!(response.json_body()["rows"], 3, "{}", response.body);
+}
