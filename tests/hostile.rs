@@ -605,3 +605,166 @@ async fn case_variants_in_one_batch_are_one_contact() {
     assert_eq!(field(&syncs[0], "first_name"), Some("Annie"));
     assert_eq!(response.json_body()["rows"], 3, "{}", response.body);
 }
+
+/// The same MAC in the other encoding: hex ↔ base64.
+fn other_encoding(tag: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match hex::decode(tag) {
+        Ok(raw) => b64.encode(raw),
+        Err(_) => hex::encode(b64.decode(tag).expect("hex or base64")),
+    }
+}
+
+/// A way to spoil a signature header, named.
+type Variant = (&'static str, fn(&str) -> String);
+/// An event, its signature header, and the spoilt versions to try.
+type SenderVariants = (&'static str, &'static str, &'static [Variant]);
+
+#[tokio::test]
+async fn every_senders_signature_in_another_encoding_or_scheme_is_401() {
+    let mut logs = logs::checked();
+    let (server, app) = activecampaign().await;
+    let cases: &[SenderVariants] = &[
+        (
+            "typeform-form-response",
+            "typeform-signature",
+            &[
+                ("no sha256= prefix", |s| {
+                    s.trim_start_matches("sha256=").to_string()
+                }),
+                ("sha1= prefix", |s| s.replacen("sha256=", "sha1=", 1)),
+                ("hex digest", |s| {
+                    format!("sha256={}", other_encoding(s.trim_start_matches("sha256=")))
+                }),
+            ],
+        ),
+        (
+            "stripe-checkout-session-completed",
+            "stripe-signature",
+            &[
+                ("only the v0 scheme", |s| {
+                    s.split(',')
+                        .filter(|p| !p.starts_with("v1="))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+                ("v1 renamed v2", |s| s.replace("v1=", "v2=")),
+                ("no timestamp", |s| {
+                    s.split(',')
+                        .filter(|p| !p.starts_with("t="))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+                ("base64 digest", |s| {
+                    s.split(',')
+                        .map(|p| match p.strip_prefix("v1=") {
+                            Some(d) => format!("v1={}", other_encoding(d)),
+                            None => p.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+            ],
+        ),
+        (
+            "standardwebhooks-contact-created",
+            "webhook-signature",
+            &[
+                ("no version", |s| s.trim_start_matches("v1,").to_string()),
+                ("v1a (asymmetric) label", |s| s.replacen("v1,", "v1a,", 1)),
+                ("hex digest", |s| {
+                    format!("v1,{}", other_encoding(s.trim_start_matches("v1,")))
+                }),
+            ],
+        ),
+        (
+            "paddle-customer-created",
+            "paddle-signature",
+            &[
+                ("h2 scheme", |s| s.replace("h1=", "h2=")),
+                ("no timestamp", |s| {
+                    s.split(';')
+                        .filter(|p| !p.starts_with("ts="))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                }),
+                ("base64 digest", |s| {
+                    s.split(';')
+                        .map(|p| match p.strip_prefix("h1=") {
+                            Some(d) => format!("h1={}", other_encoding(d)),
+                            None => p.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(";")
+                }),
+            ],
+        ),
+        (
+            "lemonsqueezy-order-created",
+            "x-signature",
+            &[
+                ("base64 digest", |s| other_encoding(s)),
+                ("sha256= prefix", |s| format!("sha256={s}")),
+            ],
+        ),
+        (
+            "tally-form-response",
+            "tally-signature",
+            &[("hex digest", |s| other_encoding(s))],
+        ),
+        (
+            "webflow-form-submission",
+            "x-webflow-signature",
+            &[("base64 digest", |s| other_encoding(s))],
+        ),
+        (
+            "calendly-invitee-created",
+            "calendly-webhook-signature",
+            &[("v0 scheme", |s| s.replace("v1=", "v0="))],
+        ),
+        (
+            "woocommerce-order-created",
+            "x-wc-webhook-signature",
+            &[("hex digest", |s| other_encoding(s))],
+        ),
+    ];
+    let mut tried = 0;
+    for (event, header, variants) in cases {
+        let original = event_request(event);
+        let signature = original
+            .header(header)
+            .unwrap_or_else(|| panic!("{event}: {header}"))
+            .to_string();
+        logs.also_secret(signature.clone());
+        for (case, variant) in variants.iter() {
+            let mut request = original.clone();
+            let forged = variant(&signature);
+            assert_ne!(forged, signature, "{event}: {case} changes the header");
+            logs.also_secret(forged.clone());
+            request
+                .headers
+                .insert(*header, HeaderValue::from_str(&forged).unwrap());
+            refused(
+                &server,
+                &send(&app, &request).await,
+                401,
+                &format!("{event}: {case}"),
+            )
+            .await;
+            tried += 1;
+        }
+        let genuine = send(&app, &original).await;
+        assert_eq!(genuine.status, 200, "{event} as signed: {}", genuine.body);
+        server.reset().await;
+        mount_contact_sync(
+            &server,
+            ResponseTemplate::new(200).set_body_json(synced_body(9)),
+        )
+        .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result_code": 0})))
+            .mount(&server)
+            .await;
+    }
+    assert_eq!(tried, 19);
+}
