@@ -180,3 +180,17 @@ pub async fn scripted(answers: Vec<ResponseTemplate>) -> MockServer {
         .await;
     server
 }
+
+/// Mounts an ActiveCampaign that syncs every contact as `subscriber_id` and knows nobody's
+/// list statuses (`contact_view_email` finds no one).
+pub async fn mount_accepting(server: &MockServer, subscriber_id: u64) {
+    mount_contact_sync(
+        server,
+        ResponseTemplate::new(200).set_body_json(synced_body(subscriber_id)),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result_code": 0})))
+        .mount(server)
+        .await;
+}
