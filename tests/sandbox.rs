@@ -793,42 +793,25 @@ async fn the_client_rides_out_the_rate_limit_and_every_fault() {
         "the burst met the limit: {refused}"
     );
 
-    after_fault(
-        &sandbox,
-        &app,
-        r#"{"kind":"status","status":503,"count":3}"#,
-        "after-503@example.com",
-    )
-    .await;
-    after_fault(
-        &sandbox,
-        &app,
-        r#"{"kind":"status","status":500,"count":1}"#,
-        "after-500@example.com",
-    )
-    .await;
-    after_fault(
-        &sandbox,
-        &app,
-        r#"{"kind":"html","count":2}"#,
-        "after-html@example.com",
-    )
-    .await;
-    after_fault(
-        &sandbox,
-        &app,
-        r#"{"kind":"empty","count":1}"#,
-        "after-empty@example.com",
-    )
-    .await;
-    // Longer than the test client's 2 s call timeout: the call is retried.
-    after_fault(
-        &sandbox,
-        &app,
-        r#"{"kind":"slow","delay_ms":2300,"count":1}"#,
-        "after-slow@example.com",
-    )
-    .await;
+    for (fault, email) in [
+        (
+            r#"{"kind":"status","status":503,"count":3}"#,
+            "after-503@example.com",
+        ),
+        (
+            r#"{"kind":"status","status":500,"count":1}"#,
+            "after-500@example.com",
+        ),
+        (r#"{"kind":"html","count":2}"#, "after-html@example.com"),
+        (r#"{"kind":"empty","count":1}"#, "after-empty@example.com"),
+        // Longer than the test client's 2 s call timeout: the call is retried.
+        (
+            r#"{"kind":"slow","delay_ms":2300,"count":1}"#,
+            "after-slow@example.com",
+        ),
+    ] {
+        after_fault(&sandbox, &app, fault, email).await;
+    }
 }
 
 /// One webhook with `fault` switched on: synced all the same, the contact written.
