@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use ac_webhook_sync::fuzzing::TARGETS;
+use ac_webhook_sync::mapping::template::{Expression, MAX_PATH_NESTING};
+use ac_webhook_sync::mapping::{Mapping, MappingError};
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -53,5 +55,40 @@ fn local_corpora_replay_when_asked() {
     if let Some(root) = std::env::var_os("FUZZ_CORPUS") {
         let replayed = replay(Path::new(&root));
         eprintln!("replayed {replayed} corpus inputs");
+    }
+}
+
+/// `mapping_template` timed out (minutes) on a JSONPath of 25 nested, unclosed filter
+/// selectors: the parser backtracks, doubling its time per level. Deeper paths are refused
+/// before parsing, with an error naming the limit, at compile time and in the mapping file.
+#[test]
+fn nested_selectors_are_refused_before_the_parser_backtracks() {
+    let nested = |levels: usize| format!("$.a{}{}", "[?@.b".repeat(levels), "]".repeat(levels));
+    assert!(Expression::compile(&nested(MAX_PATH_NESTING)).is_ok());
+    let error = Expression::compile(&nested(MAX_PATH_NESTING + 1)).unwrap_err();
+    assert!(error.contains("deeper than 8 levels"), "{error}");
+    let unclosed = format!("$.a{}", "[?@.b".repeat(25));
+    assert!(
+        Expression::compile(&unclosed)
+            .unwrap_err()
+            .contains("deeper than")
+    );
+    // In a template placeholder, and a `]` inside a quoted name does not close a level.
+    let quoted = format!("x{{$.a{}}}", "[']'][?@.b".repeat(MAX_PATH_NESTING + 1));
+    assert!(
+        Expression::compile(&quoted)
+            .unwrap_err()
+            .contains("deeper than")
+    );
+    let toml = format!(
+        "[routes.deep]\nsender = \"form\"\n[routes.deep.contact]\nemail = {:?}\n",
+        nested(MAX_PATH_NESTING + 1)
+    );
+    match Mapping::from_toml(&toml) {
+        Err(MappingError::Invalid { key, message, .. }) => {
+            assert_eq!(key, "contact.email");
+            assert!(message.contains("deeper than"), "{message}");
+        }
+        other => panic!("expected the route to be refused, got {other:?}"),
     }
 }
