@@ -209,19 +209,19 @@ def run_target(target, seconds):
     statuses = LAST_STATUS.findall(text)
     last = statuses[-1] if statuses else ("?", "?", "?", "?")
     found = sorted(p.name for p in artifacts.iterdir())
-    # Plateau: how far into the run coverage last grew (100% = still growing at the end).
-    last_growth = next((int(n) for n, cov, _, _ in reversed(statuses)
-                        if cov != last[1]), 0) if statuses else 0
+    # Plateau: `cov` half-way through the run (by executions) against `cov` at the end.
     total = int(execs.group(1)) if execs else 0
+    half_cov = next((cov for n, cov, _, _ in reversed(statuses) if int(n) <= total // 2), "?")
     rss = re.search(r"stat::peak_rss_mb:\s*(\d+)", text)
     return {
-        "plateau": f"{100 * last_growth // total}%" if total else "?",
+        "half_cov": half_cov,
         "rss": rss.group(1) if rss else "?",
         "target": target,
         "execs": execs.group(1) if execs else last[0],
         "cov": last[1],
         "ft": last[2],
-        "corpus": len(list((CORPUS / target).iterdir())),
+        # libFuzzer's own corpus (distinct features), not the files left in the directory.
+        "corpus": last[3],
         "crashes": len(found),
         "exit": result.returncode,
         "artifacts": found,
@@ -244,12 +244,12 @@ def main():
     subprocess.run(["nice", "-n", "10", "cargo", "+nightly", "fuzz", "build", "-s", SANITIZER],
                    cwd=FUZZ, check=True)
     rows = [run_target(target, args.seconds) for target in (args.targets or TARGETS)]
-    # cov-grown-at: the share of the run's executions after which `cov` last grew.
-    print(f"\n{'target':<20}{'execs':>12}{'cov':>8}{'ft':>8}{'cov-grown-at':>14}"
+    # cov@half: `cov` half-way through the run; close to `cov` means a plateau.
+    print(f"\n{'target':<20}{'execs':>12}{'cov@half':>10}{'cov':>8}{'ft':>8}"
           f"{'corpus':>8}{'rss-MB':>8}{'crashes':>9}")
     for row in rows:
-        print(f"{row['target']:<20}{row['execs']:>12}{row['cov']:>8}{row['ft']:>8}"
-              f"{row['plateau']:>14}{row['corpus']:>8}{row['rss']:>8}{row['crashes']:>9}")
+        print(f"{row['target']:<20}{row['execs']:>12}{row['half_cov']:>10}{row['cov']:>8}"
+              f"{row['ft']:>8}{row['corpus']:>8}{row['rss']:>8}{row['crashes']:>9}")
         for name in row["artifacts"]:
             print(f"    fuzz/artifacts/{row['target']}/{name}")
     return 1 if any(row["crashes"] for row in rows) else 0
