@@ -11,6 +11,9 @@ pub mod aws;
 pub mod deadline;
 pub mod delivery;
 pub mod edge;
+/// Entry points of the fuzz targets (`fuzz/`) and their regression tests; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod imports;
 pub mod inbound;
 pub mod mapping;
