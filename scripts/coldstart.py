@@ -438,13 +438,13 @@ def summarize(name, binary, runs):
     warm_own = [w - a for r in runs for w, a in zip(r["warm_ms"], r["warm_ac_ms"])]
     services = {}
     for r in runs:
-        for name, seen in r["services"].items():
-            per = services.setdefault(name, {"connections": [], "calls": []})
+        for service, seen in r["services"].items():
+            per = services.setdefault(service, {"connections": [], "calls": []})
             per["connections"].append(seen["connections"])
             per["calls"].append(sum(seen["calls"].values()))
-    per_container = {name: {"connections_max": max(v["connections"]), "calls_max": max(v["calls"]),
-                            "calls_min": min(v["calls"]),
-                            "invocations": runs[0]["invocations"]} for name, v in services.items()}
+    per_container = {service: {"connections_max": max(v["connections"]), "calls_max": max(v["calls"]),
+                               "calls_min": min(v["calls"]),
+                               "invocations": runs[0]["invocations"]} for service, v in services.items()}
     return {
         "name": name,
         "binary": binary,
