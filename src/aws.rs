@@ -5,6 +5,12 @@
 
 use std::time::Duration;
 
+use aws_smithy_http_client::{Builder, tls};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use tokio::sync::OnceCell;
 
 static SDK_CONFIG: OnceCell<aws_config::SdkConfig> = OnceCell::const_new();
@@ -20,7 +26,37 @@ async fn load() -> aws_config::SdkConfig {
         .operation_timeout(Duration::from_secs(5))
         .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(FirstRequestTls(
+            Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https(),
+        )))
         .timeout_config(timeouts)
         .load()
         .await
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc) without its eager start. The SDK builds
+/// its TLS connector, which reads and parses every root certificate on the system, as soon as
+/// a client is created (`validate_base_client_config`); at start-up that was most of the
+/// function's init. Left at the trait's default, the connector is built on the first request,
+/// so a cold start that answers without calling AWS never pays for it. (Unlike the SDK's
+/// default it reads no HTTP(S)_PROXY variables: Lambda has no proxy.)
+#[derive(Debug)]
+struct FirstRequestTls(SharedHttpClient);
+
+impl HttpClient for FirstRequestTls {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
