@@ -1,4 +1,4 @@
-//! Runs one per-request workload N times, for instruction counts under callgrind (which,
+//! Runs one per-request (or start-up) workload N times, for instruction counts under callgrind (which,
 //! unlike timings, do not depend on what else the machine is doing). `scripts/perf.py` runs it
 //! with N = 1 and N = 101 and divides the difference by 100, so set-up is not counted.
 //!
@@ -10,7 +10,7 @@ mod common;
 use std::hint::black_box;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: per_request_instructions plan|serde ITERATIONS";
+const USAGE: &str = "usage: per_request_instructions plan|serde|mapping ITERATIONS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +28,9 @@ fn main() -> ExitCode {
             "plan" => common::plan_and_encode(&mapping, &secret, black_box(&req)),
             "serde" => serde_json::from_slice::<serde_json::Value>(black_box(&req.body))
                 .map_or(0, |v| usize::from(v.is_object())),
+            // The start-up cost of the bundled mapping (TOML, JSONPath templates).
+            "mapping" => ac_webhook_sync::mapping::Mapping::bundled()
+                .map_or(0, |m| usize::from(m.route("shop").is_some())),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
