@@ -241,6 +241,11 @@ class FakeService(http.server.ThreadingHTTPServer):
 class FakeHandler(Handler):
     server_version = "coldstart-fake"
 
+    def parse_request(self):
+        # The request line has just been read: the fake's time starts here.
+        self.started = now()
+        return super().parse_request()
+
     def do_GET(self):
         self.answer()
 
@@ -252,7 +257,7 @@ class FakeActiveCampaign(FakeHandler):
     """ActiveCampaign's v1 API: contact_sync succeeds, contact_view_email finds nobody."""
 
     def answer(self):
-        start = now()
+        start = self.started
         self.read_body()
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         action = query.get("api_action", ["?"])[0]
@@ -269,7 +274,7 @@ class FakeSecretsManager(FakeHandler):
     """Secrets Manager's GetSecretValue, answering the secret the benchmark was given."""
 
     def answer(self):
-        start = now()
+        start = self.started
         self.read_body()
         target = self.headers.get("X-Amz-Target", "")
         if target != "secretsmanager.GetSecretValue":
