@@ -18,6 +18,13 @@ measured in the same run, not these numbers with CloudWatch's Init Duration.
     scripts/coldstart.py --event events/form-json.json --with-sandbox
     scripts/coldstart.py --event events/health.json --baseline path/to/hello-bootstrap --json out.json
 
+With --baseline (e.g. target/release/examples/hello_lambda) both binaries are measured in the
+same run, alternating, and the table adds their ratios. With --secrets-manager the secret is
+served by a fake Secrets Manager (SECRET_ID, as deployed) that counts GetSecretValue calls per
+container; with --fake-ac ActiveCampaign is a loopback fake that counts requests and TCP
+connections per container and times each call, so the warm time is also shown without the
+time spent inside ActiveCampaign's answer.
+
 Back-to-back invocations that reach ActiveCampaign are held to the client's pacer (5 calls/s
 unless AC_REQUESTS_PER_SECOND says otherwise), so their warm time is ~200 ms by design; pass
 --env AC_REQUESTS_PER_SECOND=1000 or --gap 250 to see the time of the work itself.
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -42,6 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 API = "/2018-06-01/runtime"
 FUNCTION_NAME = "webhook"
 FUNCTION_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION_NAME}"
+SECRET_ID = "ac-webhook-sync-coldstart"
 
 
 def now():
@@ -190,6 +199,101 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 # ---------------------------------------------------------------------------------------------
+# Loopback fakes of the services the function calls, counting what each container does
+
+
+class FakeService(http.server.ThreadingHTTPServer):
+    """A loopback service that counts accepted connections and times every request."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler):
+        super().__init__(("127.0.0.1", 0), handler)
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.connections = 0
+            self.calls = {}  # kind -> count
+            self.intervals = []  # (start, end) perf_counter of each request
+
+    def process_request(self, request, client_address):
+        with self.lock:
+            self.connections += 1
+        super().process_request(request, client_address)
+
+    def record(self, kind, start):
+        with self.lock:
+            self.calls[kind] = self.calls.get(kind, 0) + 1
+            self.intervals.append((start, now()))
+
+    def snapshot(self):
+        with self.lock:
+            return {"connections": self.connections, "calls": dict(self.calls), "intervals": list(self.intervals)}
+
+    @property
+    def url(self):
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class FakeHandler(Handler):
+    server_version = "coldstart-fake"
+
+    def parse_request(self):
+        # The request line has just been read: the fake's time starts here.
+        self.started = now()
+        return super().parse_request()
+
+    def do_GET(self):
+        self.answer()
+
+    def do_POST(self):
+        self.answer()
+
+
+class FakeActiveCampaign(FakeHandler):
+    """ActiveCampaign's v1 API: contact_sync succeeds, contact_view_email finds nobody."""
+
+    def answer(self):
+        start = self.started
+        self.read_body()
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        action = query.get("api_action", ["?"])[0]
+        if action == "contact_sync":
+            body = {"subscriber_id": 1, "sendlast_should": 0, "sendlast_did": 0, "result_code": 1,
+                    "result_message": "Contact added", "result_output": "json"}
+        else:
+            body = {"result_code": 0, "result_message": "Failed: Nothing is returned", "result_output": "json"}
+        self.send(200, json.dumps(body))
+        self.server.record(action, start)
+
+
+class FakeSecretsManager(FakeHandler):
+    """Secrets Manager's GetSecretValue, answering the secret the benchmark was given."""
+
+    def answer(self):
+        start = self.started
+        self.read_body()
+        target = self.headers.get("X-Amz-Target", "")
+        if target != "secretsmanager.GetSecretValue":
+            self.send(400, '{"__type":"UnknownOperationException"}')
+            return self.server.record(target or "?", start)
+        body = {"ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_ID}-AbCdEf",
+                "Name": SECRET_ID, "SecretString": self.server.secret, "VersionId": "v1",
+                "VersionStages": ["AWSCURRENT"], "CreatedDate": 1767225600}
+        self.send(200, json.dumps(body))
+        self.server.record("GetSecretValue", start)
+
+
+def start_fake(handler):
+    server = FakeService(handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+# ---------------------------------------------------------------------------------------------
 # Helpers
 
 
@@ -276,8 +380,10 @@ def status_code(kind, body):
 # The benchmark
 
 
-def cold_start(api, binary, env, event_body, warm, timeout, log, cpu, gap_s):
+def cold_start(api, binary, env, event_body, warm, timeout, log, cpu, gap_s, fakes):
     run = Run(event_body, 1 + warm, gap_s)
+    for fake in fakes.values():
+        fake.reset()
     api.run = run
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     t0 = now()
@@ -304,12 +410,23 @@ def cold_start(api, binary, env, event_body, warm, timeout, log, cpu, gap_s):
         api.run = None
     first_id = run.order[0]
     answers = [run.answered[i] for i in run.order]
+    seen = {name: fake.snapshot() for name, fake in fakes.items()}
+    ac_intervals = seen.get("ac", {}).get("intervals", [])
+
+    def ac_ms(request_id):
+        """Time spent inside the fake ActiveCampaign's answers during one invocation."""
+        start, end = run.served[request_id], run.answered[request_id][0]
+        return sum(b - a for a, b in ac_intervals if a >= start and b <= end) * 1000
+
     return {
         "init_ms": (run.first_next - t0) * 1000,
         "first_response_ms": (run.answered[first_id][0] - t0) * 1000,
         "warm_ms": [(run.answered[i][0] - run.served[i]) * 1000 for i in run.order[1:]],
+        "warm_ac_ms": [ac_ms(i) for i in run.order[1:]],
         "peak_rss_kib": rss,
         "statuses": [status_code(kind, body) for _, kind, body in answers],
+        "invocations": len(run.order),
+        "services": {name: {"connections": v["connections"], "calls": v["calls"]} for name, v in seen.items()},
     }
 
 
@@ -322,6 +439,17 @@ def summarize(name, binary, runs):
             statuses[str(s)] = statuses.get(str(s), 0) + 1
     init = [r["init_ms"] for r in runs]
     first = [r["first_response_ms"] for r in runs]
+    warm_ac = [a for r in runs for a in r["warm_ac_ms"]]
+    warm_own = [w - a for r in runs for w, a in zip(r["warm_ms"], r["warm_ac_ms"])]
+    services = {}
+    for r in runs:
+        for service, seen in r["services"].items():
+            per = services.setdefault(service, {"connections": [], "calls": []})
+            per["connections"].append(seen["connections"])
+            per["calls"].append(sum(seen["calls"].values()))
+    per_container = {service: {"connections_max": max(v["connections"]), "calls_max": max(v["calls"]),
+                               "calls_min": min(v["calls"]),
+                               "invocations": runs[0]["invocations"]} for service, v in services.items()}
     return {
         "name": name,
         "binary": binary,
@@ -337,6 +465,10 @@ def summarize(name, binary, runs):
         "warm_ms_median": median(warm),
         "warm_ms_p90": percentile(warm, 90),
         "warm_ms_max": max(warm) if warm else None,
+        "warm_ac_ms_median": median(warm_ac) if any(warm_ac) else None,
+        "warm_without_ac_ms_median": median(warm_own) if any(warm_ac) else None,
+        "warm_without_ac_ms_p90": percentile(warm_own, 90) if any(warm_ac) else None,
+        "per_container": per_container,
         "peak_rss_kib_median": median(rss),
         "peak_rss_kib_max": max(rss) if rss else None,
         "statuses": statuses,
@@ -363,9 +495,13 @@ def print_table(results, event, args):
         ("warm (next -> response), median", "warm_ms_median", "ms"),
         ("warm p90", "warm_ms_p90", "ms"),
         ("warm max", "warm_ms_max", "ms"),
+        ("warm: inside the fake AC's answers, median", "warm_ac_ms_median", "ms"),
+        ("warm without the AC answer, median", "warm_without_ac_ms_median", "ms"),
+        ("warm without the AC answer, p90", "warm_without_ac_ms_p90", "ms"),
         ("peak RSS (VmHWM), median", "peak_rss_kib_median", "mib"),
         ("binary size", "binary_bytes", "size"),
         ("answers (statusCode x count)", "statuses", "statuses"),
+        ("per container: calls / connections", None, "services"),
     ]
     cells = []
     for label, key, unit in rows:
@@ -379,6 +515,10 @@ def print_table(results, event, args):
                 line.append(f"{r[key] / 1048576:.1f} MiB")
             elif unit == "statuses":
                 line.append(", ".join(f"{k}x{v}" for k, v in sorted(r[key].items())))
+            elif unit == "services":
+                line.append("; ".join(
+                    f"{name} {v['calls_min']}-{v['calls_max']} calls / {v['connections_max']} conn "
+                    f"per {v['invocations']} inv." for name, v in sorted(r["per_container"].items())) or "-")
             else:
                 line.append(fmt(r[key], unit))
         cells.append(line)
@@ -392,6 +532,13 @@ def print_table(results, event, args):
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    if len(results) == 2:
+        a, b = results
+        for label, key in (("init", "init_ms_median"), ("first response", "first_response_ms_median"),
+                           ("warm median", "warm_ms_median"), ("warm p90", "warm_ms_p90"),
+                           ("peak RSS", "peak_rss_kib_median")):
+            if a.get(key) and b.get(key):
+                print(f"ratio {a['name']} / {b['name']}, {label}: {a[key] / b[key]:.2f}x")
 
 
 def main():
@@ -410,6 +557,10 @@ def main():
     parser.add_argument("--no-secret", action="store_true", help="do not set SECRET_FILE")
     parser.add_argument("--with-sandbox", action="store_true", help="start ac-sandbox and point the secret's api_url at it")
     parser.add_argument("--sandbox-binary", default=None, help="ac-sandbox binary (default: target/release, else target/debug)")
+    parser.add_argument("--secrets-manager", action="store_true",
+                        help="serve the secret from a fake Secrets Manager (SECRET_ID, as deployed) instead of SECRET_FILE")
+    parser.add_argument("--fake-ac", action="store_true",
+                        help="point the secret's api_url at a loopback fake ActiveCampaign that counts and times calls")
     parser.add_argument("--cpu", type=int, default=None, help="pin the child to this CPU")
     parser.add_argument("--timeout", type=float, default=60, help="seconds allowed for one cold start and its invocations")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE", help="also write JSON (to FILE, or stdout)")
@@ -432,8 +583,13 @@ def main():
     sandbox = None
     api = RuntimeApi()
     threading.Thread(target=api.serve_forever, daemon=True).start()
+    fakes = {}
     try:
         extra = {}
+        if args.with_sandbox and args.fake_ac:
+            sys.exit("--with-sandbox and --fake-ac both stand in for ActiveCampaign: pick one")
+        if args.fake_ac:
+            fakes["ac"] = start_fake(FakeActiveCampaign)
         if args.with_sandbox:
             sandbox_bin = args.sandbox_binary or find_binary("ac-sandbox")
             if not sandbox_bin:
@@ -444,9 +600,21 @@ def main():
                 secret = json.load(f)
             if sandbox:
                 secret["api_url"] = sandbox_url
-            extra["SECRET_FILE"] = os.path.join(tmp, "secret.json")
-            with open(extra["SECRET_FILE"], "w") as f:
-                json.dump(secret, f)
+            if "ac" in fakes:
+                secret["api_url"] = fakes["ac"].url
+            if args.secrets_manager:
+                fakes["secretsmanager"] = start_fake(FakeSecretsManager)
+                fakes["secretsmanager"].secret = json.dumps(secret)
+                extra.update({
+                    "SECRET_ID": SECRET_ID,
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER": fakes["secretsmanager"].url,
+                    "AWS_ACCESS_KEY_ID": "coldstart", "AWS_SECRET_ACCESS_KEY": "coldstart",
+                    "AWS_SESSION_TOKEN": "coldstart", "AWS_EC2_METADATA_DISABLED": "true",
+                })
+            else:
+                extra["SECRET_FILE"] = os.path.join(tmp, "secret.json")
+                with open(extra["SECRET_FILE"], "w") as f:
+                    json.dump(secret, f)
         for kv in args.env:
             key, sep, value = kv.partition("=")
             if not sep:
@@ -471,7 +639,7 @@ def main():
             for name, path in (targets if i % 2 == 0 else targets[::-1]):
                 try:
                     result = cold_start(api, path, env, event_body, args.warm, args.timeout, logs[name], args.cpu,
-                                        args.gap / 1000)
+                                        args.gap / 1000, fakes)
                 except RuntimeError as e:
                     logs[name].flush()
                     with open(logs[name].name, errors="replace") as f:
@@ -482,7 +650,7 @@ def main():
             print(f"\rcold start {i + 1}/{args.discard + args.runs}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
 
-        results = [summarize(name if name != "binary" else os.path.basename(path), path, runs[name])
+        results = [summarize(os.path.basename(path), path, runs[name])
                    for name, path in targets]
         if len(results) == 2 and results[0]["name"] == results[1]["name"]:
             results[1]["name"] = "baseline"
@@ -493,7 +661,8 @@ def main():
         if args.json:
             out = {"event": os.path.abspath(args.event), "runs": args.runs, "warm": args.warm, "cpu": args.cpu,
                    "gap_ms": args.gap, "env": args.env,
-                   "with_sandbox": args.with_sandbox, "results": results}
+                   "with_sandbox": args.with_sandbox, "secrets_manager": args.secrets_manager,
+                   "fake_ac": args.fake_ac, "results": results}
             if args.json == "-":
                 print(json.dumps(out, indent=2))
             else:
@@ -501,6 +670,8 @@ def main():
                     json.dump(out, f, indent=2)
     finally:
         api.shutdown()
+        for fake in fakes.values():
+            fake.shutdown()
         stop(sandbox)
         if args.keep_logs:
             print(f"logs kept in {tmp}", file=sys.stderr)

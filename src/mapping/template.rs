@@ -167,7 +167,54 @@ fn compile_path(source: &str) -> Result<JsonPath, String> {
             "JSONPath {source:?} nests selectors deeper than {MAX_PATH_NESTING} levels"
         ));
     }
+    check_unicode_escapes(source)?;
     JsonPath::parse(source).map_err(|e| format!("invalid JSONPath {source:?}: {e}"))
+}
+
+/// Refuses a `\u` escape in a string literal that is not four hex digits, or a surrogate
+/// that is not half of a pair: the JSONPath parser panics on some of these (found by
+/// fuzzing), and a panic at cold start would take the function down.
+fn check_unicode_escapes(source: &str) -> Result<(), String> {
+    let invalid = || format!("invalid JSONPath {source:?}: a \\u escape that is not a character");
+    let chars: Vec<char> = source.chars().collect();
+    let hex_at = |i: usize| -> Option<u32> {
+        let digits: String = chars.get(i..i + 4)?.iter().collect();
+        (digits.len() == 4 && digits.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| u32::from_str_radix(&digits, 16).ok())
+            .flatten()
+    };
+    let (mut i, mut quote) = (0, None);
+    while i < chars.len() {
+        let c = chars[i];
+        match quote {
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => {}
+            Some(q) if c == q => quote = None,
+            Some(_) if c == '\\' => {
+                if chars.get(i + 1) == Some(&'u') {
+                    let unit = hex_at(i + 2).ok_or_else(invalid)?;
+                    i += 5;
+                    if (0xDC00..=0xDFFF).contains(&unit) {
+                        return Err(invalid());
+                    }
+                    if (0xD800..=0xDBFF).contains(&unit) {
+                        let pairs = chars.get(i + 1) == Some(&'\\')
+                            && chars.get(i + 2) == Some(&'u')
+                            && hex_at(i + 3).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
+                        if !pairs {
+                            return Err(invalid());
+                        }
+                        i += 6;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            Some(_) => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// How deep `[` nests in `source`, erring high: every `[` counts, a `]` inside quotes does
@@ -277,6 +324,23 @@ mod tests {
         assert_eq!(expand("{{literal}}"), vec!["{literal}"]);
         assert!(expand("x{$.missing}").is_empty());
         assert!(expand("$.empty").is_empty());
+    }
+
+    #[test]
+    fn broken_unicode_escapes_are_refused_not_a_panic() {
+        for path in [
+            r"$[?@.key == 'a\u']",
+            r"$[?@.key == 'a\u12']",
+            r"$[?@.key == 'a\uZZZZ']",
+            r"$[?@.key == 'a\uD800']",
+            r"$[?@.key == 'a\uDC00x']",
+        ] {
+            assert!(
+                Expression::compile(path).unwrap_err().contains("escape"),
+                "{path}"
+            );
+        }
+        assert!(Expression::compile(r"$[?@.key == 'caf\u00e9 \uD83D\uDE00']").is_ok());
     }
 
     #[test]
