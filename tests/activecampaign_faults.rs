@@ -288,11 +288,3 @@ async fn sandbox_unsubscribe(url: &str, email: &str, list: u64) {
         .unwrap();
     assert!(response.status().is_success());
 }
-
-fn app_for_url(url: &str) -> ac_webhook_sync::edge::WebhookApp {
-    app_with(
-        SecretSource::Fixed(local_secret_json(url)),
-        fast_client(),
-        1 << 20,
-    )
-}

@@ -241,14 +241,6 @@ async fn raw_server(plan: Vec<Misbehaviour>) -> (String, Arc<AtomicUsize>) {
     (url, count)
 }
 
-fn app_for_url(url: &str) -> WebhookApp {
-    app_with(
-        SecretSource::Fixed(local_secret_json(url)),
-        fast_client(),
-        1 << 20,
-    )
-}
-
 #[tokio::test]
 async fn connection_resets_and_answers_cut_short_are_retried() {
     let _logs = logs::checked();

@@ -240,14 +240,6 @@ async fn the_whole_bulk_loop_runs_against_the_stand_in() {
     assert_eq!(settled["import_status"], "completed");
 }
 
-fn app_for_url(url: &str) -> ac_webhook_sync::edge::WebhookApp {
-    app_with(
-        ac_webhook_sync::secrets::SecretSource::Fixed(local_secret_json(url)),
-        fast_client(),
-        1 << 20,
-    )
-}
-
 fn callback_for_url(url: &str) -> ac_webhook_sync::imports::callback::CallbackApp {
     ac_webhook_sync::imports::callback::CallbackApp::new(
         None,

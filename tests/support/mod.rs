@@ -66,8 +66,13 @@ pub fn app_with(
 
 /// The app with the local secret pointed at `server`.
 pub fn app_for(server: &MockServer) -> WebhookApp {
+    app_for_url(&server.uri())
+}
+
+/// The app with the local secret's `api_url` set to `url`.
+pub fn app_for_url(url: &str) -> WebhookApp {
     app_with(
-        SecretSource::Fixed(local_secret_json(&server.uri())),
+        SecretSource::Fixed(local_secret_json(url)),
         fast_client(),
         1024 * 1024,
     )
