@@ -8,9 +8,10 @@ use crate::activecampaign::bulk::{MIN_BULK_CONTACTS, chunk, request_body, to_bul
 use crate::delivery::batch::merge_by_email;
 use crate::edge::{Plan, interpret, resolve_route};
 use crate::inbound::InboundRequest;
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, Route};
 use crate::secrets::AppSecret;
 use crate::settings::DEFAULT_MAX_BODY_BYTES;
+use crate::sources::projection::Projection;
 
 /// `key = value` lines, in the order they are sent (keys not yet URL-encoded).
 pub fn field_lines(pairs: &[(String, String)]) -> Vec<String> {
@@ -38,7 +39,13 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
             Ok(()) => json!("ok"),
             Err(error) => json!(format!("refused (401): {error}")),
         };
-    match interpret(route, req) {
+    // The report shows the whole payload, to write new paths against. The function parses only
+    // what the route reads, which gives the same contact (tests/preview.rs compares the two).
+    let whole_payload = Route {
+        projection: Projection::All,
+        ..route.clone()
+    };
+    match interpret(&whole_payload, req) {
         Err(error) => {
             report["outcome"] =
                 json!({"status": error.status().as_u16(), "error": error.to_string()})

@@ -112,7 +112,7 @@ pub enum SecretError {
 #[derive(Debug, Clone)]
 pub enum SecretSource {
     SecretsManager {
-        client: aws_sdk_secretsmanager::Client,
+        client: crate::aws::LazyClient<aws_sdk_secretsmanager::Client>,
         secret_id: String,
     },
     /// A JSON file of the same shape, for local runs without AWS.
@@ -126,6 +126,8 @@ impl SecretSource {
         match self {
             SecretSource::SecretsManager { client, secret_id } => {
                 let output = client
+                    .get()
+                    .await
                     .get_secret_value()
                     .secret_id(secret_id)
                     .send()

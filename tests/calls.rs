@@ -139,7 +139,7 @@ async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>) {
     let ac_url = fake_activecampaign(ac_counts.clone()).await;
     let sm_url = fake_secrets_manager(sm_counts.clone(), local_secret_json(&ac_url)).await;
     let source = SecretSource::SecretsManager {
-        client: secrets_manager_client(&sm_url),
+        client: secrets_manager_client(&sm_url).into(),
         secret_id: SECRET_ID.into(),
     };
     let app = WebhookApp::new(

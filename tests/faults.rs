@@ -302,7 +302,7 @@ async fn secrets_manager(
         .load()
         .await;
     let source = SecretSource::SecretsManager {
-        client: aws_sdk_secretsmanager::Client::new(&config),
+        client: aws_sdk_secretsmanager::Client::new(&config).into(),
         secret_id: "acws".into(),
     };
     let app = WebhookApp::new(

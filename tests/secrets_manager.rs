@@ -34,7 +34,7 @@ fn secret_with_key(api_url: &str, key: &str) -> String {
 async fn app(secret_id: &str) -> WebhookApp {
     let vars = HashMap::from([("SECRET_ID", secret_id.to_string())]);
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    WebhookApp::from_settings(&settings).await.unwrap()
+    WebhookApp::from_settings(&settings).unwrap()
 }
 
 #[tokio::test]

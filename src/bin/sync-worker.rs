@@ -7,6 +7,6 @@ use ac_webhook_sync::worker::{SyncWorker, lambda};
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
-    let worker = SyncWorker::from_settings(&settings).await?;
+    let worker = SyncWorker::from_settings(&settings)?;
     lambda::serve(worker).await
 }

@@ -7,6 +7,6 @@ use ac_webhook_sync::settings::Settings;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_env()?;
-    let app = WebhookApp::from_settings(&settings).await?;
+    let app = WebhookApp::from_settings(&settings)?;
     lambda::serve(app).await
 }

@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use super::QueuedContact;
+use crate::aws::LazyClient;
 
 /// Longest a send may take before the contact is synced inline instead.
 const SEND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -19,14 +20,25 @@ pub enum QueueError {
 
 #[derive(Debug, Clone)]
 pub struct ContactQueue {
-    client: aws_sdk_sqs::Client,
+    client: LazyClient<aws_sdk_sqs::Client>,
     queue_url: String,
 }
 
 impl ContactQueue {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<LazyClient<aws_sdk_sqs::Client>>,
+        queue_url: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// The queue at `queue_url`, its client built from the environment on the first send.
+    pub fn from_environment(queue_url: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::from_environment(),
             queue_url: queue_url.into(),
         }
     }
@@ -49,6 +61,8 @@ impl ContactQueue {
     ) -> Result<String, QueueError> {
         let mut request = self
             .client
+            .get()
+            .await
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body);

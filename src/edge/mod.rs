@@ -113,7 +113,7 @@ impl WebhookApp {
 
     /// Builds the app from settings. Nothing here touches the network: the secret is read on
     /// the first request that needs it.
-    pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         let mapping = match &settings.mapping_file {
             Some(path) => {
                 let source =
@@ -125,7 +125,7 @@ impl WebhookApp {
             }
             None => Mapping::bundled()?,
         };
-        let (secrets, client) = secrets_and_client(settings).await?;
+        let (secrets, client) = secrets_and_client(settings)?;
         let app = Self::new(
             mapping,
             secrets,
@@ -137,13 +137,10 @@ impl WebhookApp {
         );
         let app = app
             .with_callback_url(settings.callback_url.clone())
-            .with_import_store(crate::imports::ImportStore::from_settings(settings).await);
+            .with_import_store(crate::imports::ImportStore::from_settings(settings));
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,
-            DeliveryMode::Queue(url) => app.with_queue(ContactQueue::new(
-                aws_sdk_sqs::Client::new(&crate::aws::sdk_config().await),
-                url,
-            )),
+            DeliveryMode::Queue(url) => app.with_queue(ContactQueue::from_environment(url)),
         })
     }
 
@@ -353,14 +350,14 @@ pub fn health() -> HttpResponse {
 }
 
 /// The secret cache and the ActiveCampaign client every function builds the same way.
-/// Nothing here touches the network.
-pub async fn secrets_and_client(
+/// Nothing here touches the network or builds an AWS client: both wait for their first call.
+pub fn secrets_and_client(
     settings: &Settings,
 ) -> Result<(Arc<SecretCache>, ActiveCampaignClient), StartupError> {
     let source = match &settings.secret {
         SecretLocation::File(path) => SecretSource::File(path.clone()),
         SecretLocation::SecretsManager(id) => SecretSource::SecretsManager {
-            client: aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await),
+            client: crate::aws::LazyClient::from_environment(),
             secret_id: id.clone(),
         },
     };

@@ -73,7 +73,7 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
             media_type.unwrap_or_else(|| "(none)".into()),
         ));
     }
-    let submission = match route.sender.parse(req)? {
+    let submission = match route.sender.parse_reading(req, &route.projection)? {
         Parsed::Submission(submission) => submission,
         Parsed::Ignored { reason } => {
             return Ok(Plan::Answer {

@@ -54,17 +54,14 @@ impl CallbackApp {
         }
     }
 
-    pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        let (secrets, client) = secrets_and_client(settings).await?;
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        let (secrets, client) = secrets_and_client(settings)?;
         let queue = match &settings.delivery {
-            DeliveryMode::Queue(url) => Some(ContactQueue::new(
-                aws_sdk_sqs::Client::new(&crate::aws::sdk_config().await),
-                url,
-            )),
+            DeliveryMode::Queue(url) => Some(ContactQueue::from_environment(url)),
             DeliveryMode::Inline => None,
         };
         Ok(Self::new(
-            ImportStore::from_settings(settings).await,
+            ImportStore::from_settings(settings),
             secrets,
             client,
             queue,

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use thiserror::Error;
 
 use crate::activecampaign::ContactSync;
+use crate::aws::LazyClient;
 
 /// The status of a record whose outcome is not yet recorded.
 pub const SUBMITTED: &str = "submitted";
@@ -46,7 +47,7 @@ pub struct ImportRecord {
 
 #[derive(Debug, Clone)]
 pub struct ImportStore {
-    client: aws_sdk_dynamodb::Client,
+    client: LazyClient<aws_sdk_dynamodb::Client>,
     table: String,
 }
 
@@ -62,15 +63,17 @@ fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreEr
 
 impl ImportStore {
     /// The store named by `IMPORTS_TABLE`, if any.
-    pub async fn from_settings(settings: &crate::settings::Settings) -> Option<Self> {
+    pub fn from_settings(settings: &crate::settings::Settings) -> Option<Self> {
         let table = settings.imports_table.as_ref()?;
-        let client = aws_sdk_dynamodb::Client::new(&crate::aws::sdk_config().await);
-        Some(Self::new(client, table))
+        Some(Self::new(LazyClient::from_environment(), table))
     }
 
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<LazyClient<aws_sdk_dynamodb::Client>>,
+        table: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -81,6 +84,8 @@ impl ImportStore {
             .map_err(|e| StoreError::Malformed(e.to_string()))?;
         let now = now_secs();
         self.client
+            .get()
+            .await
             .put_item()
             .table_name(&self.table)
             .item(KEY, AttributeValue::S(record.reference.clone()))
@@ -103,6 +108,8 @@ impl ImportStore {
     pub async fn get(&self, reference: &str) -> Result<Option<ImportRecord>, StoreError> {
         let output = self
             .client
+            .get()
+            .await
             .get_item()
             .table_name(&self.table)
             .key(KEY, AttributeValue::S(reference.to_string()))
@@ -123,6 +130,8 @@ impl ImportStore {
     ) -> Result<bool, StoreError> {
         let result = self
             .client
+            .get()
+            .await
             .update_item()
             .table_name(&self.table)
             .key(KEY, AttributeValue::S(reference.to_string()))

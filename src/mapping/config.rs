@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use super::template::Expression;
 use crate::activecampaign::contact_sync::FieldKey;
+use crate::sources::projection::Projection;
 use crate::sources::{AuthSettings, DEFAULT_REPLAY_WINDOW, SenderKind};
 
 /// The example mapping shipped in the repository, compiled into the binary so a deployed
@@ -157,6 +158,8 @@ pub struct Route {
     pub form: Option<u64>,
     pub tags: Vec<Expression>,
     pub fields: Vec<FieldRule>,
+    /// What of a JSON payload the sender and this route's expressions read.
+    pub projection: Projection,
 }
 
 impl Route {
@@ -179,7 +182,68 @@ impl Route {
             form: None,
             tags: Vec::new(),
             fields: Vec::new(),
+            projection: sender.projection([]),
         }
+    }
+
+    /// Every JSONPath of the route's expressions. The destructuring is exhaustive on purpose:
+    /// an expression added to the route without being listed here fails to compile, rather than
+    /// finding its part of the payload skipped.
+    fn expression_paths(&self) -> Vec<&str> {
+        let Route {
+            contact:
+                ContactSelection {
+                    email,
+                    first_name,
+                    last_name,
+                    full_name,
+                    phone,
+                    organization,
+                    ip4,
+                    consent,
+                },
+            lists,
+            tags,
+            fields,
+            name: _,
+            sender: _,
+            topics: _,
+            opt_in: _,
+            exclude_automations: _,
+            auth: _,
+            redirect: _,
+            form: _,
+            projection: _,
+        } = self;
+        let contact = [
+            email,
+            first_name,
+            last_name,
+            full_name,
+            phone,
+            organization,
+            ip4,
+            consent,
+        ]
+        .into_iter()
+        .flatten();
+        let lists = lists.iter().flat_map(
+            |ListRule {
+                 sdate,
+                 id: _,
+                 policy: _,
+                 instant_responders: _,
+                 no_responders: _,
+                 last_message: _,
+             }| sdate,
+        );
+        let fields = fields.iter().map(|FieldRule { value, key: _ }| value);
+        contact
+            .chain(lists)
+            .chain(tags)
+            .chain(fields)
+            .flat_map(Expression::paths)
+            .collect()
     }
 
     /// Whether the route handles this topic (senders without topics are always handled).
@@ -362,7 +426,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             value,
         });
     }
-    Ok(Route {
+    let mut route = Route {
         name: name.to_string(),
         sender: file.sender,
         topics,
@@ -375,7 +439,10 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         form: file.form,
         tags,
         fields,
-    })
+        projection: Projection::All,
+    };
+    route.projection = route.sender.projection(route.expression_paths());
+    Ok(route)
 }
 
 impl ListFile {

@@ -43,6 +43,8 @@ enum Segment {
 #[derive(Debug, Clone)]
 pub struct Expression {
     segments: Vec<Segment>,
+    /// The JSONPaths as written, for the payload projection (`sources::projection`).
+    path_sources: Vec<String>,
 }
 
 /// Names of the route and sender, for `{route}` and `{sender}`.
@@ -60,9 +62,11 @@ impl Expression {
             let path = compile_path(source)?;
             return Ok(Self {
                 segments: vec![Segment::Path(path)],
+                path_sources: vec![source.to_string()],
             });
         }
         let mut segments = Vec::new();
+        let mut path_sources = Vec::new();
         let mut literal = String::new();
         let mut chars = source.chars().peekable();
         while let Some(c) = chars.next() {
@@ -93,6 +97,7 @@ impl Expression {
                     }
                     let inner = inner.trim();
                     let segment = if inner.starts_with('$') {
+                        path_sources.push(inner.to_string());
                         Segment::Path(compile_path(inner)?)
                     } else {
                         Segment::Variable(Variable::parse(inner).ok_or_else(|| {
@@ -111,7 +116,15 @@ impl Expression {
         if !literal.is_empty() {
             segments.push(Segment::Literal(literal));
         }
-        Ok(Self { segments })
+        Ok(Self {
+            segments,
+            path_sources,
+        })
+    }
+
+    /// The JSONPaths the expression reads, as written.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.path_sources.iter().map(String::as_str)
     }
 
     /// Every value the expression yields: one per combination of multi-valued placeholders,

@@ -6,6 +6,7 @@ use futures_util::FutureExt;
 use serde_json::{Map, Value};
 
 use super::ParseError;
+use super::projection::{self, ProjectedParseError, Projection};
 use crate::inbound::InboundRequest;
 
 pub const MEDIA_JSON: &str = "application/json";
@@ -19,35 +20,30 @@ const MAX_JSON_DEPTH: usize = 64;
 
 /// Parses a JSON body into a value, refusing absurd nesting.
 pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
-    if depth(&value) > MAX_JSON_DEPTH {
-        return Err(ParseError::TooDeep(MAX_JSON_DEPTH));
-    }
-    Ok(value)
+    parse_json_reading(body, &Projection::All)
 }
 
 /// Parses a JSON body that must be an object.
 pub fn parse_json_object(body: &[u8]) -> Result<Value, ParseError> {
-    let value = parse_json(body)?;
+    parse_json_object_reading(body, &Projection::All)
+}
+
+/// Parses a JSON object body keeping only the parts `reads` selects (the rest is checked, not
+/// kept).
+pub fn parse_json_object_reading(body: &[u8], reads: &Projection) -> Result<Value, ParseError> {
+    let value = parse_json_reading(body, reads)?;
     if !value.is_object() {
         return Err(ParseError::NotAnObject);
     }
     Ok(value)
 }
 
-fn depth(value: &Value) -> usize {
-    // Iterative, so hostile nesting cannot overflow the stack here (serde_json limits to 128).
-    let mut deepest = 0;
-    let mut stack = vec![(value, 1usize)];
-    while let Some((v, d)) = stack.pop() {
-        deepest = deepest.max(d);
-        match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
-            _ => {}
-        }
-    }
-    deepest
+fn parse_json_reading(body: &[u8], reads: &Projection) -> Result<Value, ParseError> {
+    // Depth is checked while parsing, in skipped parts too (serde_json alone allows 128).
+    projection::parse(body, reads, MAX_JSON_DEPTH).map_err(|e| match e {
+        ProjectedParseError::TooDeep => ParseError::TooDeep(MAX_JSON_DEPTH),
+        ProjectedParseError::Json(e) => ParseError::Json(e.to_string()),
+    })
 }
 
 /// Decodes `application/x-www-form-urlencoded` (`+` is a space; repeated keys become arrays).

@@ -13,6 +13,7 @@ pub mod hubspot;
 pub mod jotform;
 pub mod lemonsqueezy;
 pub mod paddle;
+pub mod projection;
 pub mod shopify;
 pub mod signature;
 pub mod standardwebhooks;
@@ -31,6 +32,7 @@ use thiserror::Error;
 
 use crate::inbound::InboundRequest;
 use crate::submission::Parsed;
+use projection::Projection;
 
 /// Default replay window for senders that sign a timestamp (Stripe's SDK default).
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(300);
@@ -127,6 +129,23 @@ pub trait Sender: Sync {
 
     /// Parses a verified request into a submission (or a reason to ignore it).
     fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError>;
+
+    /// The JSONPaths of the payload the sender reads itself, for senders whose payloads are
+    /// large enough that parsing only what is read pays (orders with line items). `None`:
+    /// the whole payload is kept.
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// `parse`, keeping only the parts of a JSON payload in `reads`: the sender's own
+    /// (`Sender::reads`) and its route's paths.
+    fn parse_reading(
+        &self,
+        req: &InboundRequest,
+        _reads: &Projection,
+    ) -> Result<Parsed, ParseError> {
+        self.parse(req)
+    }
 }
 
 /// Declares the built-in senders: the `SenderKind` enum (its serde names are the mapping
@@ -209,6 +228,22 @@ impl SenderKind {
 
     pub fn parse(self, req: &InboundRequest) -> Result<Parsed, ParseError> {
         self.adapter().parse(req)
+    }
+
+    pub fn parse_reading(
+        self,
+        req: &InboundRequest,
+        reads: &Projection,
+    ) -> Result<Parsed, ParseError> {
+        self.adapter().parse_reading(req, reads)
+    }
+
+    /// What a route of this sender reads of a payload, given the route's own paths.
+    pub fn projection<'a>(self, route_paths: impl IntoIterator<Item = &'a str>) -> Projection {
+        match self.adapter().reads() {
+            Some(own) => Projection::of_paths(own.iter().copied().chain(route_paths)),
+            None => Projection::All,
+        }
     }
 }
 

@@ -85,16 +85,13 @@ impl SyncWorker {
         self
     }
 
-    pub async fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        let (secrets, client) = secrets_and_client(settings).await?;
-        let dead_letters = match &settings.dead_letter_queue {
-            Some(url) => Some(ContactQueue::new(
-                aws_sdk_sqs::Client::new(&crate::aws::sdk_config().await),
-                url,
-            )),
-            None => None,
-        };
-        let store = crate::imports::ImportStore::from_settings(settings).await;
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        let (secrets, client) = secrets_and_client(settings)?;
+        let dead_letters = settings
+            .dead_letter_queue
+            .as_ref()
+            .map(ContactQueue::from_environment);
+        let store = crate::imports::ImportStore::from_settings(settings);
         Ok(Self::new(
             InlineDelivery::new(client, secrets.clone()).with_import_store(store),
             secrets,
