@@ -21,7 +21,11 @@ fn summary(plan: Result<Plan, ac_webhook_sync::edge::WebhookError>) -> String {
         }) => format!("answer {outcome:?} {redirect:?}"),
         Ok(Plan::Contact {
             contact, redirect, ..
-        }) => format!("contact {} {:?} {redirect:?}", contact.encode(), contact.lists),
+        }) => format!(
+            "contact {} {:?} {redirect:?}",
+            contact.encode(),
+            contact.lists
+        ),
         Ok(Plan::Batch { contacts, .. }) => {
             let bodies: Vec<String> = contacts.iter().map(|c| c.encode()).collect();
             format!("batch {bodies:?}")
@@ -97,7 +101,10 @@ fn every_expression_of_a_route_is_read() {
     )
     .unwrap();
     let route = mapping.route("orders").unwrap();
-    assert!(!route.projection.is_all(), "no path here needs the whole payload");
+    assert!(
+        !route.projection.is_all(),
+        "no path here needs the whole payload"
+    );
     let body = json!({
         "email": "ignored@example.com",
         "customer": {"note_email": "Reader@Example.com", "first_name": "Not"},
@@ -136,6 +143,9 @@ fn every_expression_of_a_route_is_read() {
         "gift",
         "20+7946",
     ] {
-        assert!(planned.contains(expected), "{expected} missing from {planned}");
+        assert!(
+            planned.contains(expected),
+            "{expected} missing from {planned}"
+        );
     }
 }

@@ -278,6 +278,23 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Parsing only what the sender says it reads (`Sender::reads`) gives the same submission
+    /// as parsing the whole payload, and does skip something of each request.
+    pub fn assert_reads_suffice(sender: &dyn super::Sender, requests: &[InboundRequest]) {
+        let reads =
+            super::Projection::of_paths(sender.reads().expect("the sender reads").iter().copied());
+        for req in requests {
+            let whole = submission(sender.parse(req));
+            let read = submission(sender.parse_reading(req, &reads));
+            assert_ne!(whole.payload, read.payload, "nothing of {req:?} is skipped");
+            let without_payload = |s: Submission| Submission {
+                payload: serde_json::Value::Null,
+                ..s
+            };
+            assert_eq!(without_payload(whole), without_payload(read), "{req:?}");
+        }
+    }
+
     /// A token-authenticated sender: the route's token passes; a near miss and a missing
     /// token are refused. `headers` go with every request (e.g. a signature to ignore).
     pub fn assert_route_token(sender: &dyn super::Sender, headers: &[(&str, &str)], body: &str) {
