@@ -25,9 +25,10 @@ use crate::mapping::{MAX_TAGS, MAX_TEXT_CHARS, Mapping, MappingOutcome, map_subm
 use crate::secrets::AppSecret;
 use crate::sources::batch::{MAX_ROWS, MEDIA_CSV};
 use crate::sources::body::{
-    MEDIA_FORM, nest_brackets, parse_form_or_json, parse_json, parse_json_object, parse_multipart,
-    parse_urlencoded,
+    MEDIA_FORM, nest_brackets, parse_form_or_json, parse_json, parse_json_object,
+    parse_json_object_reading, parse_multipart, parse_urlencoded,
 };
+use crate::sources::projection::Projection;
 use crate::sources::signature::{TagEncoding, hmac_sha256};
 use crate::sources::{
     AuthError, AuthSettings, SenderKind, calendly, hubspot, lemonsqueezy, paddle, shopify,
@@ -93,13 +94,51 @@ fn json_depth(value: &Value) -> usize {
 
 /// JSON bodies: any bytes.
 pub fn json_body(data: &[u8]) {
-    if let Ok(value) = parse_json(data) {
-        assert!(json_depth(&value) <= MAX_JSON_DEPTH, "accepted too deep");
+    let ours = parse_json(data);
+    if let Ok(value) = &ours {
+        assert!(json_depth(value) <= MAX_JSON_DEPTH, "accepted too deep");
+    }
+    // The same document serde_json builds, whenever it is shallow enough.
+    match serde_json::from_slice::<Value>(data) {
+        Ok(value) if json_depth(&value) <= MAX_JSON_DEPTH => {
+            assert_eq!(ours.as_ref().ok(), Some(&value), "parsed unlike serde_json")
+        }
+        _ => assert!(
+            ours.is_err(),
+            "accepted what serde_json refuses or is too deep"
+        ),
     }
     if let Ok(value) = parse_json_object(data) {
         assert!(value.is_object());
     }
+    // A projected parse accepts exactly the same bodies, and answers its paths the same.
+    let projection = Projection::of_paths(PROJECTED_PATHS.iter().copied());
+    let projected = parse_json_object_reading(data, &projection);
+    let whole = parse_json_object(data);
+    assert_eq!(
+        projected.is_ok(),
+        whole.is_ok(),
+        "projection changed acceptance"
+    );
+    if let (Ok(projected), Ok(whole)) = (projected, whole) {
+        for path in PROJECTED_PATHS {
+            let path = serde_json_path::JsonPath::parse(path).expect("a valid path");
+            assert_eq!(path.query(&projected).all(), path.query(&whole).all());
+        }
+    }
 }
+
+/// Paths of every shape a projection narrows down (names, `*`, indices) or keeps whole.
+const PROJECTED_PATHS: &[&str] = &[
+    "$.email",
+    "$.a.b",
+    "$.line_items[*].sku",
+    "$.line_items[0].name",
+    "$['customer']['first_name']",
+    "$.m.*.x",
+    "$.f[?@.k == 'v'].w",
+    "$.d..e",
+];
 
 /// `application/x-www-form-urlencoded` bodies, flat and with PHP/Rails bracket nesting.
 pub fn form_body(data: &[u8]) {
