@@ -11,9 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use ac_webhook_sync::activecampaign::ContactSync;
+use ac_webhook_sync::delivery::{InlineDelivery, QueuedContact};
 use ac_webhook_sync::edge::{HttpResponse, Limits, WebhookApp};
+use ac_webhook_sync::imports::callback::CallbackApp;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::worker::{QueueRecord, SyncWorker};
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use serde_json::json;
 use support::*;
@@ -284,11 +288,11 @@ fn secrets_error(status: u16, kind: &str) -> ResponseTemplate {
         .set_body_json(json!({"__type": kind, "message": "injected fault"}))
 }
 
-/// A Secrets Manager endpoint answering from `answers`, and the app reading its secret there.
-async fn secrets_manager(
+/// A Secrets Manager endpoint answering from `answers`, and a secret cache reading from it.
+async fn secret_cache_at(
     answers: Vec<ResponseTemplate>,
     ttl: Duration,
-) -> (MockServer, WebhookApp) {
+) -> (MockServer, Arc<SecretCache>) {
     let store = MockServer::start().await;
     Mock::given(method("POST"))
         .and(header("x-amz-target", SECRETS_TARGET))
@@ -305,9 +309,18 @@ async fn secrets_manager(
         client: aws_sdk_secretsmanager::Client::new(&config).into(),
         secret_id: "acws".into(),
     };
+    (store, Arc::new(SecretCache::new(source, ttl)))
+}
+
+/// The same, with the webhook app reading its secret there.
+async fn secrets_manager(
+    answers: Vec<ResponseTemplate>,
+    ttl: Duration,
+) -> (MockServer, WebhookApp) {
+    let (store, secrets) = secret_cache_at(answers, ttl).await;
     let app = WebhookApp::new(
         Mapping::bundled().unwrap(),
-        Arc::new(SecretCache::new(source, ttl)),
+        secrets,
         fast_client(),
         Limits {
             max_body_bytes: 1 << 20,
@@ -399,6 +412,66 @@ async fn a_secrets_manager_that_hangs_is_503_before_the_deadline() {
         started.elapsed()
     );
     assert!(received_syncs(&ac).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_worker_whose_secret_read_hangs_hands_its_batch_back_before_the_deadline() {
+    let _logs = logs::checked();
+    let ac = scripted(vec![ok_sync()]).await;
+    let slow = secret_value(&local_secret_json(&ac.uri())).set_delay(Duration::from_secs(30));
+    let (_store, secrets) = secret_cache_at(vec![slow], TTL).await;
+    let worker = SyncWorker::new(
+        InlineDelivery::new(fast_client(), secrets.clone()),
+        secrets,
+        None,
+        5,
+    );
+    let contact = ContactSync {
+        email: "ada@example.com".into(),
+        ..Default::default()
+    };
+    let record = QueueRecord {
+        message_id: "m-1".into(),
+        body: QueuedContact::new("newsletter", Some("d-1"), contact).to_json(),
+        receive_count: 1,
+    };
+    let started = Instant::now();
+    let report = worker
+        .process(vec![record], started + Duration::from_millis(1500))
+        .await;
+    assert_eq!(report.failed, vec!["m-1".to_string()], "SQS retries it");
+    assert!(
+        started.elapsed() < Duration::from_millis(1700),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(received_syncs(&ac).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_import_callback_whose_secret_read_hangs_is_503_before_the_deadline() {
+    let _logs = logs::checked();
+    let ac = scripted(vec![]).await;
+    let slow = secret_value(&local_secret_json(&ac.uri())).set_delay(Duration::from_secs(30));
+    let (_store, secrets) = secret_cache_at(vec![slow], TTL).await;
+    let callback = CallbackApp::new(None, secrets, fast_client(), None);
+    let started = Instant::now();
+    let response = callback
+        .handle(
+            &event_request("import-callback-post"),
+            started + Duration::from_millis(1500),
+        )
+        .await;
+    assert_eq!(
+        response.status.as_u16(),
+        503,
+        "ActiveCampaign calls back again"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1700),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

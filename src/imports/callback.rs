@@ -24,7 +24,7 @@ use crate::edge::{
 };
 use crate::inbound::{InboundRequest, parse_query};
 use crate::redact::mask_email;
-use crate::secrets::SecretCache;
+use crate::secrets::{SecretCache, before_deadline};
 use crate::settings::{DeliveryMode, Settings};
 use crate::sources::AuthError;
 use crate::sources::signature::constant_time_eq;
@@ -99,7 +99,9 @@ impl CallbackApp {
             .map(str::to_string)
             .or_else(|| params.get(CALLBACK_TOKEN_PARAM).cloned())
             .ok_or(AuthError::MissingToken)?;
-        let secret = self.secrets.get().await.map_err(unavailable)?;
+        let secret = before_deadline(deadline, self.secrets.get())
+            .await
+            .map_err(unavailable)?;
         let key = secret
             .callback_secret
             .as_ref()

@@ -16,7 +16,7 @@ use crate::activecampaign::bulk::{CallbackTarget, MIN_BULK_CONTACTS};
 use crate::delivery::{ContactQueue, DeliveryOutcome, InlineDelivery, QueuedContact};
 use crate::edge::{StartupError, secrets_and_client};
 use crate::redact::mask_email;
-use crate::secrets::{AppSecret, SecretCache};
+use crate::secrets::{AppSecret, SecretCache, before_deadline};
 use crate::settings::Settings;
 
 /// Message attribute that says why a message was dead-lettered.
@@ -136,7 +136,8 @@ impl SyncWorker {
         if people.is_empty() {
             return report;
         }
-        let secret = match self.secrets.get().await {
+        // A hanging store must leave time to hand the batch back (retry or dead-letter).
+        let secret = match before_deadline(deadline, self.secrets.get()).await {
             Ok(secret) => secret,
             Err(error) => {
                 let reason = error.to_string();
