@@ -513,12 +513,12 @@ fn check_outcome(outcome: &MappingOutcome) {
 /// A mapping expression (JSONPath or template) against a payload, alone and inside a route:
 /// `<expression> 0xFF <payload JSON>`.
 pub fn mapping_template(data: &[u8]) {
-    let [source, payload] = parts(data, 2)[..] else {
+    let [source, payload_bytes] = parts(data, 2)[..] else {
         unreachable!("parts() gives exactly the count asked for")
     };
     // Payloads reach mapping through the body parser, so within its depth limit.
-    let payload = parse_json(payload)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
+    let payload = parse_json(payload_bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload_bytes).into_owned()));
     let submission = submission_of(payload);
     let source = String::from_utf8_lossy(source);
     let ctx = Context {
@@ -532,7 +532,18 @@ pub fn mapping_template(data: &[u8]) {
             "{} expansions",
             values.len()
         );
-        let _ = expression.first_node(&submission.payload);
+        let node = expression.first_node(&submission.payload);
+        // Keeping only what the expression reads changes none of its answers.
+        let projection = Projection::of_paths(expression.paths());
+        if let Ok(projected) = parse_json_object_reading(payload_bytes, &projection) {
+            let projected = submission_of(projected);
+            assert_eq!(expression.expand(&projected, ctx), values, "projected expansion");
+            assert_eq!(
+                expression.first_node(&projected.payload),
+                node,
+                "projected first node"
+            );
+        }
     }
     // The same expression in every place a route takes one.
     let quoted = serde_json::to_string(&*source).expect("strings serialise");

@@ -151,7 +151,9 @@ fn plain_prefix(path: &str) -> Vec<Step> {
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(after.len());
             let name = &after[..end];
-            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            // A name may go on in non-ASCII letters (`$.aé`): only ASCII names are narrowed.
+            let continues = after[end..].starts_with(|c: char| !c.is_ascii());
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || continues {
                 break;
             }
             (Step::Member(name.to_string()), &after[end..])
@@ -455,6 +457,8 @@ mod tests {
             ],
             "meta": {"x": {"sku": "deep"}, "y": [1, 2]},
             "$weird key": "w",
+            "caf": "not this one",
+            "café": "this one",
             "it's": "quoted"
         })
     }
@@ -499,6 +503,7 @@ mod tests {
             ("$.customer..long", json!({"customer": doc["customer"]})),
             (r"$['it\'s']", doc.clone()),
             ("$", doc.clone()),
+            ("$.café", doc.clone()),
             ("not a path", doc.clone()),
         ] {
             assert_eq!(projected(&[path], &doc), kept, "{path}");
@@ -520,6 +525,8 @@ mod tests {
             "$.customer['note'].long",
             "$[\"it's\"]",
             "$.missing.x",
+            "$.café",
+            "$.meta.y[0]",
         ] {
             let query = JsonPath::parse(path).unwrap();
             let projected = projected(&[path, "$.name"], &doc);
