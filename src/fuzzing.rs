@@ -98,8 +98,15 @@ pub fn json_body(data: &[u8]) {
     if let Ok(value) = &ours {
         assert!(json_depth(value) <= MAX_JSON_DEPTH, "accepted too deep");
     }
-    // The same document serde_json builds, whenever it is shallow enough.
+    // The same document serde_json builds, whenever it is shallow enough. (With serde_json's
+    // `raw_value` feature, which test builds get through a dev-dependency, serde_json reads a
+    // member named RAW_VALUE_TOKEN as a raw document; ours keeps it as an ordinary member.)
+    let raw_value_token = b"$serde_json::private::RawValue";
+    let serde_reads_raw_values = data
+        .windows(raw_value_token.len())
+        .any(|w| w == raw_value_token);
     match serde_json::from_slice::<Value>(data) {
+        _ if serde_reads_raw_values => {}
         Ok(value) if json_depth(&value) <= MAX_JSON_DEPTH => {
             assert_eq!(ours.as_ref().ok(), Some(&value), "parsed unlike serde_json")
         }
@@ -537,7 +544,11 @@ pub fn mapping_template(data: &[u8]) {
         let projection = Projection::of_paths(expression.paths());
         if let Ok(projected) = parse_json_object_reading(payload_bytes, &projection) {
             let projected = submission_of(projected);
-            assert_eq!(expression.expand(&projected, ctx), values, "projected expansion");
+            assert_eq!(
+                expression.expand(&projected, ctx),
+                values,
+                "projected expansion"
+            );
             assert_eq!(
                 expression.first_node(&projected.payload),
                 node,

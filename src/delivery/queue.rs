@@ -59,30 +59,34 @@ impl ContactQueue {
         attributes: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<String, QueueError> {
-        let mut request = self
-            .client
-            .get()
-            .await
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body);
-        for (name, value) in attributes {
-            let attribute = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(*value)
-                .build()
-                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-            request = request.message_attributes(*name, attribute);
-        }
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .min(SEND_TIMEOUT);
-        let output = tokio::time::timeout(budget, request.send())
-            .await
-            .map_err(|_| QueueError::Unavailable("timed out".into()))?
-            .map_err(|e| {
+        // Building the client on first use (loading the SDK configuration) counts against the
+        // budget too.
+        let send = async {
+            let mut request = self
+                .client
+                .get()
+                .await
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body);
+            for (name, value) in attributes {
+                let attribute = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(*value)
+                    .build()
+                    .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+                request = request.message_attributes(*name, attribute);
+            }
+            request.send().await.map_err(|e| {
                 QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-            })?;
+            })
+        };
+        let output = tokio::time::timeout(budget, send)
+            .await
+            .map_err(|_| QueueError::Unavailable("timed out".into()))??;
         Ok(output.message_id().unwrap_or_default().to_string())
     }
 }
