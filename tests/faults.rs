@@ -121,6 +121,16 @@ async fn a_429_storm_that_outlasts_the_budget_is_503_never_200() {
 }
 
 #[tokio::test]
+async fn a_last_attempt_cut_short_by_the_deadline_keeps_the_429_as_the_reason() {
+    let _logs = logs::checked();
+    let slow = ok_sync().set_delay(Duration::from_secs(10));
+    let server = scripted(vec![too_many(None), slow]).await;
+    let response = send_within(&app_for(&server), Duration::from_millis(1500)).await;
+    assert_unavailable(&response, "HTTP 429, then no answer before the deadline");
+    assert_eq!(received_syncs(&server).await.len(), 2);
+}
+
+#[tokio::test]
 async fn every_5xx_is_retried_until_activecampaign_answers() {
     let _logs = logs::checked();
     let server = scripted(vec![

@@ -240,6 +240,15 @@ impl ActiveCampaignClient {
                 .send()
                 .await;
             match sent {
+                // A call cut short by the deadline says less than the answer before it
+                // (`HTTP 429`), so that answer stays the reason.
+                Err(error)
+                    if attempt > 1
+                        && error.is_timeout()
+                        && remaining < self.settings.call_timeout =>
+                {
+                    reason = format!("{reason}, then no answer before the deadline");
+                }
                 Err(error) => reason = describe_transport_error(&error),
                 Ok(response) => {
                     let status = response.status();
