@@ -20,7 +20,9 @@ pub async fn serve(worker: SyncWorker) -> Result<(), lambda_runtime::Error> {
 pub async fn handle(worker: &SyncWorker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
     let deadline = worker_deadline(event.context.deadline);
     let records = event.payload.records.into_iter().map(to_record).collect();
-    let report = worker.process(records, deadline).await;
+    // Boxed: the worker's future is deep enough to overflow rustc's layout query depth when
+    // the runtime's future is laid out around it (seen on fresh builds only).
+    let report = Box::pin(worker.process(records, deadline)).await;
     let mut response = SqsBatchResponse::default();
     for message_id in report.failed {
         let mut failure = BatchItemFailure::default();
