@@ -98,11 +98,6 @@ impl<C: SdkClient> LazyClient<C> {
     ) -> &C {
         self.0.get_or_init(build).await
     }
-
-    /// Whether the client has been built (start-up tests assert it has not).
-    pub fn is_built(&self) -> bool {
-        self.0.initialized()
-    }
 }
 
 /// A client built elsewhere (tests point one at a local endpoint).
@@ -138,6 +133,12 @@ impl HttpClient for FirstRequestTls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<C> LazyClient<C> {
+        fn is_built(&self) -> bool {
+            self.0.initialized()
+        }
+    }
 
     fn sqs_client() -> aws_sdk_sqs::Client {
         let config = aws_sdk_sqs::Config::builder()

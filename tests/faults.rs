@@ -407,20 +407,32 @@ async fn secrets_manager_errors_are_503_and_nothing_is_sent() {
     }
 }
 
+/// The budget the hanging-store tests give an invocation, and the most its answer may take.
+const HANG_BUDGET: Duration = Duration::from_millis(1500);
+const HANG_ANSWERED_BY: Duration = Duration::from_millis(1700);
+
+/// A Secrets Manager answer that comes long after any invocation's deadline.
+fn hanging_secret(ac: &MockServer) -> ResponseTemplate {
+    secret_value(&local_secret_json(&ac.uri())).set_delay(Duration::from_secs(30))
+}
+
+fn assert_answered_in_time(started: Instant) {
+    assert!(
+        started.elapsed() < HANG_ANSWERED_BY,
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_secrets_manager_that_hangs_is_503_before_the_deadline() {
     let _logs = logs::checked();
     let ac = scripted(vec![ok_sync()]).await;
-    let slow = secret_value(&local_secret_json(&ac.uri())).set_delay(Duration::from_secs(30));
-    let (_store, app) = secrets_manager(vec![slow], TTL).await;
+    let (_store, app) = secrets_manager(vec![hanging_secret(&ac)], TTL).await;
     let started = Instant::now();
-    let response = send_within(&app, Duration::from_millis(1500)).await;
+    let response = send_within(&app, HANG_BUDGET).await;
     assert_unavailable(&response, "");
-    assert!(
-        started.elapsed() < Duration::from_millis(1700),
-        "answered after {:?}",
-        started.elapsed()
-    );
+    assert_answered_in_time(started);
     assert!(received_syncs(&ac).await.is_empty());
 }
 
@@ -428,8 +440,7 @@ async fn a_secrets_manager_that_hangs_is_503_before_the_deadline() {
 async fn a_worker_whose_secret_read_hangs_hands_its_batch_back_before_the_deadline() {
     let _logs = logs::checked();
     let ac = scripted(vec![ok_sync()]).await;
-    let slow = secret_value(&local_secret_json(&ac.uri())).set_delay(Duration::from_secs(30));
-    let (_store, secrets) = secret_cache_at(vec![slow], TTL).await;
+    let (_store, secrets) = secret_cache_at(vec![hanging_secret(&ac)], TTL).await;
     let worker = SyncWorker::new(
         InlineDelivery::new(fast_client(), secrets.clone()),
         secrets,
@@ -446,15 +457,9 @@ async fn a_worker_whose_secret_read_hangs_hands_its_batch_back_before_the_deadli
         receive_count: 1,
     };
     let started = Instant::now();
-    let report = worker
-        .process(vec![record], started + Duration::from_millis(1500))
-        .await;
+    let report = worker.process(vec![record], started + HANG_BUDGET).await;
     assert_eq!(report.failed, vec!["m-1".to_string()], "SQS retries it");
-    assert!(
-        started.elapsed() < Duration::from_millis(1700),
-        "answered after {:?}",
-        started.elapsed()
-    );
+    assert_answered_in_time(started);
     assert!(received_syncs(&ac).await.is_empty());
 }
 
@@ -462,8 +467,7 @@ async fn a_worker_whose_secret_read_hangs_hands_its_batch_back_before_the_deadli
 async fn an_import_callback_whose_secret_read_hangs_is_503_before_the_deadline() {
     let _logs = logs::checked();
     let ac = scripted(vec![]).await;
-    let slow = secret_value(&local_secret_json(&ac.uri())).set_delay(Duration::from_secs(30));
-    let (_store, secrets) = secret_cache_at(vec![slow], TTL).await;
+    let (_store, secrets) = secret_cache_at(vec![hanging_secret(&ac)], TTL).await;
     let callback = CallbackApp::new(None, secrets, fast_client(), None);
     let started = Instant::now();
     let response = callback
