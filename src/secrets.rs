@@ -45,11 +45,7 @@ impl AppSecret {
         let secret: AppSecret = serde_json::from_str(json)
             // serde's message names the key and position, never the value.
             .map_err(|e| SecretError::Malformed(e.to_string()))?;
-        if !(secret.api_url.starts_with("https://") || secret.api_url.starts_with("http://")) {
-            return Err(SecretError::Malformed(
-                "api_url must be an http(s) URL".into(),
-            ));
-        }
+        check_api_url(&secret.api_url)?;
         if secret.api_key.expose_secret().trim().is_empty() {
             return Err(SecretError::Malformed("api_key is empty".into()));
         }
@@ -68,6 +64,35 @@ impl AppSecret {
 
     pub fn route_secrets(&self, route: &str) -> &[SecretString] {
         self.webhook_secrets.get(route).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// `api_url` must be `https://`: the key travels in a header of every call. Plain `http://`
+/// is allowed only for loopback addresses (the local sandbox and test fakes).
+fn check_api_url(api_url: &str) -> Result<(), SecretError> {
+    let refuse = |why: &str| Err(SecretError::Malformed(format!("api_url {why}")));
+    let Ok(url) = reqwest::Url::parse(api_url) else {
+        return refuse("is not a URL (expected https://ACCOUNT.api-us1.com)");
+    };
+    if url.host().is_none() {
+        return refuse("has no host (expected https://ACCOUNT.api-us1.com)");
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => {
+            refuse("must be https:// (plain http:// only for loopback addresses, for local runs)")
+        }
+        _ => refuse("must be an https:// URL"),
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -139,7 +164,9 @@ impl SecretSource {
                 AppSecret::from_json(json)
             }
             SecretSource::File(path) => {
-                let json = tokio::fs::read_to_string(path).await.map_err(|e| {
+                // A small local file (local runs only): read in place, which also keeps
+                // tests on tokio's paused clock deterministic.
+                let json = std::fs::read_to_string(path).map_err(|e| {
                     SecretError::NotFound(format!("cannot read {}: {e}", path.display()))
                 })?;
                 AppSecret::from_json(&json)
@@ -193,7 +220,15 @@ pub async fn before_deadline<T>(
 struct Cached {
     secret: Arc<AppSecret>,
     fetched_at: Instant,
+    /// When refreshing first failed, while it keeps failing: the stale copy serves for
+    /// [`STALE_GRACE`] from then, and not a moment longer.
+    failing_since: Option<Instant>,
+    /// No new attempt before this while failing (one read a second, not one per request).
+    retry_at: Option<Instant>,
 }
+
+/// Least time between two reads of a secret whose refresh is failing.
+const FAILING_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A per-container cache in front of a [`SecretSource`].
 pub struct SecretCache {
@@ -212,28 +247,38 @@ impl SecretCache {
     }
 
     /// The cached secret, fetched when absent or older than the TTL. When the source fails
-    /// and a stale copy exists, the stale copy serves a little longer.
+    /// and a stale copy exists, the stale copy serves for [`STALE_GRACE`] from the first
+    /// failure; after that the error is returned (a token the operator meant to remove, or a
+    /// key that was rotated away, must stop working).
     pub async fn get(&self) -> Result<Arc<AppSecret>, SecretError> {
         let mut state = self.state.lock().await;
-        if let Some(cached) = state.as_ref()
-            && cached.fetched_at.elapsed() < self.ttl
-        {
-            return Ok(cached.secret.clone());
+        let now = Instant::now();
+        if let Some(cached) = state.as_ref() {
+            if cached.fetched_at.elapsed() < self.ttl {
+                return Ok(cached.secret.clone());
+            }
+            let in_grace = cached
+                .failing_since
+                .is_some_and(|since| now.duration_since(since) < STALE_GRACE);
+            if in_grace && cached.retry_at.is_some_and(|at| now < at) {
+                return Ok(cached.secret.clone());
+            }
         }
         match self.source.fetch().await {
             Ok(secret) => {
                 let secret = Arc::new(secret);
-                *state = Some(Cached {
-                    secret: secret.clone(),
-                    fetched_at: Instant::now(),
-                });
+                *state = Some(Cached::fresh(secret.clone()));
                 Ok(secret)
             }
             Err(error) => match state.as_mut() {
                 Some(cached) => {
+                    let since = *cached.failing_since.get_or_insert(now);
+                    if now.duration_since(since) >= STALE_GRACE {
+                        tracing::error!(error = %error, "Secret refresh has failed for longer than the grace period; not serving the cached copy.");
+                        return Err(error);
+                    }
                     tracing::warn!(error = %error, "Secret refresh failed; serving the cached copy a little longer.");
-                    // Treat it as fetched so that it expires again after the grace period.
-                    cached.fetched_at = Instant::now() - self.ttl.saturating_sub(STALE_GRACE);
+                    cached.retry_at = Some(now + FAILING_RETRY_INTERVAL);
                     Ok(cached.secret.clone())
                 }
                 None => Err(error),
@@ -251,11 +296,19 @@ impl SecretCache {
             return Ok(cached.secret.clone());
         }
         let secret = Arc::new(self.source.fetch().await?);
-        *state = Some(Cached {
-            secret: secret.clone(),
-            fetched_at: Instant::now(),
-        });
+        *state = Some(Cached::fresh(secret.clone()));
         Ok(secret)
+    }
+}
+
+impl Cached {
+    fn fresh(secret: Arc<AppSecret>) -> Self {
+        Self {
+            secret,
+            fetched_at: Instant::now(),
+            failing_since: None,
+            retry_at: None,
+        }
     }
 }
 
@@ -315,6 +368,71 @@ mod tests {
         let again = cache.refresh(&first).await.unwrap();
         assert!(Arc::ptr_eq(&refreshed, &again));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn api_url_is_https_except_on_loopback() {
+        let with_url = |url: &str| {
+            AppSecret::from_json(&format!(r#"{{"api_url":"{url}","api_key":"k"}}"#))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for good in [
+            "https://acct.api-us1.com",
+            "http://127.0.0.1:4599",
+            "http://localhost:9000/",
+            "http://[::1]:8080",
+            "http://127.9.9.9",
+        ] {
+            assert_eq!(with_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://acct.api-us1.com",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "ftp://acct.api-us1.com",
+            "acct.api-us1.com",
+            "https://",
+        ] {
+            let error = with_url(bad).unwrap_err();
+            assert!(error.contains("api_url"), "{bad}: {error}");
+        }
+    }
+
+    /// A source that fails whenever `failing` is set.
+    fn flaky_source(dir: &str) -> (PathBuf, SecretCache) {
+        let dir = std::env::temp_dir().join(format!("acws-{dir}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret.json");
+        std::fs::write(&path, JSON).unwrap();
+        let cache = SecretCache::new(SecretSource::File(path.clone()), Duration::from_secs(60));
+        (path, cache)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stale_grace_ends_thirty_seconds_after_the_first_failed_refresh() {
+        let (path, cache) = flaky_source("grace");
+        cache.get().await.unwrap();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        std::fs::write(&path, "{ not json").unwrap();
+        // Refreshes keep failing: the cached copy serves through the grace period...
+        for _ in 0..29 {
+            assert!(cache.get().await.is_ok());
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert!(
+            cache.get().await.is_ok(),
+            "still within 30 s of the first failure"
+        );
+        // ...and not after it, however often it was tried in between.
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert!(matches!(cache.get().await, Err(SecretError::Malformed(_))));
+        assert!(cache.get().await.is_err());
+        // A good secret again ends the failure.
+        std::fs::write(&path, JSON).unwrap();
+        assert!(cache.get().await.is_ok());
+        std::fs::remove_file(&path).ok();
     }
 
     #[tokio::test]

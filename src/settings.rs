@@ -22,6 +22,8 @@ pub const ENV_DLQ_URL: &str = "DLQ_URL";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 pub const ENV_CALLBACK_URL: &str = "CALLBACK_URL";
 pub const ENV_IMPORTS_TABLE: &str = "IMPORTS_TABLE";
+pub const ENV_RETRY_BASE_SECS: &str = "WORKER_RETRY_BASE_SECS";
+pub const ENV_RETRY_MAX_SECS: &str = "WORKER_RETRY_MAX_SECS";
 
 /// Receives after which the sync-worker moves a failing message to the dead-letter queue.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
@@ -77,6 +79,11 @@ pub struct Settings {
     pub callback_url: Option<String>,
     /// The DynamoDB table where bulk imports are recorded for their callback.
     pub imports_table: Option<String>,
+    /// The contact queue (`QUEUE_URL`): where the webhook sends, and the sync-worker hides
+    /// messages it hands back.
+    pub queue_url: Option<String>,
+    /// How long the sync-worker hides a message it hands back for retry.
+    pub retry_schedule: crate::delivery::queue::RetrySchedule,
 }
 
 impl Settings {
@@ -134,8 +141,17 @@ impl Settings {
                 });
             }
         };
+        let mut retry_schedule = crate::delivery::queue::RetrySchedule::default();
+        if let Some(secs) = number(ENV_RETRY_BASE_SECS, "seconds, above 0")? {
+            retry_schedule.base = Duration::from_secs(secs);
+        }
+        if let Some(secs) = number(ENV_RETRY_MAX_SECS, "seconds, above 0")? {
+            retry_schedule.max = Duration::from_secs(secs);
+        }
         Ok(Self {
             delivery,
+            queue_url: get(ENV_QUEUE_URL),
+            retry_schedule,
             dead_letter_queue: get(ENV_DLQ_URL),
             callback_url: get(ENV_CALLBACK_URL),
             imports_table: get(ENV_IMPORTS_TABLE),

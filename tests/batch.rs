@@ -49,6 +49,7 @@ impl Respond for FakeImporter {
 
 async fn fake_activecampaign() -> MockServer {
     let server = MockServer::start().await;
+    mount_users_me(&server).await;
     Mock::given(method("POST"))
         .and(path("/api/3/import/bulk_import"))
         .and(wiremock::matchers::header("Api-Token", LOCAL_API_KEY))

@@ -405,6 +405,7 @@ async fn every_event_file_gives_its_documented_answer() {
         };
         // A fresh fake per event, so each assertion sees only its own requests.
         let server = MockServer::start().await;
+        mount_users_me(&server).await;
         mount_contact_sync(
             &server,
             ResponseTemplate::new(200).set_body_json(synced_body(42)),

@@ -455,6 +455,7 @@ async fn a_worker_whose_secret_read_hangs_hands_its_batch_back_before_the_deadli
         message_id: "m-1".into(),
         body: QueuedContact::new("newsletter", Some("d-1"), contact).to_json(),
         receive_count: 1,
+        ..Default::default()
     };
     let started = Instant::now();
     let report = worker.process(vec![record], started + HANG_BUDGET).await;

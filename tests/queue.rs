@@ -114,6 +114,7 @@ async fn drain(q: &Queues, worker: &SyncWorker, budget: Duration) -> usize {
             .iter()
             .map(|m| QueueRecord {
                 message_id: m.message_id().unwrap().to_string(),
+                receipt_handle: m.receipt_handle().unwrap().to_string(),
                 body: m.body().unwrap().to_string(),
                 receive_count: m
                     .attributes()

@@ -1,8 +1,15 @@
 //! The ActiveCampaign HTTP client: v1 calls with the key in the `API-TOKEN` header, paced,
-//! retried with backoff on 429, 5xx, timeouts, connection errors and unreadable answers,
-//! always within the invocation's deadline, with an explicit timeout on every call.
+//! retried with backoff on 429, 5xx, 3xx, timeouts, connection errors and unreadable or
+//! oversized answers, always within the invocation's deadline, with an explicit timeout on
+//! every call. Redirects are never followed: a 301/302 turns the POST into a bodyless GET and
+//! would carry the `API-TOKEN` header to whatever host it names.
+//!
+//! v1 answers a wrong or revoked key with HTTP 200 and `result_code` 0, the same shape as a
+//! refusal of the data. So a `result_code` 0 is only taken for a data refusal once the key is
+//! known good: one v3 `GET /api/3/users/me` (200 = good, 401/403 = refused), whose "good"
+//! verdict is trusted for [`KEY_CONFIRMATION_TTL`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -10,12 +17,21 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use tokio::time::Instant;
 
-use super::contact_sync::{ContactSync, ListStatus};
+use super::contact_sync::ContactSync;
 use super::pacer::Pacer;
 use super::response::{V1Answer, list_statuses, parse_v1, subscriber_id};
 
 pub const V1_PATH: &str = "/admin/api.php";
+/// The cheapest authenticated v3 call: who the key belongs to.
+pub const USERS_ME_PATH: &str = "/api/3/users/me";
 pub const API_TOKEN_HEADER: &str = "API-TOKEN";
+/// How long a key confirmed good is trusted before a `result_code` 0 confirms it again: a
+/// stream of genuine refusals costs one extra call a minute, and a key revoked mid-stream is
+/// noticed within that minute.
+pub const KEY_CONFIRMATION_TTL: Duration = Duration::from_secs(60);
+/// The largest answer read; a larger (or endless) one is an unknown outcome, not a reason to
+/// run out of memory. ActiveCampaign's answers here are a few KB.
+pub const MAX_ANSWER_BYTES: usize = 512 * 1024;
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 const USER_AGENT: &str = concat!("ac-webhook-sync/", env!("CARGO_PKG_VERSION"));
 
@@ -55,7 +71,7 @@ pub enum SyncResult {
     Synced {
         subscriber_id: Option<u64>,
     },
-    /// `result_code` 0: the data was refused (invalid email, ...).
+    /// `result_code` 0 with a key confirmed good: the data was refused (invalid email, ...).
     Refused {
         message: String,
     },
@@ -65,7 +81,31 @@ pub enum SyncResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListLookup {
     NotFound,
-    Found(std::collections::BTreeMap<u64, ListStatus>),
+    Found(std::collections::BTreeMap<u64, SubscriberStatus>),
+}
+
+/// A contact's status on one list, as `contact_view_email` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberStatus {
+    /// 0: waiting for a double opt-in confirmation.
+    Unconfirmed,
+    /// 1.
+    Active,
+    /// 2.
+    Unsubscribed,
+    /// 3.
+    Bounced,
+    /// Listed, but with a status this client does not read.
+    Unknown,
+}
+
+impl SubscriberStatus {
+    /// Whether `status=1` may be sent without the route being an explicit opt-in: only for a
+    /// contact already active there. Anything else (unsubscribed, bounced, unconfirmed, or
+    /// unreadable) would be overwritten by a subscribe.
+    pub fn allows_subscribe(self) -> bool {
+        self == SubscriberStatus::Active
+    }
 }
 
 /// Why a call did not get an answer that settles the contact.
@@ -96,6 +136,20 @@ pub struct ActiveCampaignClient {
     /// The bulk importer has its own, separate limit (100 requests per minute).
     bulk_pacer: Arc<Pacer>,
     settings: ClientSettings,
+    /// The account and key last confirmed good, and when (see [`KEY_CONFIRMATION_TTL`]).
+    confirmed_key: Arc<Mutex<Option<(KeyFingerprint, Instant)>>>,
+}
+
+/// A digest of an account's URL and key: which key was confirmed, without keeping a copy.
+type KeyFingerprint = [u8; 32];
+
+fn fingerprint(account: Account<'_>) -> KeyFingerprint {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(account.api_url.trim_end_matches('/').as_bytes());
+    digest.update([0]);
+    digest.update(account.api_key.expose_secret().as_bytes());
+    digest.finalize().into()
 }
 
 impl ActiveCampaignClient {
@@ -107,12 +161,14 @@ impl ActiveCampaignClient {
             // Kept below ActiveCampaign's and the load balancer's idle timeouts, so a warm
             // container reuses its TLS connection instead of hitting a closed one.
             .pool_idle_timeout(Duration::from_secs(50))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,
             pacer: Arc::new(Pacer::new(settings.requests_per_second)),
             bulk_pacer: Arc::new(Pacer::new(settings.imports_per_second)),
             settings,
+            confirmed_key: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -128,7 +184,9 @@ impl ActiveCampaignClient {
         &self.bulk_pacer
     }
 
-    /// `contact_sync`: adds or updates the contact matched by email.
+    /// `contact_sync`: adds or updates the contact matched by email. A `result_code` 0 is a
+    /// [`SyncResult::Refused`] only once the key is confirmed good; a refused key is
+    /// [`AcError::Unauthorized`].
     pub async fn contact_sync(
         &self,
         account: Account<'_>,
@@ -137,24 +195,29 @@ impl ActiveCampaignClient {
     ) -> Result<SyncResult, AcError> {
         let url = v1_url(account.api_url, "contact_sync");
         let body = contact.encode();
-        self.call_v1(
-            deadline,
-            || {
-                self.http
-                    .post(&url)
-                    .header(API_TOKEN_HEADER, account.api_key.expose_secret())
-                    .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
-                    .body(body.clone())
-            },
-            |answer| match answer {
-                V1Answer::Success { body } => Some(SyncResult::Synced {
-                    subscriber_id: subscriber_id(&body),
-                }),
-                V1Answer::Refused { message } => Some(SyncResult::Refused { message }),
-                V1Answer::Unknown => None,
-            },
-        )
-        .await
+        let answer = self
+            .call_v1(
+                deadline,
+                || {
+                    self.http
+                        .post(&url)
+                        .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                        .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
+                        .body(body.clone())
+                },
+                |answer| match answer {
+                    V1Answer::Success { body } => Some(SyncResult::Synced {
+                        subscriber_id: subscriber_id(&body),
+                    }),
+                    V1Answer::Refused { message } => Some(SyncResult::Refused { message }),
+                    V1Answer::Unknown => None,
+                },
+            )
+            .await?;
+        if matches!(answer, SyncResult::Refused { .. }) {
+            self.confirm_key(account, deadline).await?;
+        }
+        Ok(answer)
     }
 
     /// `contact_view_email`: the contact's list statuses, to avoid re-subscribing someone.
@@ -167,21 +230,64 @@ impl ActiveCampaignClient {
         let mut url = v1_url(account.api_url, "contact_view_email");
         url.push_str("&email=");
         url.extend(form_urlencoded::byte_serialize(email.as_bytes()));
-        self.call_v1(
+        let lookup = self
+            .call_v1(
+                deadline,
+                || {
+                    self.http
+                        .get(&url)
+                        .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                },
+                |answer| match answer {
+                    V1Answer::Success { body } => Some(ListLookup::Found(list_statuses(&body))),
+                    // With a good key, `result_code` 0 here means "nothing is returned": no such
+                    // contact. With a bad key it looks the same, hence the confirmation below.
+                    V1Answer::Refused { .. } => Some(ListLookup::NotFound),
+                    V1Answer::Unknown => None,
+                },
+            )
+            .await?;
+        if lookup == ListLookup::NotFound {
+            self.confirm_key(account, deadline).await?;
+        }
+        Ok(lookup)
+    }
+
+    /// Confirms that ActiveCampaign accepts the key (v3 `GET /api/3/users/me`), unless it was
+    /// confirmed within [`KEY_CONFIRMATION_TTL`]. 401/403 is [`AcError::Unauthorized`]; no
+    /// answer within the deadline is [`AcError::Unavailable`] (the caller cannot tell a data
+    /// refusal from a key problem, so nothing is settled).
+    pub async fn confirm_key(
+        &self,
+        account: Account<'_>,
+        deadline: Instant,
+    ) -> Result<(), AcError> {
+        let key = fingerprint(account);
+        let fresh = self
+            .confirmed_key
+            .lock()
+            .ok()
+            .and_then(|c| *c)
+            .is_some_and(|(k, at)| k == key && at.elapsed() < KEY_CONFIRMATION_TTL);
+        if fresh {
+            return Ok(());
+        }
+        let url = format!("{}{USERS_ME_PATH}", account.api_url.trim_end_matches('/'));
+        self.call(
+            &self.pacer,
             deadline,
             || {
                 self.http
                     .get(&url)
-                    .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                    .header("Api-Token", account.api_key.expose_secret())
             },
-            |answer| match answer {
-                V1Answer::Success { body } => Some(ListLookup::Found(list_statuses(&body))),
-                // `result_code` 0 here means "nothing is returned": no such contact.
-                V1Answer::Refused { .. } => Some(ListLookup::NotFound),
-                V1Answer::Unknown => None,
-            },
+            |status, headers, _| classify_status(status, headers).unwrap_or(Attempt::Done(())),
         )
-        .await
+        .await?;
+        if let Ok(mut confirmed) = self.confirmed_key.lock() {
+            *confirmed = Some((key, Instant::now()));
+        }
+        Ok(())
     }
 
     async fn call_v1<T>(
@@ -221,10 +327,12 @@ impl ActiveCampaignClient {
         let mut reason = String::from("no time left before the deadline");
         loop {
             attempt += 1;
-            if !pacer.acquire(deadline).await {
+            if let Err(wait) = pacer.acquire(deadline).await {
+                // The pacer is held back past the deadline (a long `Retry-After`): the real
+                // wait is what the sender or the queue should be told.
                 return Err(AcError::Unavailable {
                     reason,
-                    retry_after: None,
+                    retry_after: Some(wait),
                 });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -253,8 +361,8 @@ impl ActiveCampaignClient {
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
-                    match response.bytes().await {
-                        Err(error) => reason = describe_transport_error(&error),
+                    match read_capped(response).await {
+                        Err(why) => reason = why,
                         Ok(body) => match classify(status, &headers, &body) {
                             Attempt::Done(done) => return Ok(done),
                             Attempt::Fail(error) => return Err(error),
@@ -305,8 +413,9 @@ pub(crate) enum Attempt<T> {
 }
 
 /// The statuses every endpoint treats alike: 429 and 5xx are retried (honouring
-/// `Retry-After`), 401/403 mean the key is refused, other non-2xx will not change on a retry.
-/// `None` for 2xx: the body decides.
+/// `Retry-After`), 3xx too (a redirect is not followed, so the outcome is unknown), 401/403
+/// mean the key is refused, other 4xx will not change on a retry. `None` for 2xx: the body
+/// decides.
 pub(crate) fn classify_status<T>(
     status: reqwest::StatusCode,
     headers: &HeaderMap,
@@ -317,13 +426,22 @@ pub(crate) fn classify_status<T>(
             after: parse_retry_after(headers),
         });
     }
+    if status.is_redirection() {
+        return Some(Attempt::Retry {
+            reason: format!(
+                "HTTP {} redirect, not followed (outcome unknown)",
+                status.as_u16()
+            ),
+            after: None,
+        });
+    }
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Some(Attempt::Fail(AcError::Unauthorized {
             status: status.as_u16(),
         }));
     }
     if !status.is_success() {
-        // 3xx/4xx will not change on a retry: the URL or account is wrong.
+        // Other 4xx will not change on a retry: the URL or account is wrong.
         return Some(Attempt::Fail(AcError::Unavailable {
             reason: format!("unexpected HTTP {}", status.as_u16()),
             retry_after: None,
@@ -344,6 +462,29 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = value.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// The answer's body, up to [`MAX_ANSWER_BYTES`]; a larger one is a reason to retry.
+async fn read_capped(mut response: reqwest::Response) -> Result<bytes::Bytes, String> {
+    let too_large = || format!("answer larger than {MAX_ANSWER_BYTES} bytes (outcome unknown)");
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| describe_transport_error(&e))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A transport error without its URL (which may carry an email in a query).

@@ -116,7 +116,9 @@ impl ContactSync {
 
     /// Folds a later update of the same contact into this one: later values win, tags are
     /// added (ignoring case), a list's later status replaces its earlier one, and a field's
-    /// later value replaces its earlier one.
+    /// later value replaces its earlier one. One exception, because queue order is arbitrary
+    /// ("later" may not be later): an unsubscribe is never replaced by a subscribe that is not
+    /// an explicit opt-in, in whichever order the two arrive.
     pub fn merge(&mut self, later: ContactSync) {
         let scalars = [
             (&mut self.first_name, later.first_name),
@@ -136,7 +138,14 @@ impl ContactSync {
             }
         }
         for list in later.lists {
-            self.lists.retain(|l| l.list_id != list.list_id);
+            if let Some(i) = self.lists.iter().position(|l| l.list_id == list.list_id) {
+                let weaker =
+                    |l: &ListMembership| l.status == ListStatus::Active && !l.may_resubscribe;
+                if self.lists[i].status == ListStatus::Unsubscribed && weaker(&list) {
+                    continue;
+                }
+                self.lists.remove(i);
+            }
             self.lists.push(list);
         }
         for field in later.fields {
@@ -162,6 +171,43 @@ impl ContactSync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsubscribe_beats_a_plain_subscribe_in_either_order() {
+        let list = |status, may_resubscribe| ListMembership {
+            list_id: 4,
+            status,
+            instant_responders: None,
+            no_responders: None,
+            last_message: None,
+            sdate: None,
+            may_resubscribe,
+        };
+        let contact = |l| ContactSync {
+            email: "a@b.co".into(),
+            lists: vec![l],
+            ..ContactSync::default()
+        };
+        let unsubscribe = list(ListStatus::Unsubscribed, false);
+        let subscribe = list(ListStatus::Active, false);
+        let opt_in = list(ListStatus::Active, true);
+        for (first, second) in [(&unsubscribe, &subscribe), (&subscribe, &unsubscribe)] {
+            let mut merged = contact(first.clone());
+            merged.merge(contact(second.clone()));
+            assert_eq!(
+                merged.lists,
+                vec![unsubscribe.clone()],
+                "{first:?} then {second:?}"
+            );
+        }
+        // An explicit opt-in is as explicit as the unsubscribe: the later one stands.
+        let mut merged = contact(unsubscribe.clone());
+        merged.merge(contact(opt_in.clone()));
+        assert_eq!(merged.lists, vec![opt_in.clone()]);
+        let mut merged = contact(opt_in);
+        merged.merge(contact(unsubscribe.clone()));
+        assert_eq!(merged.lists, vec![unsubscribe]);
+    }
 
     #[test]
     fn merge_keeps_the_latest_and_adds_tags() {

@@ -28,15 +28,16 @@ impl Pacer {
         }
     }
 
-    /// Waits for the next free slot. Returns `false`, without waiting or taking the slot,
-    /// when that slot is later than `deadline`.
-    pub async fn acquire(&self, deadline: Instant) -> bool {
+    /// Waits for the next free slot. When that slot is later than `deadline`, returns how long
+    /// it is away instead (the real wait, e.g. a long `Retry-After`), without waiting or
+    /// taking it.
+    pub async fn acquire(&self, deadline: Instant) -> Result<(), Duration> {
         let at = {
             let mut next = self.next_slot.lock().await;
             let now = Instant::now();
             let at = next.map_or(now, |n| n.max(now));
             if at > deadline {
-                return false;
+                return Err(at - now);
             }
             *next = Some(at + self.interval);
             at
@@ -46,7 +47,15 @@ impl Pacer {
         if at > Instant::now() {
             tokio::time::sleep_until(at).await;
         }
-        true
+        Ok(())
+    }
+
+    /// How long until the next free slot (zero when one is free now).
+    pub async fn wait(&self) -> Duration {
+        let next = self.next_slot.lock().await;
+        next.map_or(Duration::ZERO, |n| {
+            n.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Holds every later request back until `until` (a 429's `Retry-After`).
@@ -68,19 +77,22 @@ mod tests {
         let start = Instant::now();
         let far = start + Duration::from_secs(60);
         for _ in 0..6 {
-            assert!(pacer.acquire(far).await);
+            assert!(pacer.acquire(far).await.is_ok());
         }
         // Six requests at 5/s: the sixth starts one second after the first.
         assert_eq!(Instant::now() - start, Duration::from_secs(1));
         pacer
             .pause_until(Instant::now() + Duration::from_secs(30))
             .await;
-        assert!(
-            !pacer
+        // Refused with the real wait, not a guess.
+        assert_eq!(
+            pacer
                 .acquire(Instant::now() + Duration::from_secs(10))
-                .await
+                .await,
+            Err(Duration::from_secs(30))
         );
-        assert!(pacer.acquire(far).await);
+        assert_eq!(pacer.wait().await, Duration::from_secs(30));
+        assert!(pacer.acquire(far).await.is_ok());
         assert_eq!(Instant::now() - start, Duration::from_secs(31));
     }
 }

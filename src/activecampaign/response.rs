@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::contact_sync::ListStatus;
+use super::client::SubscriberStatus;
 
 /// What a 2xx v1 body says.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,10 +63,11 @@ pub fn subscriber_id(body: &Value) -> Option<u64> {
         .and_then(|id| u64::try_from(id).ok())
 }
 
-/// List statuses from a `contact_view_email` answer: `lists` is an object keyed by list id
-/// whose entries carry `status` (1 active, 2 unsubscribed). Entries that do not read as such
-/// are left out, so the caller treats their status as unknown.
-pub fn list_statuses(body: &Value) -> BTreeMap<u64, ListStatus> {
+/// List statuses from a `contact_view_email` answer: `lists` is an object (or array) whose
+/// entries carry `listid` and `status` (0 unconfirmed, 1 active, 2 unsubscribed, 3 bounced).
+/// An entry whose status does not read as one of those is [`SubscriberStatus::Unknown`], so
+/// the caller protects it like any status that a subscribe would overwrite.
+pub fn list_statuses(body: &Value) -> BTreeMap<u64, SubscriberStatus> {
     let mut statuses = BTreeMap::new();
     let entries: Vec<&Value> = match body.get("lists") {
         Some(Value::Object(map)) => map.values().collect(),
@@ -75,11 +76,12 @@ pub fn list_statuses(body: &Value) -> BTreeMap<u64, ListStatus> {
     };
     for entry in entries {
         let id = entry.get("listid").and_then(as_integer);
-        let status = entry.get("status").and_then(as_integer);
-        let status = match status {
-            Some(1) => ListStatus::Active,
-            Some(2) => ListStatus::Unsubscribed,
-            _ => continue,
+        let status = match entry.get("status").and_then(as_integer) {
+            Some(0) => SubscriberStatus::Unconfirmed,
+            Some(1) => SubscriberStatus::Active,
+            Some(2) => SubscriberStatus::Unsubscribed,
+            Some(3) => SubscriberStatus::Bounced,
+            _ => SubscriberStatus::Unknown,
         };
         if let Some(id) = id.and_then(|id| u64::try_from(id).ok()) {
             statuses.insert(id, status);
@@ -117,11 +119,18 @@ mod tests {
 
     #[test]
     fn list_statuses_tolerate_shapes() {
-        let body = json!({"lists": {"3": {"listid": "3", "status": "2"}, "4": {"listid": 4, "status": 1}, "5": {"listid": "5"}}});
+        let body = json!({"lists": {"3": {"listid": "3", "status": "2"}, "4": {"listid": 4, "status": 1}, "5": {"listid": "5"},
+                                    "6": {"listid": "6", "status": "0"}, "7": {"listid": 7, "status": 3}}});
         let statuses = list_statuses(&body);
-        assert_eq!(statuses.get(&3), Some(&ListStatus::Unsubscribed));
-        assert_eq!(statuses.get(&4), Some(&ListStatus::Active));
-        assert_eq!(statuses.get(&5), None);
+        assert_eq!(statuses.get(&3), Some(&SubscriberStatus::Unsubscribed));
+        assert_eq!(statuses.get(&4), Some(&SubscriberStatus::Active));
+        assert_eq!(statuses.get(&5), Some(&SubscriberStatus::Unknown));
+        assert_eq!(statuses.get(&6), Some(&SubscriberStatus::Unconfirmed));
+        assert_eq!(statuses.get(&7), Some(&SubscriberStatus::Bounced));
+        assert!(
+            statuses.values().filter(|s| s.allows_subscribe()).count() == 1,
+            "only an active contact may be sent status=1"
+        );
         assert!(list_statuses(&json!({"lists": "x"})).is_empty());
     }
 }

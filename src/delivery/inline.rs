@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{DeliveryError, DeliveryOutcome};
 
-use crate::activecampaign::contact_sync::ListStatus;
+use crate::activecampaign::contact_sync::{ListMembership, ListStatus};
 use crate::activecampaign::{
     AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
 };
@@ -102,41 +102,57 @@ impl InlineDelivery {
         self.client.contact_sync(account, &contact, deadline).await
     }
 
-    /// `status=1` re-subscribes a contact who unsubscribed. On routes that are not explicit
-    /// opt-ins, the contact's statuses are looked up first and such lists are left out.
+    /// `status=1` re-subscribes a contact who unsubscribed (and overwrites a bounce or a
+    /// pending double opt-in). On routes that are not explicit opt-ins, the contact's
+    /// statuses are looked up first and only lists where they are already active, or where
+    /// they are unknown to ActiveCampaign, keep their subscribe. Fails closed: when the
+    /// statuses cannot be read within half the remaining time, every such subscribe is left
+    /// out (the rest of the contact is synced) and the log says why.
     async fn without_resubscriptions<'c>(
         &self,
         account: Account<'_>,
         contact: &'c ContactSync,
         deadline: Instant,
     ) -> Result<Cow<'c, ContactSync>, AcError> {
-        let guarded = contact
-            .lists
-            .iter()
-            .any(|l| l.status == ListStatus::Active && !l.may_resubscribe);
-        if !guarded {
+        let guarded = |l: &ListMembership| l.status == ListStatus::Active && !l.may_resubscribe;
+        if !contact.lists.iter().any(guarded) {
             return Ok(Cow::Borrowed(contact));
         }
+        // The lookup may use half the time left, so the sync itself keeps the other half.
+        let now = Instant::now();
+        let lookup_deadline = now + deadline.saturating_duration_since(now) / 2;
         let statuses = match self
             .client
-            .list_statuses(account, &contact.email, deadline)
-            .await?
+            .list_statuses(account, &contact.email, lookup_deadline)
+            .await
         {
-            ListLookup::NotFound => return Ok(Cow::Borrowed(contact)),
-            ListLookup::Found(statuses) => statuses,
+            Ok(ListLookup::NotFound) => return Ok(Cow::Borrowed(contact)),
+            Ok(ListLookup::Found(statuses)) => Some(statuses),
+            Err(error @ AcError::Unauthorized { .. }) => return Err(error),
+            Err(AcError::Unavailable { reason, .. }) => {
+                tracing::warn!(
+                    reason = %reason,
+                    "List statuses unreadable; syncing without the subscribes they guard."
+                );
+                None
+            }
         };
         let mut filtered = contact.clone();
         filtered.lists.retain(|l| {
-            let keep = l.status != ListStatus::Active
-                || l.may_resubscribe
-                || statuses.get(&l.list_id) != Some(&ListStatus::Unsubscribed);
-            if !keep {
-                tracing::info!(
-                    list_id = l.list_id,
-                    "Contact unsubscribed from this list; not re-subscribing."
-                );
+            if !guarded(l) {
+                return true;
             }
-            keep
+            let current = statuses.as_ref().map(|s| s.get(&l.list_id));
+            match current {
+                // Not on the list yet: subscribing cannot overwrite anything.
+                Some(None) => true,
+                Some(Some(status)) if status.allows_subscribe() => true,
+                Some(Some(status)) => {
+                    tracing::info!(list_id = l.list_id, status = ?status, "Contact is not active on this list; not subscribing.");
+                    false
+                }
+                None => false,
+            }
         });
         Ok(Cow::Owned(filtered))
     }

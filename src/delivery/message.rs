@@ -30,7 +30,47 @@ pub enum MessageError {
     UnknownVersion(u8),
 }
 
+/// SQS's limit for one message (body and attributes): 256 KiB.
+pub const MAX_QUEUE_MESSAGE_BYTES: usize = 256 * 1024;
+/// Room kept for the attributes a dead letter adds (reason, route, source id).
+const ATTRIBUTE_ROOM: usize = 4 * 1024;
+
+/// A mapped contact whose queue message would be over SQS's limit.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "the contact is {bytes} bytes as a queue message, over the limit of {limit}; its largest value is {largest} ({largest_bytes} bytes): shorten it or leave it out of the mapping"
+)]
+pub struct TooLarge {
+    pub bytes: usize,
+    pub limit: usize,
+    /// The form key of the largest value (`field[12,0]`, `tags`, ...).
+    pub largest: String,
+    pub largest_bytes: usize,
+}
+
 impl QueuedContact {
+    /// Whether the message fits in SQS (with room for a dead letter's attributes).
+    pub fn check_size(&self) -> Result<(), TooLarge> {
+        let bytes = self.to_json().len();
+        let limit = MAX_QUEUE_MESSAGE_BYTES - ATTRIBUTE_ROOM;
+        if bytes <= limit {
+            return Ok(());
+        }
+        let (largest, largest_bytes) = self
+            .contact
+            .form_pairs()
+            .into_iter()
+            .map(|(key, value)| (key, value.len()))
+            .max_by_key(|(_, len)| *len)
+            .unwrap_or_default();
+        Err(TooLarge {
+            bytes,
+            limit,
+            largest,
+            largest_bytes,
+        })
+    }
+
     pub fn new(route: &str, delivery_id: Option<&str>, contact: ContactSync) -> Self {
         Self {
             exclude_automations: false,
@@ -66,6 +106,35 @@ impl QueuedContact {
 mod tests {
     use super::*;
     use crate::activecampaign::contact_sync::{FieldKey, FieldValue, ListMembership, ListStatus};
+
+    #[test]
+    fn a_contact_over_the_queue_limit_names_its_largest_value() {
+        let contact = |value: usize| ContactSync {
+            email: "a@b.co".into(),
+            fields: vec![
+                FieldValue {
+                    key: FieldKey::Id(3),
+                    value: "x".repeat(value),
+                },
+                FieldValue {
+                    key: FieldKey::Id(4),
+                    value: "y".repeat(100),
+                },
+            ],
+            ..ContactSync::default()
+        };
+        assert!(
+            QueuedContact::new("form", None, contact(200_000))
+                .check_size()
+                .is_ok()
+        );
+        let error = QueuedContact::new("form", None, contact(300_000))
+            .check_size()
+            .unwrap_err();
+        assert_eq!(error.largest, "field[3,0]");
+        assert_eq!(error.largest_bytes, 300_000);
+        assert!(error.to_string().contains("field[3,0]"), "{error}");
+    }
 
     #[test]
     fn round_trip_and_refusals() {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 pub use batch::{BatchResult, ImportedBatch, RejectedContact};
 pub use inline::InlineDelivery;
-pub use message::QueuedContact;
+pub use message::{QueuedContact, TooLarge};
 pub use queue::{ContactQueue, QueueError};
 
 use crate::activecampaign::{AcError, ContactSync};
@@ -24,6 +24,9 @@ use crate::secrets::{AppSecret, SecretError};
 
 /// Suggested wait for the sender when no better figure is known.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` told to a sender, whatever ActiveCampaign asked for: senders
+/// retry on schedules of their own, and an hour's silence is better learnt from a retry.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryOutcome {
@@ -40,23 +43,27 @@ pub enum DeliveryOutcome {
     },
 }
 
-/// The contact was neither synced nor kept: the sender must retry.
+/// The contact was neither synced nor kept: the sender must retry (all but `TooLarge`).
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum DeliveryError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
     ActiveCampaign(#[from] AcError),
+    /// The mapped contact does not fit in a queue message: a retry cannot help.
+    #[error(transparent)]
+    TooLarge(#[from] message::TooLarge),
 }
 
 impl DeliveryError {
-    /// What to put in `Retry-After` for the sender.
+    /// What to put in `Retry-After` for the sender: ActiveCampaign's own wait when it gave
+    /// one (a long `Retry-After` included), at least 1 s and at most [`MAX_RETRY_AFTER`].
     pub fn retry_after(&self) -> Duration {
         match self {
             DeliveryError::ActiveCampaign(AcError::Unavailable {
                 retry_after: Some(wait),
                 ..
-            }) => (*wait).max(Duration::from_secs(1)),
+            }) => (*wait).clamp(Duration::from_secs(1), MAX_RETRY_AFTER),
             _ => DEFAULT_RETRY_AFTER,
         }
     }
@@ -72,6 +79,55 @@ pub enum Delivery {
         queue: ContactQueue,
         fallback: InlineDelivery,
     },
+}
+
+/// Keeps contacts that ActiveCampaign refused in the dead-letter queue, with the reason, so
+/// that nothing refused disappears without a trace an operator can act on (fix the list id
+/// or field, then redrive).
+#[derive(Clone)]
+pub struct RefusalKeeper {
+    dead_letters: Option<ContactQueue>,
+}
+
+/// Message attribute that says why a message was dead-lettered.
+pub const REASON_ATTRIBUTE: &str = "reason";
+/// Message attribute naming the route a dead letter came from.
+pub const ROUTE_ATTRIBUTE: &str = "route";
+/// The reason a refused contact is dead-lettered with.
+pub fn rejected_reason(message: &str) -> String {
+    format!("rejected: {message}")
+}
+
+impl RefusalKeeper {
+    pub fn new(dead_letters: Option<ContactQueue>) -> Self {
+        Self { dead_letters }
+    }
+
+    /// Counts the refusal (the `RejectedContacts` metric, by route) and keeps the contact in
+    /// the dead-letter queue when one is configured. Best effort: the sender has its answer
+    /// (`rejected`) either way, and a failure here is logged.
+    pub async fn keep(&self, message: &QueuedContact, reason: &str, deadline: Instant) {
+        crate::imports::metrics::emit(crate::imports::metrics::rejected_contacts(
+            &message.route,
+            1,
+        ));
+        let Some(dlq) = &self.dead_letters else {
+            return;
+        };
+        let reason = rejected_reason(reason);
+        let attributes = [
+            (REASON_ATTRIBUTE, reason.as_str()),
+            (ROUTE_ATTRIBUTE, message.route.as_str()),
+        ];
+        // Not starved by a spent deadline: the answer is already decided.
+        let deadline = deadline.max(Instant::now() + Duration::from_secs(2));
+        if let Err(error) = dlq
+            .send_body(message.to_json(), &attributes, deadline)
+            .await
+        {
+            tracing::error!(error = %error, email = %mask_email(&message.contact.email), "Refused contact not kept in the dead-letter queue.");
+        }
+    }
 }
 
 impl Delivery {
@@ -109,6 +165,8 @@ impl Delivery {
             Delivery::Queue { queue, fallback } => {
                 let mut message = QueuedContact::new(&route.name, delivery_id, contact.clone());
                 message.exclude_automations = route.exclude_automations;
+                // Checked before sending: SQS refusing an oversized message is not an outage.
+                message.check_size()?;
                 match queue.send(&message, deadline).await {
                     Ok(message_id) => Ok(DeliveryOutcome::Queued { message_id }),
                     Err(error) => {

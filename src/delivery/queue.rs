@@ -11,6 +11,38 @@ use crate::aws::LazyClient;
 
 /// Longest a send may take before the contact is synced inline instead.
 const SEND_TIMEOUT: Duration = Duration::from_secs(3);
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// How long a message handed back for retry stays hidden: the backoff of its receive count
+/// (`base`, doubling per receive, capped at `max`), or longer if ActiveCampaign asked to wait.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrySchedule {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl RetrySchedule {
+    pub fn delay(&self, receive_count: u32, retry_after: Option<Duration>) -> Duration {
+        let steps = receive_count.saturating_sub(1).min(16);
+        let backoff = self
+            .base
+            .saturating_mul(2u32.saturating_pow(steps))
+            .min(self.max);
+        backoff
+            .max(retry_after.unwrap_or_default())
+            .min(MAX_VISIBILITY)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum QueueError {
@@ -52,6 +84,34 @@ impl ContactQueue {
         self.send_body(message.to_json(), &[], deadline).await
     }
 
+    /// Hides a received message for `delay` (`ChangeMessageVisibility`, whole seconds, at
+    /// most 12 hours).
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let seconds = delay.min(MAX_VISIBILITY).as_secs_f64().ceil() as i32;
+        let change = async {
+            self.client
+                .get()
+                .await
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt_handle)
+                .visibility_timeout(seconds)
+                .send()
+                .await
+                .map_err(|e| {
+                    QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+                })
+        };
+        tokio::time::timeout(SEND_TIMEOUT, change)
+            .await
+            .map_err(|_| QueueError::Unavailable("timed out".into()))??;
+        Ok(())
+    }
+
     /// Sends a raw body with string attributes (dead letters carry their `reason`).
     pub async fn send_body(
         &self,
@@ -88,5 +148,24 @@ impl ContactQueue {
             .await
             .map_err(|_| QueueError::Unavailable("timed out".into()))??;
         Ok(output.message_id().unwrap_or_default().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_per_receive_and_honours_a_longer_wait() {
+        let schedule = RetrySchedule::default();
+        let secs =
+            |n, after: Option<u64>| schedule.delay(n, after.map(Duration::from_secs)).as_secs();
+        assert_eq!(
+            (1..=7).map(|n| secs(n, None)).collect::<Vec<_>>(),
+            [30, 60, 120, 240, 480, 900, 900]
+        );
+        assert_eq!(secs(1, Some(3600)), 3600, "a long Retry-After is the wait");
+        assert_eq!(secs(3, Some(5)), 120);
+        assert_eq!(secs(1, Some(100_000)), 12 * 3600, "SQS's maximum");
     }
 }

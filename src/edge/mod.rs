@@ -19,7 +19,10 @@ pub use response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookErro
 
 use crate::activecampaign::ActiveCampaignClient;
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
-use crate::delivery::{ContactQueue, Delivery, DeliveryError, DeliveryOutcome, InlineDelivery};
+use crate::delivery::{
+    ContactQueue, Delivery, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedContact,
+    RefusalKeeper,
+};
 use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, MappingError, Route};
 use crate::redact::mask_email;
@@ -59,6 +62,8 @@ pub struct WebhookApp {
     limits: Limits,
     /// The import-callback function's URL, given to the importer with each bulk import.
     callback_url: Option<String>,
+    /// Where contacts that ActiveCampaign refused are kept for an operator.
+    refusals: RefusalKeeper,
 }
 
 /// What one request was about, for its log line.
@@ -83,7 +88,14 @@ impl WebhookApp {
             secrets,
             limits,
             callback_url: None,
+            refusals: RefusalKeeper::new(None),
         }
+    }
+
+    /// Keeps contacts that ActiveCampaign refused in this dead-letter queue, with the reason.
+    pub fn with_dead_letters(mut self, queue: Option<ContactQueue>) -> Self {
+        self.refusals = RefusalKeeper::new(queue);
+        self
     }
 
     /// Records bulk imports in `store` for the import-callback function.
@@ -137,7 +149,13 @@ impl WebhookApp {
         );
         let app = app
             .with_callback_url(settings.callback_url.clone())
-            .with_import_store(crate::imports::ImportStore::from_settings(settings));
+            .with_import_store(crate::imports::ImportStore::from_settings(settings))
+            .with_dead_letters(
+                settings
+                    .dead_letter_queue
+                    .as_ref()
+                    .map(ContactQueue::from_environment),
+            );
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,
             DeliveryMode::Queue(url) => app.with_queue(ContactQueue::from_environment(url)),
@@ -260,7 +278,15 @@ impl WebhookApp {
         let outcome = match delivered {
             Ok(DeliveryOutcome::Synced { subscriber_id }) => Outcome::Synced { subscriber_id },
             Ok(DeliveryOutcome::Queued { message_id }) => Outcome::Queued { message_id },
-            Ok(DeliveryOutcome::Rejected { reason }) => Outcome::Rejected { reason },
+            Ok(DeliveryOutcome::Rejected { reason }) => {
+                let message = QueuedContact::new(
+                    &route.name,
+                    submission.delivery_id.as_deref(),
+                    (*contact).clone(),
+                );
+                self.refusals.keep(&message, &reason, deadline).await;
+                Outcome::Rejected { reason }
+            }
             Err(error) => return Err(unavailable(error)),
         };
         Ok((outcome, redirect))
@@ -325,10 +351,15 @@ impl WebhookApp {
     }
 }
 
+/// A contact that was not delivered: 413 when it can never be queued as it is, otherwise
+/// 503 with `Retry-After` (the sender retries).
 fn unavailable(error: DeliveryError) -> WebhookError {
-    WebhookError::Unavailable {
-        retry_after: error.retry_after(),
-        reason: error.to_string(),
+    match error {
+        DeliveryError::TooLarge(too_large) => WebhookError::ContactTooLarge(too_large),
+        error => WebhookError::Unavailable {
+            retry_after: error.retry_after(),
+            reason: error.to_string(),
+        },
     }
 }
 

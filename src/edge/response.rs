@@ -69,6 +69,9 @@ pub enum WebhookError {
         reason: String,
         retry_after: Duration,
     },
+    /// The mapped contact cannot be queued as it is (a retry cannot help).
+    #[error(transparent)]
+    ContactTooLarge(#[from] crate::delivery::message::TooLarge),
 }
 
 impl WebhookError {
@@ -76,7 +79,9 @@ impl WebhookError {
         match self {
             WebhookError::NotFound => StatusCode::NOT_FOUND,
             WebhookError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            WebhookError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::PayloadTooLarge { .. } | WebhookError::ContactTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             WebhookError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -178,10 +178,12 @@ impl CallbackApp {
             failed_emails = ?failed_emails,
             "Bulk import finished."
         );
-        println!(
-            "{}",
-            metrics::import_outcome(&route, succeeded, failed, import_failed)
-        );
+        metrics::emit(metrics::import_outcome(
+            &route,
+            succeeded,
+            failed,
+            import_failed,
+        ));
         let requeued = match (&record, import_failed) {
             (Some(record), true) => self.requeue(record, &info.failure, deadline).await?,
             _ => 0,

@@ -9,31 +9,56 @@ pub const NAMESPACE: &str = "AcWebhookSync";
 pub const IMPORTED_CONTACTS: &str = "ImportedContacts";
 pub const FAILED_CONTACTS: &str = "FailedContacts";
 pub const FAILED_IMPORTS: &str = "FailedImports";
+/// Contacts ActiveCampaign refused (`result_code` 0 with a good key, or named by the importer).
+pub const REJECTED_CONTACTS: &str = "RejectedContacts";
 
-/// The metrics of one settled import, by route.
-pub fn import_outcome(route: &str, succeeded: usize, failed: usize, import_failed: bool) -> Value {
+/// Writes a metric line to stdout, where CloudWatch Logs picks it up.
+pub fn emit(line: Value) {
+    println!("{line}");
+}
+
+/// The metric of contacts refused on one route.
+pub fn rejected_contacts(route: &str, count: usize) -> Value {
+    by_route(route, &[(REJECTED_CONTACTS, count)])
+}
+
+/// One embedded-metric line of counts, by route and in total.
+fn by_route(route: &str, counts: &[(&str, usize)]) -> Value {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    json!({
+    let names: Vec<Value> = counts
+        .iter()
+        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    let mut line = json!({
         "_aws": {
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                // Per route, and in total (the FailedImports alarm watches the total).
+                // Per route, and in total (alarms watch the total).
                 "Dimensions": [["Route"], []],
-                "Metrics": [
-                    {"Name": IMPORTED_CONTACTS, "Unit": "Count"},
-                    {"Name": FAILED_CONTACTS, "Unit": "Count"},
-                    {"Name": FAILED_IMPORTS, "Unit": "Count"}
-                ]
+                "Metrics": names
             }]
         },
         "Route": route,
-        IMPORTED_CONTACTS: succeeded,
-        FAILED_CONTACTS: failed,
-        FAILED_IMPORTS: u8::from(import_failed),
-    })
+    });
+    for (name, count) in counts {
+        line[*name] = json!(count);
+    }
+    line
+}
+
+/// The metrics of one settled import, by route.
+pub fn import_outcome(route: &str, succeeded: usize, failed: usize, import_failed: bool) -> Value {
+    by_route(
+        route,
+        &[
+            (IMPORTED_CONTACTS, succeeded),
+            (FAILED_CONTACTS, failed),
+            (FAILED_IMPORTS, usize::from(import_failed)),
+        ],
+    )
 }
 
 #[cfg(test)]

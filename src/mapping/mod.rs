@@ -15,6 +15,9 @@ pub const MAX_TEXT_CHARS: usize = 255;
 const MAX_EMAIL_CHARS: usize = 254;
 /// More tags than this on one contact is a payload gone wrong, not a segment.
 pub const MAX_TAGS: usize = 50;
+/// The longest custom field value sent, in characters (longer ones are cut): long text
+/// fits, and a contact stays well inside a queue message (256 KiB) and an import record.
+pub const MAX_FIELD_CHARS: usize = 16_384;
 
 /// What the mapping stage decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +120,12 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
                         .collect::<Vec<_>>()
                         .join("||")
                 ),
+            };
+            let value = if value.chars().count() > MAX_FIELD_CHARS {
+                tracing::warn!(field = %rule.key.form_key(), "Custom field value cut to {MAX_FIELD_CHARS} characters.");
+                value.chars().take(MAX_FIELD_CHARS).collect()
+            } else {
+                value
             };
             Some(FieldValue {
                 key: rule.key.clone(),

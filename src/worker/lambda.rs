@@ -18,7 +18,7 @@ pub async fn serve(worker: SyncWorker) -> Result<(), lambda_runtime::Error> {
 }
 
 pub async fn handle(worker: &SyncWorker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-    let deadline = worker_deadline(event.context.deadline);
+    let deadline = worker_deadline(event.context.deadline, worker.invocation_budget());
     let records = event.payload.records.into_iter().map(to_record).collect();
     // Boxed: the worker's future is deep enough to overflow rustc's layout query depth when
     // the runtime's future is laid out around it (seen on fresh builds only).
@@ -40,17 +40,20 @@ pub fn to_record(message: SqsMessage) -> QueueRecord {
             .and_then(|c| c.parse().ok())
             .unwrap_or(1),
         message_id: message.message_id.unwrap_or_default(),
+        receipt_handle: message.receipt_handle.unwrap_or_default(),
         body: message.body.unwrap_or_default(),
     }
 }
 
-fn worker_deadline(runtime_deadline_ms: u64) -> tokio::time::Instant {
+/// The batch's deadline: `INVOCATION_BUDGET_MS` (or its default), and never later than the
+/// runtime's deadline less a margin for handing the batch back.
+fn worker_deadline(runtime_deadline_ms: u64, budget: std::time::Duration) -> tokio::time::Instant {
     let budget = crate::deadline::remaining_budget(
         runtime_deadline_ms,
         std::time::SystemTime::now(),
-        crate::settings::DEFAULT_INVOCATION_BUDGET,
+        budget,
         std::time::Duration::from_secs(2),
-        std::time::Duration::from_secs(900),
+        budget,
     );
     tokio::time::Instant::now() + budget
 }

@@ -1,7 +1,10 @@
 //! The sync-worker: drains queued contacts into ActiveCampaign. Contacts of one batch are
 //! merged per email (one call per person), synced at ActiveCampaign's pace, and only the
-//! messages that failed are reported for retry. Messages that cannot succeed (unreadable) or
-//! that failed on their last allowed receive go to the dead-letter queue with their reason.
+//! messages that failed are reported for retry. Nothing leaves the queue unless it was synced
+//! or is in the dead-letter queue with its reason: messages that cannot succeed (unreadable,
+//! or refused by ActiveCampaign) go there at once, others once they used their last allowed
+//! receive. A message handed back for retry is hidden for as long as ActiveCampaign asked to
+//! wait (`Retry-After`), and at least for the backoff of its receive count.
 
 pub mod lambda;
 
@@ -13,21 +16,26 @@ use tokio::time::Instant;
 
 use crate::activecampaign::ContactSync;
 use crate::activecampaign::bulk::{CallbackTarget, MIN_BULK_CONTACTS};
-use crate::delivery::{ContactQueue, DeliveryOutcome, InlineDelivery, QueuedContact};
+use crate::delivery::{
+    ContactQueue, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedContact, rejected_reason,
+};
 use crate::edge::{StartupError, secrets_and_client};
 use crate::redact::mask_email;
 use crate::secrets::{AppSecret, SecretCache, before_deadline};
 use crate::settings::Settings;
 
-/// Message attribute that says why a message was dead-lettered.
-pub const REASON_ATTRIBUTE: &str = "reason";
+pub use crate::delivery::queue::RetrySchedule;
+pub use crate::delivery::{REASON_ATTRIBUTE, ROUTE_ATTRIBUTE};
 /// Message attribute with the id of the message it was in the source queue.
 pub const SOURCE_ID_ATTRIBUTE: &str = "source_message_id";
 
 /// One message of the batch, independent of Lambda's event types.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueRecord {
     pub message_id: String,
+    /// Lets the worker change the message's visibility (hide it for a wait) before handing
+    /// it back; empty when unknown.
+    pub receipt_handle: String,
     pub body: String,
     /// `ApproximateReceiveCount`: how many times SQS has handed this message out.
     pub receive_count: u32,
@@ -43,6 +51,8 @@ pub struct BatchReport {
     pub imported: usize,
     pub rejected: usize,
     pub dead_lettered: usize,
+    /// Messages handed back and hidden for a while (message id, for how long).
+    pub delayed: Vec<(String, Duration)>,
 }
 
 /// The route name bulk imports from the queue report in their callback.
@@ -59,8 +69,12 @@ pub struct SyncWorker {
     delivery: InlineDelivery,
     secrets: Arc<SecretCache>,
     dead_letters: Option<ContactQueue>,
+    /// The queue the batches come from, to hide a message for a wait before handing it back.
+    source_queue: Option<ContactQueue>,
+    retry_schedule: RetrySchedule,
     max_receive_count: u32,
     callback_url: Option<String>,
+    invocation_budget: Duration,
 }
 
 impl SyncWorker {
@@ -74,9 +88,34 @@ impl SyncWorker {
             delivery,
             secrets,
             dead_letters,
+            source_queue: None,
+            retry_schedule: RetrySchedule::default(),
             max_receive_count,
             callback_url: None,
+            invocation_budget: crate::settings::DEFAULT_INVOCATION_BUDGET,
         }
+    }
+
+    /// Messages handed back are first hidden in `queue` for their wait (see [`RetrySchedule`]);
+    /// without it they come back after the queue's own visibility timeout.
+    pub fn with_source_queue(
+        mut self,
+        queue: Option<ContactQueue>,
+        schedule: RetrySchedule,
+    ) -> Self {
+        self.source_queue = queue;
+        self.retry_schedule = schedule;
+        self
+    }
+
+    /// The most one batch may take (`INVOCATION_BUDGET_MS`), within the runtime's deadline.
+    pub fn with_invocation_budget(mut self, budget: Duration) -> Self {
+        self.invocation_budget = budget;
+        self
+    }
+
+    pub fn invocation_budget(&self) -> Duration {
+        self.invocation_budget
     }
 
     /// Bulk imports ask ActiveCampaign to report completion to this URL.
@@ -92,13 +131,19 @@ impl SyncWorker {
             .as_ref()
             .map(ContactQueue::from_environment);
         let store = crate::imports::ImportStore::from_settings(settings);
+        let source_queue = settings
+            .queue_url
+            .as_ref()
+            .map(ContactQueue::from_environment);
         Ok(Self::new(
             InlineDelivery::new(client, secrets.clone()).with_import_store(store),
             secrets,
             dead_letters,
             settings.max_receive_count,
         )
-        .with_callback_url(settings.callback_url.clone()))
+        .with_callback_url(settings.callback_url.clone())
+        .with_source_queue(source_queue, settings.retry_schedule)
+        .with_invocation_budget(settings.invocation_budget))
     }
 
     pub async fn process(&self, records: Vec<QueueRecord>, deadline: Instant) -> BatchReport {
@@ -128,12 +173,43 @@ impl SyncWorker {
                 // Retrying cannot fix an unreadable message: dead-letter it at once.
                 Err(error) => {
                     let reason = error.to_string();
-                    self.dead_letter_or_retry(&[record], &reason, true, deadline, &mut report)
-                        .await;
+                    self.dead_letter_or_retry(
+                        &[record],
+                        &reason,
+                        Retry::Never,
+                        deadline,
+                        &mut report,
+                    )
+                    .await;
                 }
             }
         }
         if people.is_empty() {
+            return report;
+        }
+        // ActiveCampaign asked this container to wait past the deadline (a long
+        // `Retry-After`): hand everything back hidden for that wait, without an attempt.
+        let paused = self.delivery.client().pacer().wait().await;
+        if paused > deadline.saturating_duration_since(Instant::now()) {
+            let reason = format!(
+                "ActiveCampaign asked to wait {} s (Retry-After)",
+                paused.as_secs()
+            );
+            tracing::warn!(
+                wait_s = paused.as_secs(),
+                people = people.len(),
+                "ActiveCampaign asked to wait past this batch's deadline; handing the batch back."
+            );
+            for person in people.into_values() {
+                self.dead_letter_or_retry(
+                    &person.sources,
+                    &reason,
+                    Retry::After(Some(paused)),
+                    deadline,
+                    &mut report,
+                )
+                .await;
+            }
             return report;
         }
         // A hanging store must leave time to hand the batch back (retry or dead-letter).
@@ -145,7 +221,7 @@ impl SyncWorker {
                     self.dead_letter_or_retry(
                         &person.sources,
                         &reason,
-                        false,
+                        Retry::After(None),
                         deadline,
                         &mut report,
                     )
@@ -195,16 +271,49 @@ impl SyncWorker {
                 report.synced += person.sources.len();
             }
             Ok(DeliveryOutcome::Rejected { reason }) => {
-                tracing::warn!(email = %email, reason = %reason, "ActiveCampaign rejected a queued contact.");
-                report.rejected += person.sources.len();
-            }
-            Err(error) => {
-                let reason = error.to_string();
-                tracing::warn!(email = %email, error = %reason, "Queued contact not synced; it will be retried.");
-                self.dead_letter_or_retry(&person.sources, &reason, false, deadline, report)
+                tracing::warn!(email = %email, reason = %reason, "ActiveCampaign rejected a queued contact; dead-lettering it.");
+                self.refused(&person.sources, &reason, deadline, report)
                     .await;
             }
+            Err(error) => {
+                let retry_after = retry_after_of(&error);
+                let reason = error.to_string();
+                tracing::warn!(email = %email, error = %reason, "Queued contact not synced; it will be retried.");
+                self.dead_letter_or_retry(
+                    &person.sources,
+                    &reason,
+                    Retry::After(retry_after),
+                    deadline,
+                    report,
+                )
+                .await;
+            }
         }
+    }
+
+    /// A contact ActiveCampaign refused: counted by route and dead-lettered at once with
+    /// `rejected: <message>`, for an operator to fix and redrive (never deleted).
+    async fn refused(
+        &self,
+        records: &[QueueRecord],
+        message: &str,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) {
+        report.rejected += records.len();
+        for record in records {
+            let route =
+                QueuedContact::from_json(&record.body).map_or_else(|_| String::new(), |m| m.route);
+            crate::imports::metrics::emit(crate::imports::metrics::rejected_contacts(&route, 1));
+        }
+        self.dead_letter_or_retry(
+            records,
+            &rejected_reason(message),
+            Retry::Never,
+            deadline,
+            report,
+        )
+        .await;
     }
 
     async fn import(
@@ -238,8 +347,9 @@ impl SyncWorker {
                         .find(|r| r.email == person.contact.email);
                     match rejected {
                         Some(r) => {
-                            tracing::warn!(email = %mask_email(&r.email), reason = %r.reason, "ActiveCampaign rejected a queued contact.");
-                            report.rejected += person.sources.len();
+                            tracing::warn!(email = %mask_email(&r.email), reason = %r.reason, "ActiveCampaign rejected a queued contact; dead-lettering it.");
+                            self.refused(&person.sources, &r.reason, deadline, report)
+                                .await;
                         }
                         None => report.imported += person.sources.len(),
                     }
@@ -249,35 +359,48 @@ impl SyncWorker {
                 }
             }
             Err(error) => {
+                let retry_after = retry_after_of(&error);
                 let reason = error.to_string();
                 tracing::warn!(people = people.len(), error = %reason, "Bulk import failed; its messages will be retried.");
                 for person in &people {
-                    self.dead_letter_or_retry(&person.sources, &reason, false, deadline, report)
-                        .await;
+                    self.dead_letter_or_retry(
+                        &person.sources,
+                        &reason,
+                        Retry::After(retry_after),
+                        deadline,
+                        report,
+                    )
+                    .await;
                 }
             }
         }
     }
 
-    /// Dead-letters the records when they cannot succeed (`permanent`) or have used their last
-    /// receive; otherwise reports them for retry. A record is only dropped from the source
-    /// queue once the dead-letter queue has it.
+    /// Dead-letters the records when they cannot succeed ([`Retry::Never`]) or have used their
+    /// last receive; otherwise reports them for retry, hidden for their wait first. A record
+    /// is only dropped from the source queue once the dead-letter queue has it.
     async fn dead_letter_or_retry(
         &self,
         records: &[QueueRecord],
         reason: &str,
-        permanent: bool,
+        retry: Retry,
         deadline: Instant,
         report: &mut BatchReport,
     ) {
         for record in records {
-            let exhausted = permanent || record.receive_count >= self.max_receive_count;
+            let exhausted = match retry {
+                Retry::Never => true,
+                Retry::After(_) => record.receive_count >= self.max_receive_count,
+            };
             let moved = match (&self.dead_letters, exhausted) {
                 (Some(dlq), true) => {
                     // Dead-lettering must not be starved by a spent batch deadline.
                     let deadline = deadline.max(Instant::now() + Duration::from_secs(3));
+                    let route = QueuedContact::from_json(&record.body)
+                        .map_or_else(|_| String::new(), |m| m.route);
                     let attributes = [
                         (REASON_ATTRIBUTE, reason),
+                        (ROUTE_ATTRIBUTE, route.as_str()),
                         (SOURCE_ID_ATTRIBUTE, record.message_id.as_str()),
                     ];
                     match dlq
@@ -298,9 +421,52 @@ impl SyncWorker {
             };
             if moved {
                 report.dead_lettered += 1;
-            } else {
-                report.failed.push(record.message_id.clone());
+                continue;
+            }
+            if let Retry::After(retry_after) = retry {
+                let delay = self.retry_schedule.delay(record.receive_count, retry_after);
+                if self.hide(record, delay).await {
+                    report.delayed.push((record.message_id.clone(), delay));
+                }
+            }
+            report.failed.push(record.message_id.clone());
+        }
+    }
+
+    /// Hides a message for `delay` before it is handed back (`ChangeMessageVisibility`), so a
+    /// wait costs one receive instead of one per batch. Best effort: on failure the message
+    /// returns after the queue's own visibility timeout.
+    async fn hide(&self, record: &QueueRecord, delay: Duration) -> bool {
+        let Some(queue) = &self.source_queue else {
+            return false;
+        };
+        if record.receipt_handle.is_empty() || delay.is_zero() {
+            return false;
+        }
+        match queue.change_visibility(&record.receipt_handle, delay).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(message_id = %record.message_id, error = %error, "Could not hide the message for its wait; it returns after the queue's visibility timeout.");
+                false
             }
         }
+    }
+}
+
+/// Whether a failed message may be retried, and after how long ActiveCampaign asked.
+#[derive(Debug, Clone, Copy)]
+enum Retry {
+    /// It cannot succeed as it is: dead-letter it now.
+    Never,
+    After(Option<Duration>),
+}
+
+fn retry_after_of(error: &DeliveryError) -> Option<Duration> {
+    match error {
+        DeliveryError::ActiveCampaign(crate::activecampaign::AcError::Unavailable {
+            retry_after,
+            ..
+        }) => *retry_after,
+        _ => None,
     }
 }

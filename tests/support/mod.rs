@@ -175,9 +175,53 @@ impl Respond for Script {
     }
 }
 
-/// A fake ActiveCampaign whose v1 API answers from `answers`, in order.
+/// v3 `GET /api/3/users/me`, the key check behind every `result_code` 0: 200 for the local
+/// key, 403 for any other (as ActiveCampaign's v3 answers a bad key).
+pub async fn mount_users_me(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/api/3/users/me"))
+        .and(header("Api-Token", LOCAL_API_KEY))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"user": {"id": "1", "username": "admin"}})),
+        )
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/3/users/me"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "Forbidden"})))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+/// How many key checks (`/api/3/users/me`) the fake answered.
+pub async fn key_checks(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/api/3/users/me")
+        .count()
+}
+
+/// v1's answer to a wrong or revoked key: HTTP 200 and `result_code` 0
+/// (activecampaign-api-php issue #8), the same shape as a refusal of the data.
+pub fn v1_bad_key() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "result_code": 0,
+        "result_message": "You are not authorized to access this file",
+        "result_output": "json"
+    }))
+}
+
+/// A fake ActiveCampaign whose v1 API answers from `answers`, in order (and whose key check
+/// accepts the local key).
 pub async fn scripted(answers: Vec<ResponseTemplate>) -> MockServer {
     let server = MockServer::start().await;
+    mount_users_me(&server).await;
     Mock::given(method("POST"))
         .and(path("/admin/api.php"))
         .respond_with(Script(answers, AtomicUsize::new(0)))
@@ -189,6 +233,7 @@ pub async fn scripted(answers: Vec<ResponseTemplate>) -> MockServer {
 /// Mounts an ActiveCampaign that syncs every contact as `subscriber_id` and knows nobody's
 /// list statuses (`contact_view_email` finds no one).
 pub async fn mount_accepting(server: &MockServer, subscriber_id: u64) {
+    mount_users_me(server).await;
     mount_contact_sync(
         server,
         ResponseTemplate::new(200).set_body_json(synced_body(subscriber_id)),
