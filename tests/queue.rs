@@ -144,17 +144,28 @@ async fn drain(q: &Queues, worker: &SyncWorker, budget: Duration) -> usize {
     }
 }
 
-/// The messages waiting in the dead-letter queue, with their attributes.
+/// Every message waiting in the dead-letter queue, with its attributes (received until the
+/// queue has no more, each hidden meanwhile so none is counted twice).
 async fn dead_letters(q: &Queues) -> Vec<aws_sdk_sqs::types::Message> {
-    q.client
-        .receive_message()
-        .queue_url(&q.dlq)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default()
+    let mut all = Vec::new();
+    loop {
+        let batch = q
+            .client
+            .receive_message()
+            .queue_url(&q.dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
 }
 
 fn form_post(email: &str) -> ac_webhook_sync::inbound::InboundRequest {
@@ -168,18 +179,22 @@ fn form_post(email: &str) -> ac_webhook_sync::inbound::InboundRequest {
     )
 }
 
-/// Emails that reached ActiveCampaign, one by one or in a successful bulk import.
-async fn delivered_emails(server: &MockServer) -> BTreeSet<String> {
-    let mut emails = synced_emails(&received_syncs(server).await);
-    for request in server.received_requests().await.unwrap() {
-        if request.url.path() == "/api/3/import/bulk_import" {
-            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-            for contact in body["contacts"].as_array().unwrap() {
-                emails.insert(contact["email"].as_str().unwrap().to_string());
-            }
-        }
+/// The emails of a request the fake is about to answer with success: the `contact_sync`'s
+/// one, or every contact of a bulk import.
+fn emails_of(request: &Request) -> Vec<String> {
+    if request.url.path() == "/api/3/import/bulk_import" {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        return body["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["email"].as_str().unwrap().to_string())
+            .collect();
     }
-    emails
+    form_urlencoded::parse(&request.body)
+        .filter(|(k, _)| k == "email")
+        .map(|(_, v)| v.into_owned())
+        .collect()
 }
 
 fn synced_emails(syncs: &[Vec<(String, String)>]) -> BTreeSet<String> {
@@ -199,6 +214,8 @@ struct Throttled {
     per_second: usize,
     seen: Mutex<VecDeque<StdInstant>>,
     refused: Arc<std::sync::atomic::AtomicUsize>,
+    /// Emails of the requests answered with success (a contact answered 429 is not in it).
+    accepted: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Respond for Throttled {
@@ -217,6 +234,7 @@ impl Respond for Throttled {
             return ResponseTemplate::new(429).insert_header("Retry-After", "1");
         }
         seen.push_back(now);
+        self.accepted.lock().unwrap().extend(emails_of(request));
         if request.url.path() == "/api/3/import/bulk_import" {
             return ResponseTemplate::new(200).set_body_json(
                 json!({"success": 1, "queued_contacts": 10, "batchId": format!("b-{}", seen.len())}),
@@ -233,11 +251,13 @@ async fn burst(people: usize, per_second: usize) -> (usize, usize, usize) {
     let q = queues(&moto).await;
     let ac = MockServer::start().await;
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
     Mock::given(method("POST"))
         .respond_with(Throttled {
             per_second,
             seen: Mutex::new(VecDeque::new()),
             refused: refused.clone(),
+            accepted: accepted.clone(),
         })
         .mount(&ac)
         .await;
@@ -291,9 +311,9 @@ async fn burst(people: usize, per_second: usize) -> (usize, usize, usize) {
     let mut expected = emails.clone();
     expected.insert("jon@example.com".into());
     assert_eq!(
-        delivered_emails(&ac).await,
+        *accepted.lock().unwrap(),
         expected,
-        "every acknowledged contact reached ActiveCampaign"
+        "every acknowledged contact was answered success by ActiveCampaign"
     );
     assert!(dead_letters(&q).await.is_empty(), "nothing dead-lettered");
     let refused = refused.load(std::sync::atomic::Ordering::SeqCst);
@@ -419,4 +439,146 @@ async fn without_a_queue_the_webhook_syncs_inline_or_answers_503() {
         response.status, 503,
         "neither queued nor synced: the sender must retry"
     );
+}
+
+#[tokio::test]
+async fn a_refused_contact_is_dead_lettered_with_its_reason_and_route() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    mount_users_me(&ac).await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains(
+            "refused%40example.com",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "result_code": 0, "result_message": "Invalid list id", "result_output": "json"
+        })))
+        .with_priority(1)
+        .mount(&ac)
+        .await;
+    mount_contact_sync(
+        &ac,
+        ResponseTemplate::new(200).set_body_json(synced_body(1)),
+    )
+    .await;
+    let app = queued_app(&q, &ac.uri());
+    for email in ["fine@example.com", "refused@example.com"] {
+        assert_eq!(
+            send(&app, &form_post(email)).await.json_body()["status"],
+            "queued"
+        );
+    }
+    drain(&q, &worker(&q, &ac.uri(), 5), Duration::from_secs(10)).await;
+    let dead = dead_letters(&q).await;
+    assert_eq!(dead.len(), 1, "the refusal is kept, once");
+    assert!(dead[0].body().unwrap().contains("refused@example.com"));
+    let attributes = dead[0].message_attributes().unwrap();
+    assert_eq!(
+        attributes[REASON_ATTRIBUTE].string_value(),
+        Some("rejected: Invalid list id")
+    );
+    assert_eq!(attributes["route"].string_value(), Some("form"));
+    assert_eq!(
+        key_checks(&ac).await,
+        1,
+        "the key was confirmed before blaming the data"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_key_answered_result_code_0_is_retried_never_dead_lettered_as_refused() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(v1_bad_key())
+        .mount(&ac)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&ac)
+        .await;
+    send(&queued_app(&q, &ac.uri()), &form_post("kept@example.com")).await;
+    drain(&q, &worker(&q, &ac.uri(), 3), Duration::from_secs(2)).await;
+    let dead = dead_letters(&q).await;
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].message_attributes().unwrap()[REASON_ATTRIBUTE]
+        .string_value()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("API key"), "{reason}");
+    assert!(!reason.starts_with("rejected"), "{reason}");
+}
+
+/// Receives one batch as the event source mapping would, with receipt handles.
+async fn receive(q: &Queues) -> Vec<QueueRecord> {
+    let received = q
+        .client
+        .receive_message()
+        .queue_url(&q.queue)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap();
+    received
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| QueueRecord {
+            message_id: m.message_id().unwrap().to_string(),
+            receipt_handle: m.receipt_handle().unwrap().to_string(),
+            body: m.body().unwrap().to_string(),
+            receive_count: 1,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_retry_after_hides_the_batch_for_the_wait_and_spends_no_attempts() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .mount(&ac)
+        .await;
+    let app = queued_app(&q, &ac.uri());
+    send(&app, &form_post("first@example.com")).await;
+    let worker = worker(&q, &ac.uri(), 5).with_source_queue(
+        Some(ContactQueue::new(q.client.clone(), &q.queue)),
+        ac_webhook_sync::worker::RetrySchedule {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        },
+    );
+    let first = receive(&q).await;
+    let report = worker
+        .process(first, Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.delayed[0].1, Duration::from_secs(3600));
+    // The queue's own visibility timeout is 0: only the worker's hiding keeps it away.
+    assert!(
+        receive(&q).await.is_empty(),
+        "handed back hidden for the wait"
+    );
+    // A later batch meets the container's pause: handed back at once for the time left,
+    // without asking ActiveCampaign again.
+    send(&app, &form_post("second@example.com")).await;
+    let second = receive(&q).await;
+    assert_eq!(second.len(), 1);
+    let report = worker
+        .process(second, Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(report.failed.len(), 1);
+    let left = report.delayed[0].1.as_secs();
+    assert!((3590..=3600).contains(&left), "{left}");
+    assert!(receive(&q).await.is_empty());
+    assert_eq!(ac.received_requests().await.unwrap().len(), 1);
+    assert!(dead_letters(&q).await.is_empty());
 }

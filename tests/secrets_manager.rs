@@ -60,16 +60,21 @@ async fn secrets_manager_fetch_rotation_and_failures() {
             "key-2",
             ResponseTemplate::new(200).set_body_json(synced_body(2)),
         ),
-        // The revoked key.
-        (
-            "key-0",
-            ResponseTemplate::new(403).set_body_json(json!({"result_code": 0})),
-        ),
+        // The revoked key, as v1 really answers it: HTTP 200, `result_code` 0.
+        ("key-0", v1_bad_key()),
     ] {
         Mock::given(method("POST"))
             .and(path("/admin/api.php"))
             .and(header("API-TOKEN", key))
             .respond_with(answer)
+            .mount(&ac)
+            .await;
+        // The key check that tells the two `result_code` 0s apart.
+        let status = if key == "key-0" { 403 } else { 200 };
+        Mock::given(method("GET"))
+            .and(path("/api/3/users/me"))
+            .and(header("Api-Token", key))
+            .respond_with(ResponseTemplate::new(status).set_body_json(json!({})))
             .mount(&ac)
             .await;
     }
@@ -124,6 +129,7 @@ async fn secrets_manager_fetch_rotation_and_failures() {
         .await
         .unwrap()
         .iter()
+        .filter(|r| r.url.path() == "/admin/api.php")
         .filter_map(|r| {
             r.headers
                 .get("API-TOKEN")
