@@ -16,6 +16,7 @@ pub mod edge;
 pub mod fuzzing;
 pub mod imports;
 pub mod inbound;
+pub mod logging;
 pub mod mapping;
 pub mod preview;
 pub mod redact;

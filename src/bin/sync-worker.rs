@@ -5,7 +5,7 @@ use ac_webhook_sync::worker::{SyncWorker, lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    ac_webhook_sync::logging::init();
     let settings = Settings::from_env()?;
     let worker = SyncWorker::from_settings(&settings)?;
     lambda::serve(worker).await
