@@ -14,12 +14,14 @@ EXPECTED = {
     "WebhookFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
         ("SQSSendMessagePolicy", "ContactQueue"),
+        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
         ("dynamodb:PutItem", "ImportsTable"),
     },
     "SyncWorkerFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
         ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
         ("dynamodb:PutItem", "ImportsTable"),
+        ("sqs:ChangeMessageVisibility", "ContactQueue"),
     },
     "ImportCallbackFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
