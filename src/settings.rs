@@ -26,7 +26,7 @@ pub const ENV_RETRY_BASE_SECS: &str = "WORKER_RETRY_BASE_SECS";
 pub const ENV_RETRY_MAX_SECS: &str = "WORKER_RETRY_MAX_SECS";
 
 /// Receives after which the sync-worker moves a failing message to the dead-letter queue.
-pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 10;
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;

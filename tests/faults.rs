@@ -518,3 +518,84 @@ async fn when_secrets_manager_fails_after_the_ttl_the_cached_secret_still_serves
         "the expired secret was read again"
     );
 }
+
+#[tokio::test]
+async fn no_contact_starves_behind_one_that_always_times_out() {
+    let _logs = logs::checked();
+    // ActiveCampaign never answers for one contact in time, and at once for the others.
+    let ac = MockServer::start().await;
+    mount_users_me(&ac).await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains(
+            "slow%40example.com",
+        ))
+        .respond_with(ok_sync().set_delay(Duration::from_secs(5)))
+        .with_priority(1)
+        .mount(&ac)
+        .await;
+    mount_contact_sync(&ac, ok_sync()).await;
+    let secrets = Arc::new(SecretCache::new(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        TTL,
+    ));
+    let client = ac_webhook_sync::activecampaign::ActiveCampaignClient::new(
+        ac_webhook_sync::activecampaign::ClientSettings {
+            call_timeout: Duration::from_millis(150),
+            requests_per_second: 1000.0,
+            imports_per_second: 1000.0,
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+        },
+    )
+    .unwrap();
+    // No wait between receives, so the test sees many; the circuit closes at once.
+    let worker = SyncWorker::new(
+        InlineDelivery::new(client, secrets.clone()),
+        secrets,
+        None,
+        50,
+    )
+    .with_source_queue(
+        None,
+        ac_webhook_sync::worker::RetrySchedule {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        },
+    );
+    let record = |email: &str| QueueRecord {
+        message_id: email.to_string(),
+        body: QueuedContact::new(
+            "form",
+            None,
+            ContactSync {
+                email: email.into(),
+                ..Default::default()
+            },
+        )
+        .to_json(),
+        receive_count: 1,
+        ..Default::default()
+    };
+    // Emails before "slow" in email order: under a fixed order they would always be tried
+    // first; those after it would never be tried at all.
+    let mut waiting: Vec<String> = ["ann", "bob", "tom", "zoe"]
+        .iter()
+        .map(|n| format!("{n}@example.com"))
+        .collect();
+    waiting.push("slow@example.com".into());
+    for _ in 0..30 {
+        let records = waiting.iter().map(|e| record(e)).collect();
+        let report = worker
+            .process(records, Instant::now() + Duration::from_millis(400))
+            .await;
+        waiting.retain(|e| report.failed.contains(e));
+        if waiting == ["slow@example.com"] {
+            break;
+        }
+    }
+    assert_eq!(
+        waiting,
+        ["slow@example.com"],
+        "a contact starved behind the slow one"
+    );
+}

@@ -582,3 +582,223 @@ async fn a_long_retry_after_hides_the_batch_for_the_wait_and_spends_no_attempts(
     assert_eq!(ac.received_requests().await.unwrap().len(), 1);
     assert!(dead_letters(&q).await.is_empty());
 }
+
+/// The event source mapping, run for real time against moto: receives (long-polling a
+/// second), invokes the worker, deletes what succeeded, until `done` or `limit`. Returns the
+/// largest receive count seen and every (receive count, delay) a message was hidden for.
+async fn event_source(
+    q: &Queues,
+    worker: &SyncWorker,
+    budget: Duration,
+    limit: Duration,
+    done: impl Fn() -> bool,
+) -> (u32, Vec<(u32, Duration)>) {
+    let started = StdInstant::now();
+    let mut most_receives = 0;
+    let mut hidden = Vec::new();
+    while !done() && started.elapsed() < limit {
+        let received = q
+            .client
+            .receive_message()
+            .queue_url(&q.queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<QueueRecord> = messages
+            .iter()
+            .map(|m| QueueRecord {
+                message_id: m.message_id().unwrap().to_string(),
+                receipt_handle: m.receipt_handle().unwrap().to_string(),
+                body: m.body().unwrap().to_string(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap(),
+            })
+            .collect();
+        let counts: std::collections::HashMap<String, u32> = records
+            .iter()
+            .map(|r| (r.message_id.clone(), r.receive_count))
+            .collect();
+        most_receives = most_receives.max(counts.values().copied().max().unwrap_or(0));
+        let report = worker.process(records, Instant::now() + budget).await;
+        for (id, delay) in &report.delayed {
+            hidden.push((counts[id], *delay));
+        }
+        for m in &messages {
+            if !report.failed.iter().any(|f| f == m.message_id().unwrap()) {
+                q.client
+                    .delete_message()
+                    .queue_url(&q.queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    (most_receives, hidden)
+}
+
+/// An ActiveCampaign that is down (or refuses the key) until `until`, then accepts every
+/// contact; it counts the contacts it accepted and the requests made while down.
+struct Outage {
+    until: StdInstant,
+    down: ResponseTemplate,
+    accepted: Arc<Mutex<BTreeSet<String>>>,
+    during: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Respond for Outage {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if StdInstant::now() < self.until {
+            self.during
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if request.url.path() == "/api/3/users/me" {
+                return ResponseTemplate::new(403);
+            }
+            return self.down.clone();
+        }
+        if request.url.path() == "/api/3/users/me" {
+            return ResponseTemplate::new(200).set_body_json(json!({"user": {"id": "1"}}));
+        }
+        if request.url.path() == "/api/3/import/bulk_import" {
+            self.accepted.lock().unwrap().extend(emails_of(request));
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"success": 1, "queued_contacts": 10, "batchId": "b-1"}));
+        }
+        if String::from_utf8_lossy(&request.body).contains("refused%40example.com") {
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "result_code": 0, "result_message": "Invalid list id", "result_output": "json"
+            }));
+        }
+        self.accepted.lock().unwrap().extend(emails_of(request));
+        ResponseTemplate::new(200).set_body_json(synced_body(1))
+    }
+}
+
+/// The outage schedule at 1/30 scale (a second for 30 s): base 1 s, doubling, at most 30 s,
+/// ten receives; so a 15-minute outage is 30 s and a 10-minute key refusal 20 s.
+const SCALED: ac_webhook_sync::worker::RetrySchedule = ac_webhook_sync::worker::RetrySchedule {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+};
+
+async fn ride_out(down: ResponseTemplate, outage: Duration, people: usize) {
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let during = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = queued_app(&q, &ac.uri());
+    let mut expected = BTreeSet::new();
+    for i in 0..people {
+        let email = format!("waiting{i}@example.com");
+        assert_eq!(
+            send(&app, &form_post(&email)).await.json_body()["status"],
+            "queued"
+        );
+        expected.insert(email);
+    }
+    // During the window: a poison message, and a contact whose data will be refused.
+    q.client
+        .send_message()
+        .queue_url(&q.queue)
+        .message_body("{\"not\": \"a contact\"}")
+        .send()
+        .await
+        .unwrap();
+    send(&app, &form_post("refused@example.com")).await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Outage {
+            until: StdInstant::now() + outage,
+            down,
+            accepted: accepted.clone(),
+            during: during.clone(),
+        })
+        .mount(&ac)
+        .await;
+    // The client's real backoff (250 ms doubling to 4 s), so a probe is a few calls.
+    let client = ac_webhook_sync::activecampaign::ActiveCampaignClient::new(
+        ac_webhook_sync::activecampaign::ClientSettings {
+            call_timeout: Duration::from_secs(2),
+            requests_per_second: 1000.0,
+            imports_per_second: 1000.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let cache = secrets(&ac.uri());
+    let worker = SyncWorker::new(
+        InlineDelivery::new(client, cache.clone()),
+        cache,
+        Some(ContactQueue::new(q.client.clone(), &q.dlq)),
+        10,
+    )
+    .with_source_queue(Some(ContactQueue::new(q.client.clone(), &q.queue)), SCALED);
+    let watch = accepted.clone();
+    let wanted = expected.clone();
+    let (most_receives, hidden) = event_source(
+        &q,
+        &worker,
+        Duration::from_secs(3),
+        outage + Duration::from_secs(60),
+        move || wanted.is_subset(&watch.lock().unwrap()),
+    )
+    .await;
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(
+        expected.is_subset(&accepted),
+        "not synced: {:?}",
+        expected.difference(&accepted).collect::<Vec<_>>()
+    );
+    // The poison went at once; the refusal once ActiveCampaign could say so.
+    let dead = dead_letters(&q).await;
+    let reasons: BTreeSet<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes().unwrap()[REASON_ATTRIBUTE]
+                .string_value()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(dead.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("not a queued contact")),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains("rejected: Invalid list id"), "{reasons:?}");
+    // The schedule: no message used more than its receives, each wait at least its step.
+    assert!(most_receives < 10, "{most_receives} receives");
+    for (receives, delay) in &hidden {
+        assert!(
+            *delay >= SCALED.delay(*receives, None),
+            "{receives}: {delay:?}"
+        );
+    }
+    // A circuit, not a stampede: a handful of probes during the window, not one per
+    // contact per receive.
+    let probes = during.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(probes <= 40, "{probes} requests while the account was down");
+}
+
+#[tokio::test]
+async fn a_fifteen_minute_outage_at_scale_ends_with_everyone_synced_and_none_dead_lettered() {
+    let _logs = logs::checked();
+    ride_out(ResponseTemplate::new(503), Duration::from_secs(30), 15).await;
+}
+
+#[tokio::test]
+async fn a_ten_minute_key_refusal_at_scale_ends_with_everyone_synced_and_none_dead_lettered() {
+    let _logs = logs::checked();
+    ride_out(v1_bad_key(), Duration::from_secs(20), 15).await;
+}

@@ -12,6 +12,15 @@ pub const FAILED_IMPORTS: &str = "FailedImports";
 /// Contacts ActiveCampaign refused (`result_code` 0 with a good key, or named by the importer).
 pub const REJECTED_CONTACTS: &str = "RejectedContacts";
 
+/// Batches handed back because the whole account was failing (key refused, ActiveCampaign
+/// or Secrets Manager unavailable): an outage while it happens, before any dead letter.
+pub const ACCOUNT_UNAVAILABLE: &str = "ActiveCampaignUnavailable";
+
+/// One account-wide failure of a sync-worker batch (no route: it is the account's).
+pub fn account_unavailable() -> Value {
+    by_route("queue", &[(ACCOUNT_UNAVAILABLE, 1)])
+}
+
 /// Writes a metric line to stdout, where CloudWatch Logs picks it up.
 pub fn emit(line: Value) {
     println!("{line}");

@@ -55,8 +55,38 @@ pub struct BatchReport {
     pub delayed: Vec<(String, Duration)>,
 }
 
+/// The least time one contact of a batch is given: one ActiveCampaign call at its default
+/// timeout, and a retry.
+const MIN_SHARE: Duration = Duration::from_secs(12);
+
 /// The route name bulk imports from the queue report in their callback.
 pub const QUEUE_CALLBACK_ROUTE: &str = "queue";
+
+/// Whether the account is failing, in this container: while `open_until` is ahead, batches
+/// are not tried (see [`SyncWorker::process`]).
+#[derive(Debug, Default)]
+struct Circuit {
+    /// Account-wide failures in a row: the step of the retry schedule the circuit waits.
+    failures: u32,
+    open_until: Option<Instant>,
+    reason: String,
+}
+
+/// A failure that says nothing about the message: the key refused, ActiveCampaign or
+/// Secrets Manager unavailable, no time left.
+struct AccountFailure {
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+impl From<&DeliveryError> for AccountFailure {
+    fn from(error: &DeliveryError) -> Self {
+        Self {
+            reason: error.to_string(),
+            retry_after: retry_after_of(error),
+        }
+    }
+}
 
 /// One person of a batch: their merged contact and the messages it came from.
 struct Person {
@@ -75,6 +105,9 @@ pub struct SyncWorker {
     max_receive_count: u32,
     callback_url: Option<String>,
     invocation_budget: Duration,
+    circuit: std::sync::Mutex<Circuit>,
+    /// The least time one contact (or one import) of a batch is given.
+    min_share: Duration,
 }
 
 impl SyncWorker {
@@ -93,6 +126,8 @@ impl SyncWorker {
             max_receive_count,
             callback_url: None,
             invocation_budget: crate::settings::DEFAULT_INVOCATION_BUDGET,
+            circuit: std::sync::Mutex::new(Circuit::default()),
+            min_share: MIN_SHARE,
         }
     }
 
@@ -187,41 +222,24 @@ impl SyncWorker {
         if people.is_empty() {
             return report;
         }
-        // ActiveCampaign asked this container to wait past the deadline (a long
-        // `Retry-After`): hand everything back hidden for that wait, without an attempt.
-        let paused = self.delivery.client().pacer().wait().await;
-        if paused > deadline.saturating_duration_since(Instant::now()) {
-            let reason = format!(
-                "ActiveCampaign asked to wait {} s (Retry-After)",
-                paused.as_secs()
-            );
-            tracing::warn!(
-                wait_s = paused.as_secs(),
-                people = people.len(),
-                "ActiveCampaign asked to wait past this batch's deadline; handing the batch back."
-            );
-            for person in people.into_values() {
-                self.dead_letter_or_retry(
-                    &person.sources,
-                    &reason,
-                    Retry::After(Some(paused)),
-                    deadline,
-                    &mut report,
-                )
-                .await;
-            }
-            return report;
-        }
-        // A hanging store must leave time to hand the batch back (retry or dead-letter).
-        let secret = match before_deadline(deadline, self.secrets.get()).await {
-            Ok(secret) => secret,
-            Err(error) => {
-                let reason = error.to_string();
+        // While the account is failing (a refused key, ActiveCampaign down or asking to
+        // wait, Secrets Manager down), nothing is tried until the circuit's next probe: a
+        // batch waits for it when it comes within half the time left, and is otherwise handed
+        // back hidden until then, without an attempt.
+        if let Some((wait, why)) = self.circuit_wait().await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if wait <= left / 2 {
+                tokio::time::sleep(wait).await;
+            } else {
+                let reason =
+                    format!("not tried, ActiveCampaign unavailable for the whole account: {why}");
+                tracing::warn!(wait_s = wait.as_secs(), people = people.len(), reason = %why, "Account unavailable; handing the batch back until the next probe.");
+                crate::imports::metrics::emit(crate::imports::metrics::account_unavailable());
                 for person in people.into_values() {
                     self.dead_letter_or_retry(
                         &person.sources,
                         &reason,
-                        Retry::After(None),
+                        Retry::After(Some(wait)),
                         deadline,
                         &mut report,
                     )
@@ -229,17 +247,71 @@ impl SyncWorker {
                 }
                 return report;
             }
+        }
+        // A hanging store must leave time to hand the batch back (retry or dead-letter).
+        let secret = match before_deadline(deadline, self.secrets.get()).await {
+            Ok(secret) => secret,
+            Err(error) => {
+                let failure = AccountFailure {
+                    reason: error.to_string(),
+                    retry_after: None,
+                };
+                let units = people.into_values().map(|p| vec![p]).collect();
+                self.account_failed(failure, units, deadline, &mut report)
+                    .await;
+                return report;
+            }
         };
-        // Ten or more people with the same automation setting go through the importer.
+        // Ten or more people with the same automation setting go through the importer in one
+        // request; the others one by one, in an order that changes with every batch so that
+        // no contact always waits behind the same one.
         let (excluding, including): (Vec<Person>, Vec<Person>) =
             people.into_values().partition(|p| p.exclude_automations);
+        let mut units: Vec<(Vec<Person>, Option<bool>)> = Vec::new();
         for (group, exclude_automations) in [(excluding, true), (including, false)] {
             if group.len() >= MIN_BULK_CONTACTS {
-                self.import(group, exclude_automations, &secret, deadline, &mut report)
-                    .await;
+                units.push((group, Some(exclude_automations)));
             } else {
-                for person in group {
-                    self.sync_one(person, &secret, deadline, &mut report).await;
+                units.extend(group.into_iter().map(|p| (vec![p], None)));
+            }
+        }
+        fastrand::shuffle(&mut units);
+        let mut units = std::collections::VecDeque::from(units);
+        while let Some((unit, import)) = units.pop_front() {
+            // Each unit gets its share of the time left (at least one call's worth), so one
+            // slow contact cannot use the whole batch's budget.
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            let share = (left / (units.len() as u32 + 1))
+                .max(self.min_share)
+                .min(left);
+            let unit_deadline = now + share;
+            let outcome = match import {
+                Some(exclude_automations) => {
+                    self.import(
+                        &unit,
+                        exclude_automations,
+                        &secret,
+                        unit_deadline,
+                        deadline,
+                        &mut report,
+                    )
+                    .await
+                }
+                None => {
+                    self.sync_one(&unit[0], &secret, unit_deadline, deadline, &mut report)
+                        .await
+                }
+            };
+            match outcome {
+                Ok(()) => self.close_circuit(),
+                Err(failure) => {
+                    // The account is failing: this unit and every untried one go back.
+                    let mut failed = vec![unit];
+                    failed.extend(units.drain(..).map(|(u, _)| u));
+                    self.account_failed(failure, failed, deadline, &mut report)
+                        .await;
+                    break;
                 }
             }
         }
@@ -254,39 +326,114 @@ impl SyncWorker {
         report
     }
 
-    async fn sync_one(
+    /// How long until the circuit's next probe, when the account is failing (or the pacer
+    /// holds every request back for a `Retry-After`), and why.
+    async fn circuit_wait(&self) -> Option<(Duration, String)> {
+        let now = Instant::now();
+        let open = self.circuit.lock().ok().and_then(|c| {
+            c.open_until
+                .filter(|until| *until > now)
+                .map(|until| (until - now, c.reason.clone()))
+        });
+        let paused = self.delivery.client().pacer().wait().await;
+        match open {
+            Some((wait, why)) if wait >= paused => Some((wait, why)),
+            _ if !paused.is_zero() => Some((
+                paused,
+                format!(
+                    "ActiveCampaign asked to wait {} s (Retry-After)",
+                    paused.as_secs()
+                ),
+            )),
+            open => open,
+        }
+    }
+
+    fn close_circuit(&self) {
+        if let Ok(mut circuit) = self.circuit.lock()
+            && circuit.failures > 0
+        {
+            tracing::info!(
+                failures = circuit.failures,
+                "ActiveCampaign answers again; the circuit is closed."
+            );
+            *circuit = Circuit::default();
+        }
+    }
+
+    /// An account-wide failure: the circuit opens for the next step of the retry schedule
+    /// (or ActiveCampaign's `Retry-After`), the failure is counted, and `units` are handed
+    /// back hidden for that long. The first unit was tried; the others were not, and their
+    /// reason says so.
+    async fn account_failed(
         &self,
-        person: Person,
-        secret: &Arc<AppSecret>,
+        failure: AccountFailure,
+        units: Vec<Vec<Person>>,
         deadline: Instant,
         report: &mut BatchReport,
     ) {
+        let wait = match self.circuit.lock() {
+            Ok(mut circuit) => {
+                circuit.failures += 1;
+                let wait = self
+                    .retry_schedule
+                    .delay(circuit.failures, failure.retry_after);
+                circuit.open_until = Some(Instant::now() + wait);
+                circuit.reason.clone_from(&failure.reason);
+                wait
+            }
+            Err(_) => self.retry_schedule.delay(1, failure.retry_after),
+        };
+        tracing::warn!(error = %failure.reason, wait_s = wait.as_secs(), "Account unavailable; the circuit is open until the next probe.");
+        crate::imports::metrics::emit(crate::imports::metrics::account_unavailable());
+        let untried = format!(
+            "not tried, ActiveCampaign unavailable for the whole account: {}",
+            failure.reason
+        );
+        for (i, unit) in units.iter().enumerate() {
+            let reason = if i == 0 { &failure.reason } else { &untried };
+            for person in unit {
+                self.dead_letter_or_retry(
+                    &person.sources,
+                    reason,
+                    Retry::After(failure.retry_after),
+                    deadline,
+                    report,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Syncs one person by `unit_deadline`; an account-wide failure is returned for the
+    /// caller to open the circuit.
+    async fn sync_one(
+        &self,
+        person: &Person,
+        secret: &Arc<AppSecret>,
+        unit_deadline: Instant,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) -> Result<(), AccountFailure> {
         let email = mask_email(&person.contact.email);
         match self
             .delivery
-            .deliver(&person.contact, secret.clone(), deadline)
+            .deliver(&person.contact, secret.clone(), unit_deadline)
             .await
         {
             Ok(DeliveryOutcome::Synced { .. } | DeliveryOutcome::Queued { .. }) => {
                 report.synced += person.sources.len();
+                Ok(())
             }
             Ok(DeliveryOutcome::Rejected { reason }) => {
                 tracing::warn!(email = %email, reason = %reason, "ActiveCampaign rejected a queued contact; dead-lettering it.");
                 self.refused(&person.sources, &reason, deadline, report)
                     .await;
+                Ok(())
             }
             Err(error) => {
-                let retry_after = retry_after_of(&error);
-                let reason = error.to_string();
-                tracing::warn!(email = %email, error = %reason, "Queued contact not synced; it will be retried.");
-                self.dead_letter_or_retry(
-                    &person.sources,
-                    &reason,
-                    Retry::After(retry_after),
-                    deadline,
-                    report,
-                )
-                .await;
+                tracing::warn!(email = %email, error = %error, "Queued contact not synced; it will be retried.");
+                Err(AccountFailure::from(&error))
             }
         }
     }
@@ -318,12 +465,13 @@ impl SyncWorker {
 
     async fn import(
         &self,
-        people: Vec<Person>,
+        people: &[Person],
         exclude_automations: bool,
         secret: &Arc<AppSecret>,
+        unit_deadline: Instant,
         deadline: Instant,
         report: &mut BatchReport,
-    ) {
+    ) -> Result<(), AccountFailure> {
         let callback =
             CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
         let contacts = people.iter().map(|p| p.contact.clone()).collect();
@@ -335,12 +483,12 @@ impl SyncWorker {
                 QUEUE_CALLBACK_ROUTE,
                 callback.as_ref(),
                 exclude_automations,
-                deadline,
+                unit_deadline,
             )
             .await;
         match result {
             Ok(result) => {
-                for person in &people {
+                for person in people {
                     let rejected = result
                         .rejected
                         .iter()
@@ -357,21 +505,11 @@ impl SyncWorker {
                 for import in &result.imports {
                     tracing::info!(batch_id = %import.batch_id, contacts = import.queued_contacts, "Queued contacts imported in bulk.");
                 }
+                Ok(())
             }
             Err(error) => {
-                let retry_after = retry_after_of(&error);
-                let reason = error.to_string();
-                tracing::warn!(people = people.len(), error = %reason, "Bulk import failed; its messages will be retried.");
-                for person in &people {
-                    self.dead_letter_or_retry(
-                        &person.sources,
-                        &reason,
-                        Retry::After(retry_after),
-                        deadline,
-                        report,
-                    )
-                    .await;
-                }
+                tracing::warn!(people = people.len(), error = %error, "Bulk import failed; its messages will be retried.");
+                Err(AccountFailure::from(&error))
             }
         }
     }
