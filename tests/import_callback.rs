@@ -195,7 +195,8 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
         "{answer}"
     );
     let (reference, token, url) = requested_callbacks(&ac).await.remove(0);
-    assert_eq!(url, "https://callback.example/");
+    // The reference rides in the URL too, so the token is checked before the body is read.
+    assert_eq!(url, format!("https://callback.example/?ref={reference}"));
     let record = store.get(&reference).await.unwrap().expect("recorded");
     assert_eq!(
         (
@@ -258,7 +259,8 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
     // 5. A GET callback (params in the query) for an import that failed: its contacts, less
     //    the ones the importer named, go back through the queue.
     send(&webhook, &csv_post(15)).await;
-    let (reference, token, _) = requested_callbacks(&ac).await.remove(1);
+    let (reference, token, url) = requested_callbacks(&ac).await.remove(1);
+    assert!(url.ends_with(&format!("?ref={reference}")), "{url}");
     *info.lock().unwrap() =
         json!({"status": "failed", "success": [], "failure": ["person0@example.com"]});
     let mut get = InboundRequest::post(
@@ -297,4 +299,26 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
         }
     }
     assert_eq!(queued, 14);
+}
+
+#[tokio::test]
+async fn a_callback_over_its_limit_is_413_before_anything_is_parsed_or_checked() {
+    let _logs = logs::checked();
+    let ac = scripted(vec![]).await;
+    let callback = callback_for(&ac);
+    let deadline = || Instant::now() + Duration::from_secs(5);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "content-type",
+        "application/x-www-form-urlencoded".parse().unwrap(),
+    );
+    // 6 MiB of `a&`: three million form pairs, unauthenticated.
+    let flood = InboundRequest::post("/", headers.clone(), "a&".repeat(3 << 20));
+    let answer = callback.handle(&flood, deadline()).await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert!(ac.received_requests().await.unwrap().is_empty());
+    // A forged header token against the reference in the URL: refused by the token alone.
+    headers.insert("x-import-token", "forged".parse().unwrap());
+    let forged = InboundRequest::post("/?ref=queue-1", headers, "a&".repeat(100_000));
+    assert_eq!(callback.handle(&forged, deadline()).await.status, 401);
 }

@@ -196,8 +196,11 @@ pub fn import_callback(url: &str, secret: &secrecy::SecretString, route: &str) -
         key: key.to_string(),
         value: value.to_string(),
     };
+    // The reference also rides in the URL's query, so the callback function can check the
+    // token (a header) before it reads the body at all.
+    let separator = if url.contains('?') { '&' } else { '?' };
     ImportCallback {
-        url: url.to_string(),
+        url: format!("{url}{separator}{CALLBACK_REF_PARAM}={reference}"),
         request_type: "POST".to_string(),
         detailed_results: "true".to_string(),
         params: vec![

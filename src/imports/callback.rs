@@ -22,7 +22,7 @@ use crate::delivery::{ContactQueue, QueuedContact};
 use crate::edge::{
     HEALTH_PATH, HttpResponse, StartupError, WebhookError, health, secrets_and_client,
 };
-use crate::inbound::{InboundRequest, parse_query};
+use crate::inbound::InboundRequest;
 use crate::redact::mask_email;
 use crate::secrets::{SecretCache, before_deadline};
 use crate::settings::{DeliveryMode, Settings};
@@ -31,6 +31,18 @@ use crate::sources::signature::constant_time_eq;
 
 /// Upper bound of one callback's work: the importer should get its answer quickly.
 const CALLBACK_BUDGET: Duration = Duration::from_secs(8);
+/// The largest callback body read. The importer's detailed results name at most 250 failed
+/// contacts; anything larger is not a callback of ours, and is refused before it is parsed
+/// (the function is public and this check comes before authentication).
+pub const MAX_CALLBACK_BODY_BYTES: usize = 256 * 1024;
+/// The parameters a callback is read for; nothing else in its body is kept.
+const CALLBACK_KEYS: [&str; 5] = [
+    CALLBACK_REF_PARAM,
+    CALLBACK_TOKEN_PARAM,
+    "batchId",
+    "batch_id",
+    "route",
+];
 
 pub struct CallbackApp {
     store: Option<ImportStore>,
@@ -88,7 +100,43 @@ impl CallbackApp {
         }
     }
 
+    /// The secret, once `token` is this deployment's token for `reference`.
+    async fn check_token(
+        &self,
+        reference: &str,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<Arc<crate::secrets::AppSecret>, WebhookError> {
+        let secret = before_deadline(deadline, self.secrets.get())
+            .await
+            .map_err(unavailable)?;
+        let key = secret
+            .callback_secret
+            .as_ref()
+            .ok_or(AuthError::NoSecretConfigured)?;
+        if !constant_time_eq(callback_token(key, reference).as_bytes(), token.as_bytes()) {
+            return Err(AuthError::TokenMismatch.into());
+        }
+        Ok(secret)
+    }
+
     async fn settle(&self, req: &InboundRequest, deadline: Instant) -> Result<Value, WebhookError> {
+        if req.body.len() > MAX_CALLBACK_BODY_BYTES {
+            return Err(WebhookError::PayloadTooLarge {
+                size: req.body.len(),
+                limit: MAX_CALLBACK_BODY_BYTES,
+            });
+        }
+        // Our callbacks carry the reference in the URL and the token in a header: both are
+        // checked before the body is parsed.
+        let query_ref = req
+            .query
+            .iter()
+            .find(|(k, _)| k == CALLBACK_REF_PARAM)
+            .map(|(_, v)| v.clone());
+        if let (Some(reference), Some(token)) = (&query_ref, req.header(CALLBACK_TOKEN_HEADER)) {
+            self.check_token(reference, token, deadline).await?;
+        }
         let params = callback_params(req);
         let reference = params
             .get(CALLBACK_REF_PARAM)
@@ -99,16 +147,7 @@ impl CallbackApp {
             .map(str::to_string)
             .or_else(|| params.get(CALLBACK_TOKEN_PARAM).cloned())
             .ok_or(AuthError::MissingToken)?;
-        let secret = before_deadline(deadline, self.secrets.get())
-            .await
-            .map_err(unavailable)?;
-        let key = secret
-            .callback_secret
-            .as_ref()
-            .ok_or(AuthError::NoSecretConfigured)?;
-        if !constant_time_eq(callback_token(key, &reference).as_bytes(), token.as_bytes()) {
-            return Err(AuthError::TokenMismatch.into());
-        }
+        let secret = self.check_token(&reference, &token, deadline).await?;
         let record = match &self.store {
             Some(store) => store.get(&reference).await.map_err(unavailable)?,
             None => None,
@@ -242,9 +281,14 @@ fn unavailable(error: impl std::fmt::Display) -> WebhookError {
 
 /// Every key/value the callback carries: the query string (GET), a form or JSON body (POST;
 /// the importer's encoding is undocumented), and `params` arrays of `{key, value}`.
+/// The callback's parameters (query first, then a JSON or form body); only the keys a
+/// callback is read for are kept.
 pub fn callback_params(req: &InboundRequest) -> HashMap<String, String> {
     let mut params: HashMap<String, String> = HashMap::new();
     let mut add = |key: &str, value: &Value| {
+        if !CALLBACK_KEYS.contains(&key) {
+            return;
+        }
         let text = match value {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -271,9 +315,10 @@ pub fn callback_params(req: &InboundRequest) -> HashMap<String, String> {
             }
         }
         _ => {
-            if let Ok(text) = std::str::from_utf8(&req.body) {
-                for (key, value) in parse_query(text) {
-                    add(&key, &Value::String(value));
+            // Pair by pair, without collecting a body of `a&a&a…` into millions of strings.
+            for (key, value) in form_urlencoded::parse(&req.body) {
+                if CALLBACK_KEYS.contains(&key.as_ref()) {
+                    add(&key, &Value::String(value.into_owned()));
                 }
             }
         }
