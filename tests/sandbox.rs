@@ -1,5 +1,6 @@
-//! The local ActiveCampaign sandbox follows the documented rules (contact_sync, the importer,
-//! the rate limits), its faults and views work, and the project runs against it: the whole
+//! The local ActiveCampaign sandbox follows the documented rules (contact_sync, users/me, the
+//! importer, the rate limits, wrong keys answered as ActiveCampaign answers them), its faults
+//! and views work, and the project runs against it: the whole
 //! bulk loop (batch → import → callback → import/info → recorded), the no-re-subscribe guard
 //! end to end, and the client riding out the sandbox's 429s and faults.
 
@@ -8,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use ac_webhook_sync::inbound::InboundRequest;
-use ac_webhook_sync::sandbox::{Fault, Language, Sandbox, Seed};
+use ac_webhook_sync::sandbox::{Fault, Language, NOT_AUTHORIZED, Sandbox, Seed};
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use support::*;
@@ -316,20 +317,12 @@ async fn post_fault(url: &str, fault: &str) -> Answer {
 async fn contact_sync_checks_the_key_and_upserts_by_lower_cased_email() {
     let _logs = logs::checked();
     let (sandbox, url) = start().await;
+    // ActiveCampaign answers a wrong v1 key with HTTP 200 and result_code 0.
     let wrong = sync_with_key(&url, "wrong-key", "email=a%40example.com").await;
-    assert_eq!(wrong.status, 403);
-    assert_eq!(wrong.json()["result_code"], 0);
-    let missing = answer(
-        reqwest::Client::new()
-            .post(format!("{url}{V1_SYNC}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("email=a%40example.com")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(missing.status, 403);
+    assert_eq!(wrong.status, 200);
+    assert_eq!(wrong.json(), not_authorized());
+    let missing = sync_without_key(&url, "email=a%40example.com").await;
+    assert_eq!((missing.status, missing.json()), (200, not_authorized()));
     assert!(
         sandbox.contacts().is_empty(),
         "nothing written without the key"
@@ -359,6 +352,222 @@ async fn contact_sync_checks_the_key_and_upserts_by_lower_cased_email() {
     assert_eq!(ada.last_name.as_deref(), Some("Lovelace"));
     assert_eq!(ada.phone.as_deref(), Some("+44 20 7946 0000"));
     assert_eq!(ada.organization.as_deref(), Some("Engines Ltd"));
+}
+
+/// v1's body for a wrong or missing key (activecampaign-api-php issue #8).
+fn not_authorized() -> Value {
+    json!({"result_code": 0, "result_message": NOT_AUTHORIZED, "result_output": "json"})
+}
+
+/// A v1 `contact_sync` with no key at all.
+async fn sync_without_key(url: &str, form: &str) -> Answer {
+    answer(
+        reqwest::Client::new()
+            .post(format!("{url}{V1_SYNC}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// `GET /api/3/users/me` with `key` (none: no header).
+async fn users_me(url: &str, key: Option<&str>) -> Answer {
+    let mut request = reqwest::Client::new().get(format!("{url}/api/3/users/me"));
+    if let Some(key) = key {
+        request = request.header("Api-Token", key);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+fn forbidden() -> Value {
+    json!({"message": "Forbidden"})
+}
+
+#[tokio::test]
+async fn a_wrong_v1_key_is_answered_403_when_the_sandbox_is_told_to() {
+    let _logs = logs::checked();
+    let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
+        .quiet()
+        .with_bad_key_status(http::StatusCode::FORBIDDEN);
+    let url = serve(&sandbox).await;
+    let wrong = sync_with_key(&url, "wrong-key", "email=a%40example.com").await;
+    assert_eq!((wrong.status, wrong.json()), (403, not_authorized()));
+    let missing = sync_without_key(&url, "email=a%40example.com").await;
+    assert_eq!((missing.status, missing.json()), (403, not_authorized()));
+    assert!(sandbox.contacts().is_empty(), "nothing written");
+    // The right key is served as usual; v3 keeps its own 403.
+    assert_eq!(
+        sync(&url, "email=a%40example.com").await.json()["result_code"],
+        1
+    );
+    let v3 = users_me(&url, Some("wrong-key")).await;
+    assert_eq!((v3.status, v3.json()), (403, forbidden()));
+    assert_eq!(view(&url, "/sandbox/state").await["bad_key_status"], 403);
+    // The default is ActiveCampaign's 200.
+    let (_, default_url) = start().await;
+    assert_eq!(
+        view(&default_url, "/sandbox/state").await["bad_key_status"],
+        200
+    );
+}
+
+#[tokio::test]
+async fn users_me_answers_the_right_key_and_forbids_any_other() {
+    let _logs = logs::checked();
+    let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
+        .quiet()
+        .with_rate_limit(5);
+    let url = serve(&sandbox).await;
+    let me = users_me(&url, Some(LOCAL_API_KEY)).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        me.json(),
+        json!({"user": {"id": "1", "username": "admin", "firstName": "Sandbox", "lastName": "Admin", "email": "admin@example.com"}})
+    );
+    for key in [Some("wrong-key"), None] {
+        let refused = users_me(&url, key).await;
+        assert_eq!(
+            (refused.status, refused.json()),
+            (403, forbidden()),
+            "{key:?}"
+        );
+    }
+    // It counts against the 5 requests/second like any v3 call (one used above; a wrong key
+    // is not the account's and is not counted)...
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(users_me(&url, Some(LOCAL_API_KEY)).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(me.headers["ratelimit-limit"], "5");
+    // ...and faults apply to it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    post_fault(&url, r#"{"kind":"status","status":503,"count":1}"#).await;
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 503);
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_wrong_key_fault_refuses_the_right_key_everywhere_until_cleared() {
+    let _logs = logs::checked();
+    let (sandbox, url) = start().await;
+    // For the next two API requests, then normal answers.
+    let on = post_fault(&url, r#"{"kind":"wrong_key","count":2}"#).await;
+    assert_eq!(on.status, 200, "{}", on.text);
+    assert_eq!(
+        view(&url, "/sandbox/faults").await["fault"],
+        json!({"kind": "wrong_key", "count": 2})
+    );
+    let v1 = sync(&url, "email=k%40example.com").await;
+    assert_eq!((v1.status, v1.json()), (200, not_authorized()));
+    let v3 = users_me(&url, Some(LOCAL_API_KEY)).await;
+    assert_eq!((v3.status, v3.json()), (403, forbidden()));
+    assert!(
+        sandbox.contacts().is_empty(),
+        "a refused key writes nothing"
+    );
+    assert_eq!(
+        sync(&url, "email=k%40example.com").await.json()["result_code"],
+        1
+    );
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 200);
+    assert_eq!(view(&url, "/sandbox/faults").await["fault"], Value::Null);
+
+    // Until cleared (a revoked key): every API, the importer's too.
+    post_fault(&url, r#"{"kind":"wrong_key"}"#).await;
+    for _ in 0..3 {
+        let v1 = sync(&url, "email=r%40example.com").await;
+        assert_eq!((v1.status, v1.json()), (200, not_authorized()));
+    }
+    let viewed = answer(
+        reqwest::Client::new()
+            .get(format!(
+                "{url}/admin/api.php?api_action=contact_view_email&api_output=json&email=k%40example.com"
+            ))
+            .header("API-TOKEN", LOCAL_API_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(viewed.json(), not_authorized());
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 403);
+    let (status, body) = import(&url, json!({"contacts": [contact("i@example.com")]})).await;
+    assert_eq!((status, body), (403, forbidden()));
+    let info = answer(
+        reqwest::Client::new()
+            .get(format!("{url}/api/3/import/info?batchId=x"))
+            .header("Api-Token", LOCAL_API_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((info.status, info.json()), (403, forbidden()));
+    assert_eq!(
+        sandbox.contacts().keys().collect::<Vec<_>>(),
+        ["k@example.com"],
+        "nothing more written"
+    );
+    let cleared = reqwest::Client::new()
+        .delete(format!("{url}/sandbox/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(
+        sync(&url, "email=r%40example.com").await.json()["result_code"],
+        1
+    );
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 200);
+
+    // With the old 403 shape configured, the fault answers v1 with 403 too.
+    let sandbox = Sandbox::new(LOCAL_API_KEY, Language::English)
+        .quiet()
+        .with_bad_key_status(http::StatusCode::FORBIDDEN);
+    let url = serve(&sandbox).await;
+    sandbox.set_fault(Some(
+        Fault::from_json(br#"{"kind":"wrong_key","count":1}"#).unwrap(),
+    ));
+    let v1 = sync(&url, "email=k%40example.com").await;
+    assert_eq!((v1.status, v1.json()), (403, not_authorized()));
+    assert_eq!(sync(&url, "email=k%40example.com").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_key_rotates_at_run_time() {
+    let _logs = logs::checked();
+    let (sandbox, url) = start().await;
+    let rotate = |body: &'static str| {
+        let url = url.clone();
+        async move {
+            answer(
+                reqwest::Client::new()
+                    .post(format!("{url}/sandbox/api-key"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    assert_eq!(rotate(r#"{"api_key":"rotated-key"}"#).await.status, 200);
+    let old = sync(&url, "email=o%40example.com").await;
+    assert_eq!((old.status, old.json()), (200, not_authorized()));
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 403);
+    let new = sync_with_key(&url, "rotated-key", "email=o%40example.com").await;
+    assert_eq!(new.json()["result_code"], 1);
+    assert_eq!(users_me(&url, Some("rotated-key")).await.status, 200);
+    assert!(sandbox.contacts().contains_key("o@example.com"));
+    for bad in ["", "{}", r#"{"api_key":""}"#, r#"{"api_key":7}"#] {
+        assert_eq!(rotate(bad).await.status, 400, "{bad}");
+    }
+    sandbox.set_api_key(LOCAL_API_KEY);
+    assert_eq!(users_me(&url, Some(LOCAL_API_KEY)).await.status, 200);
 }
 
 #[tokio::test]
@@ -532,12 +741,8 @@ async fn over_five_requests_a_second_is_429_with_retry_after_in_whole_seconds() 
         "a refused request writes nothing"
     );
     // A wrong key is not the account's and is not counted; the views are not limited.
-    assert_eq!(
-        sync_with_key(&url, "wrong", "email=w%40example.com")
-            .await
-            .status,
-        403
-    );
+    let wrong = sync_with_key(&url, "wrong", "email=w%40example.com").await;
+    assert_eq!((wrong.status, wrong.json()), (200, not_authorized()));
     view(&url, "/sandbox/contacts").await;
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(sync(&url, "email=later%40example.com").await.status, 200);

@@ -1,5 +1,6 @@
-//! `ac-sandbox`: a local ActiveCampaign sandbox (`contact_sync`, the Bulk Contact Importer,
-//! rate limits, faults, JSON views) for runs without an account. `ac-sandbox --help` for usage.
+//! `ac-sandbox`: a local ActiveCampaign sandbox (`contact_sync`, `users/me`, the Bulk Contact
+//! Importer, wrong keys answered as ActiveCampaign answers them, rate limits, faults, JSON
+//! views) for runs without an account. `ac-sandbox --help` for usage.
 
 use std::process::ExitCode;
 

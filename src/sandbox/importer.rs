@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Sandbox, v1_json};
+use super::{Sandbox, v1_json, v3_forbidden};
 use crate::mapping::normalise_email;
 
 pub const BULK_IMPORT_PATH: &str = crate::activecampaign::bulk::BULK_IMPORT_PATH;
@@ -36,13 +36,6 @@ pub struct StoredImport {
     pub failure: Vec<String>,
 }
 
-fn api_key_ok(sandbox: &Sandbox, headers: &HeaderMap) -> bool {
-    headers
-        .get("api-token")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| k == sandbox.api_key)
-}
-
 fn refused(message: &str, reasons: Value) -> Response {
     v1_json(
         StatusCode::BAD_REQUEST,
@@ -55,8 +48,8 @@ pub async fn bulk_import(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !api_key_ok(&sandbox, &headers) {
-        return v1_json(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}));
+    if !sandbox.key_ok(&headers) {
+        return v3_forbidden();
     }
     {
         let Ok(mut store) = sandbox.store.lock() else {
@@ -297,8 +290,8 @@ pub async fn import_info(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !api_key_ok(&sandbox, &headers) {
-        return v1_json(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}));
+    if !sandbox.key_ok(&headers) {
+        return v3_forbidden();
     }
     let Some(batch_id) = query.get("batchId") else {
         return v1_json(

@@ -1,11 +1,16 @@
 //! A local stand-in for ActiveCampaign, so the whole product runs with no account: v1
 //! `contact_sync` and `contact_view_email` (the `API-TOKEN` check, upsert by email, lists,
-//! tags, custom fields resolved against a seed, a localised `result_message`), the Bulk
-//! Contact Importer ([`importer`]), the 5 requests/second limit and switchable faults
-//! ([`traffic`]), and read-only JSON views of what it holds ([`views`]).
+//! tags, custom fields resolved against a seed, a localised `result_message`), v3
+//! `users/me`, the Bulk Contact Importer ([`importer`]), the 5 requests/second limit and
+//! switchable faults ([`traffic`]), and read-only JSON views of what it holds ([`views`]).
+//!
+//! A wrong or missing key is answered as ActiveCampaign answers it: v1 with HTTP 200 and
+//! `result_code` 0, "You are not authorized to access this file" (activecampaign-api-php
+//! issue #8; [`Sandbox::with_bad_key_status`] picks another status), v3 with 403
+//! `{"message":"Forbidden"}`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,6 +42,10 @@ pub const ACTIVE: u8 = 1;
 pub const UNSUBSCRIBED: u8 = 2;
 /// How many "ignored" notes the state view keeps.
 const MAX_NOTES: usize = 100;
+/// The `users/me` path (v3).
+pub const USERS_ME_PATH: &str = "/api/3/users/me";
+/// v1's `result_message` for a wrong or missing key (not localised in the sources).
+pub const NOT_AUTHORIZED: &str = "You are not authorized to access this file";
 
 /// Which language `result_message` is in: nothing may depend on its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +109,11 @@ impl Store {
 
 #[derive(Clone)]
 pub struct Sandbox {
-    api_key: String,
+    /// The account's key; changed at run time with [`Sandbox::set_api_key`].
+    api_key: Arc<RwLock<String>>,
     language: Language,
+    /// The HTTP status of v1's answer to a wrong key (200, as ActiveCampaign answers).
+    bad_key_status: StatusCode,
     store: Arc<Mutex<Store>>,
     /// The account's lists and custom fields.
     account: Arc<Seed>,
@@ -115,8 +127,9 @@ impl Sandbox {
     /// limit (see [`Sandbox::with_seed`] and [`Sandbox::with_rate_limit`]).
     pub fn new(api_key: impl Into<String>, language: Language) -> Self {
         Self {
-            api_key: api_key.into(),
+            api_key: Arc::new(RwLock::new(api_key.into())),
             language,
+            bad_key_status: StatusCode::OK,
             store: Arc::new(Mutex::new(Store::default())),
             account: Arc::new(Seed::bundled_account()),
             limiter: None,
@@ -173,6 +186,36 @@ impl Sandbox {
         self
     }
 
+    /// v1 answers a wrong or missing key with `status` (and the same `result_code` 0 body)
+    /// instead of ActiveCampaign's 200, e.g. 403 for clients written against that shape.
+    pub fn with_bad_key_status(mut self, status: StatusCode) -> Self {
+        self.bad_key_status = status;
+        self
+    }
+
+    /// The status v1 answers a wrong key with.
+    pub fn bad_key_status(&self) -> StatusCode {
+        self.bad_key_status
+    }
+
+    /// Rotates the account's key: from now on only `key` is accepted.
+    pub fn set_api_key(&self, key: impl Into<String>) {
+        if let Ok(mut current) = self.api_key.write() {
+            *current = key.into();
+        }
+    }
+
+    /// Whether the request carries the account's key (`API-TOKEN` / `Api-Token`).
+    fn key_ok(&self, headers: &HeaderMap) -> bool {
+        let Ok(key) = self.api_key.read() else {
+            return false;
+        };
+        headers
+            .get(API_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| k == key.as_str())
+    }
+
     /// Switches a fault on (or off with `None`) for the next API requests.
     pub fn set_fault(&self, fault: Option<Fault>) {
         if let Ok(mut active) = self.fault.lock() {
@@ -189,6 +232,7 @@ impl Sandbox {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route(V1_PATH, any(v1))
+            .route(USERS_ME_PATH, get(users_me))
             .route(importer::BULK_IMPORT_PATH, post(importer::bulk_import))
             .route(importer::IMPORT_INFO_PATH, get(importer::import_info))
             .route_layer(axum::middleware::from_fn_with_state(
@@ -209,6 +253,7 @@ impl Sandbox {
                     .post(views::set_fault)
                     .delete(views::clear_fault),
             )
+            .route("/sandbox/api-key", post(views::set_api_key))
             .with_state(self.clone())
     }
 
@@ -242,6 +287,19 @@ fn v1_json(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+/// v1's answer to a wrong or missing key: `result_code` 0, with the sandbox's bad-key status.
+fn v1_not_authorized(sandbox: &Sandbox) -> Response {
+    v1_json(
+        sandbox.bad_key_status,
+        json!({"result_code": 0, "result_message": NOT_AUTHORIZED, "result_output": "json"}),
+    )
+}
+
+/// v3's answer to a wrong or missing key.
+fn v3_forbidden() -> Response {
+    v1_json(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
+}
+
 fn refused(message: &str) -> Response {
     v1_json(
         StatusCode::OK,
@@ -255,16 +313,9 @@ async fn v1(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key_ok = headers
-        .get(API_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| k == sandbox.api_key);
-    if !key_ok {
-        // ActiveCampaign's answer to a bad key is not documented; v3 answers 403.
-        return v1_json(
-            StatusCode::FORBIDDEN,
-            json!({"result_code": 0, "result_message": "You are not authorized to access this file", "result_output": "json"}),
-        );
+    if !sandbox.key_ok(&headers) {
+        // HTTP 200 and result_code 0, as ActiveCampaign answers (activecampaign-api-php #8).
+        return v1_not_authorized(&sandbox);
     }
     if query.get("api_output").map(String::as_str) != Some("json") {
         return (
@@ -278,6 +329,17 @@ async fn v1(
         Some("contact_view_email") => contact_view_email(&sandbox, query.get("email")),
         _ => refused(sandbox.message("Unknown API action", "Ação de API desconhecida")),
     }
+}
+
+/// `GET /api/3/users/me`: the key's user, as v3 answers it.
+async fn users_me(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
+    if !sandbox.key_ok(&headers) {
+        return v3_forbidden();
+    }
+    v1_json(
+        StatusCode::OK,
+        json!({"user": {"id": "1", "username": "admin", "firstName": "Sandbox", "lastName": "Admin", "email": "admin@example.com"}}),
+    )
 }
 
 /// One `contact_sync` form, read: what to write, or why it is refused.

@@ -1,15 +1,24 @@
 //! How `ac-sandbox` is started: flags, else `AC_SANDBOX_*` variables, else defaults.
 
 use super::traffic::DEFAULT_REQUESTS_PER_SECOND;
+use axum::http::StatusCode;
+
 use super::{DEFAULT_API_KEY, DEFAULT_PORT, Fault, Language, Sandbox, Seed};
 
-pub const USAGE: &str = "usage: ac-sandbox [PORT] [--seed FILE] [--rate-limit N] [--fault JSON] [--language en|pt]
-  PORT          AC_SANDBOX_PORT (default 4599; 127.0.0.1 only)
-  --seed        AC_SANDBOX_SEED: lists, fields and contacts (default: local/sandbox-seed.toml, compiled in)
-  --rate-limit  AC_SANDBOX_RATE_LIMIT: API requests per second before 429 (default 5; 0 = no limit)
-  --fault       AC_SANDBOX_FAULT: a fault from the start, e.g. '{\"kind\":\"status\",\"status\":503,\"count\":3}'
-  --language    AC_SANDBOX_LANGUAGE: en or pt, the language of result_message
-  the API key is AC_SANDBOX_API_KEY (default local-dev-key)";
+pub const USAGE: &str = "usage: ac-sandbox [PORT] [--seed FILE] [--rate-limit N] [--fault JSON] [--language en|pt] [--bad-key-status N]
+  PORT              AC_SANDBOX_PORT (default 4599; 127.0.0.1 only)
+  --seed            AC_SANDBOX_SEED: lists, fields and contacts (default: local/sandbox-seed.toml, compiled in)
+  --rate-limit      AC_SANDBOX_RATE_LIMIT: API requests per second before 429 (default 5; 0 = no limit)
+  --fault           AC_SANDBOX_FAULT: a fault from the start, e.g. '{\"kind\":\"status\",\"status\":503,\"count\":3}';
+                    kinds: status (status, retry_after), slow (delay_ms), empty, html (status),
+                    wrong_key (every key refused, as if revoked); count = next N API requests, else until cleared
+  --language        AC_SANDBOX_LANGUAGE: en or pt, the language of result_message
+  --bad-key-status  AC_SANDBOX_BAD_KEY_STATUS: HTTP status of v1's answer to a wrong or missing key
+                    (default 200 with result_code 0, as ActiveCampaign answers; e.g. 403); v3 always answers 403
+  the API key is AC_SANDBOX_API_KEY (default local-dev-key)
+serves: v1 /admin/api.php (contact_sync, contact_view_email), v3 /api/3/users/me, /api/3/import/bulk_import,
+  /api/3/import/info; admin: GET /sandbox/{contacts,lists,tags,fields,imports,state},
+  GET|POST|DELETE /sandbox/faults, POST /sandbox/api-key {\"api_key\":\"new\"} (rotate the key)";
 
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
@@ -19,6 +28,8 @@ pub struct SandboxSettings {
     pub requests_per_second: u32,
     pub seed: Seed,
     pub fault: Option<Fault>,
+    /// The HTTP status of v1's answer to a wrong key (200 by default).
+    pub bad_key_status: StatusCode,
 }
 
 impl SandboxSettings {
@@ -37,6 +48,7 @@ impl SandboxSettings {
         let mut rate = env("AC_SANDBOX_RATE_LIMIT");
         let mut fault = env("AC_SANDBOX_FAULT");
         let mut language = env("AC_SANDBOX_LANGUAGE");
+        let mut bad_key_status = env("AC_SANDBOX_BAD_KEY_STATUS");
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let target = match arg.as_str() {
@@ -44,6 +56,7 @@ impl SandboxSettings {
                 "--rate-limit" => &mut rate,
                 "--fault" => &mut fault,
                 "--language" => &mut language,
+                "--bad-key-status" => &mut bad_key_status,
                 "-h" | "--help" => return Err(USAGE.into()),
                 _ if !arg.starts_with('-') => {
                     port = Some(arg);
@@ -79,8 +92,19 @@ impl SandboxSettings {
             Some("pt") => Language::Portuguese,
             Some(other) => return Err(format!("language {other:?}: en or pt")),
         };
+        let bad_key_status = match bad_key_status.filter(|s| !s.is_empty()) {
+            Some(s) => s
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (200..=599).contains(n))
+                .and_then(|n| StatusCode::from_u16(n).ok())
+                .ok_or_else(|| format!("bad-key status {s:?}: an HTTP status, 200 to 599"))?,
+            None => StatusCode::OK,
+        };
         Ok(Self {
             port,
+            bad_key_status,
             api_key: env("AC_SANDBOX_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into()),
             language,
             requests_per_second,
@@ -92,7 +116,8 @@ impl SandboxSettings {
     pub fn sandbox(&self) -> Sandbox {
         let sandbox = Sandbox::new(self.api_key.clone(), self.language)
             .with_seed(self.seed.clone())
-            .with_rate_limit(self.requests_per_second);
+            .with_rate_limit(self.requests_per_second)
+            .with_bad_key_status(self.bad_key_status);
         sandbox.set_fault(self.fault.clone());
         sandbox
     }
@@ -106,8 +131,9 @@ pub async fn run(settings: SandboxSettings) -> std::io::Result<()> {
         n => format!("{n} requests/s"),
     };
     println!(
-        "ActiveCampaign stand-in listening on http://127.0.0.1:{} ({limit}, {} lists, {} fields, {} contacts seeded)",
+        "ActiveCampaign stand-in listening on http://127.0.0.1:{} ({limit}, v1 bad key answered {}, {} lists, {} fields, {} contacts seeded)",
         settings.port,
+        settings.bad_key_status.as_u16(),
         settings.seed.lists.len(),
         settings.seed.fields.len(),
         settings.seed.contacts.len()
@@ -135,6 +161,20 @@ mod tests {
         assert_eq!(defaults.port, DEFAULT_PORT);
         assert_eq!(defaults.requests_per_second, 5);
         assert!(!defaults.seed.contacts.is_empty(), "the bundled seed");
+        assert_eq!(defaults.bad_key_status, StatusCode::OK, "as ActiveCampaign");
+        let old = parse(&[], &[("AC_SANDBOX_BAD_KEY_STATUS", "403")]).unwrap();
+        assert_eq!(old.bad_key_status, StatusCode::FORBIDDEN);
+        let flag = parse(
+            &["--bad-key-status", "401"],
+            &[("AC_SANDBOX_BAD_KEY_STATUS", "403")],
+        )
+        .unwrap();
+        assert_eq!(flag.bad_key_status, StatusCode::UNAUTHORIZED);
+        let revoked = parse(&["--fault", r#"{"kind":"wrong_key"}"#], &[]).unwrap();
+        assert_eq!(
+            revoked.fault.unwrap().kind,
+            crate::sandbox::FaultKind::WrongKey
+        );
         let set = parse(
             &["4600", "--rate-limit", "0", "--language", "pt"],
             &[
@@ -171,6 +211,14 @@ mod tests {
                 .contains("--colour")
         );
         assert!(parse(&[], &[("AC_SANDBOX_LANGUAGE", "fr")]).is_err());
+        for status in ["forbidden", "99", "700", "-1"] {
+            assert!(
+                parse(&["--bad-key-status", status], &[])
+                    .unwrap_err()
+                    .contains(status),
+                "{status}"
+            );
+        }
         assert!(parse(&[], &[("AC_SANDBOX_FAULT", r#"{"kind":"slow"}"#)]).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! What stands between a caller and the sandbox's API: ActiveCampaign's 5 requests/second
 //! per account (429 with `Retry-After`), and faults switched on for tests and demos (an error
-//! status, a slow answer, an empty body, an HTML error page), applied to the next N API
-//! requests or until cleared.
+//! status, a slow answer, an empty body, an HTML error page, a key refused as if revoked),
+//! applied to the next N API requests or until cleared.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Sandbox, v1_json};
-use crate::activecampaign::client::API_TOKEN_HEADER;
+use super::{Sandbox, v1_json, v1_not_authorized, v3_forbidden};
+use crate::activecampaign::client::V1_PATH;
 
 /// ActiveCampaign's documented limit, per account.
 pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 5;
@@ -76,7 +76,7 @@ impl RateLimiter {
 
 /// Which fault, as posted to `/sandbox/faults` or given in `AC_SANDBOX_FAULT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Answer with `status` (default 503) and a JSON error; the request is not handled.
     Status,
@@ -87,6 +87,10 @@ pub enum FaultKind {
     Empty,
     /// Answer an HTML error page with `status` (default 502); the request is not handled.
     Html,
+    /// Answer as if the request's key were wrong (a revoked or rotated key): v1 with
+    /// `result_code` 0 and the bad-key status (200 unless configured), v3 with 403. The
+    /// request is not handled.
+    WrongKey,
 }
 
 /// A fault and how many API requests it applies to (`None`: until cleared).
@@ -183,6 +187,15 @@ fn html_fault(fault: &Fault) -> Response {
         .into_response()
 }
 
+/// The answer to a key refused by a `wrong_key` fault, as each API answers a wrong key.
+fn wrong_key(sandbox: &Sandbox, request: &Request) -> Response {
+    if request.uri().path() == V1_PATH {
+        v1_not_authorized(sandbox)
+    } else {
+        v3_forbidden()
+    }
+}
+
 /// Every API request passes here: faults first (as a failing load balancer would answer
 /// before the account is reached), then the account's rate limit.
 pub(super) async fn gate(State(sandbox): State<Sandbox>, request: Request, next: Next) -> Response {
@@ -196,6 +209,7 @@ pub(super) async fn gate(State(sandbox): State<Sandbox>, request: Request, next:
                 tokio::time::sleep(delay).await;
             }
             FaultKind::Empty => {}
+            FaultKind::WrongKey => return wrong_key(&sandbox, &request),
         }
     }
     let mut response = match admission(&sandbox, &request) {
@@ -238,12 +252,9 @@ fn admission(sandbox: &Sandbox, request: &Request) -> Admission {
     let Some(limiter) = sandbox.limiter.as_ref() else {
         return Admission::Uncounted;
     };
-    let own_key = request
-        .headers()
-        .get(API_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| k == sandbox.api_key);
-    if !own_key || request.uri().path() == super::importer::BULK_IMPORT_PATH {
+    if !sandbox.key_ok(request.headers())
+        || request.uri().path() == super::importer::BULK_IMPORT_PATH
+    {
         return Admission::Uncounted;
     }
     let limit = limiter.per_second();
@@ -287,6 +298,12 @@ mod tests {
             (ok.kind, ok.status, ok.count),
             (FaultKind::Status, Some(500), Some(2))
         );
+        let revoked = Fault::from_json(br#"{"kind":"wrong_key","count":3}"#).unwrap();
+        assert_eq!(
+            (revoked.kind, revoked.count),
+            (FaultKind::WrongKey, Some(3))
+        );
+        assert_eq!(json!(revoked), json!({"kind": "wrong_key", "count": 3}));
         for bad in [
             r#"{"kind":"slow"}"#,
             r#"{"kind":"slow","delay_ms":999999}"#,
@@ -296,6 +313,9 @@ mod tests {
             r#"{"kind":"status","count":0}"#,
             r#"{"kind":"teapot"}"#,
             r#"{"kind":"empty","colour":1}"#,
+            r#"{"kind":"wrong_key","status":403}"#,
+            r#"{"kind":"wrong_key","delay_ms":5}"#,
+            r#"{"kind":"wrongkey"}"#,
         ] {
             assert!(Fault::from_json(bad.as_bytes()).is_err(), "{bad}");
         }

@@ -1,5 +1,6 @@
 //! Read-only JSON views of what the sandbox holds (contacts, lists, tags, custom fields, and
-//! all of it at once), and the admin endpoint that switches faults on and off.
+//! all of it at once), and the admin endpoints that switch faults on and off and rotate the
+//! account's key.
 
 use std::collections::BTreeMap;
 
@@ -165,6 +166,7 @@ pub(super) async fn state(State(sandbox): State<Sandbox>) -> Response {
             "imports": imports,
             "rate_limit_per_second": sandbox.limiter.as_ref().map_or(0, |l| l.per_second()),
             "rate_limited_requests": sandbox.limiter.as_ref().map_or(0, |l| l.refused()),
+            "bad_key_status": sandbox.bad_key_status.as_u16(),
             "fault": current_fault(&sandbox),
             "ignored": ignored,
         }),
@@ -195,4 +197,26 @@ pub(super) async fn set_fault(State(sandbox): State<Sandbox>, body: Bytes) -> Re
 pub(super) async fn clear_fault(State(sandbox): State<Sandbox>) -> Response {
     sandbox.set_fault(None);
     v1_json(StatusCode::OK, json!({ "fault": null }))
+}
+
+/// `POST /sandbox/api-key` with `{"api_key":"new-key"}`: the account's key is rotated, so
+/// callers still using the old one are refused as with a wrong key.
+pub(super) async fn set_api_key(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    let key = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["api_key"].as_str().map(str::to_string))
+        .filter(|k| !k.is_empty());
+    match key {
+        Some(key) => {
+            if !sandbox.quiet {
+                println!("ActiveCampaign stand-in: API key rotated");
+            }
+            sandbox.set_api_key(key);
+            v1_json(StatusCode::OK, json!({ "rotated": true }))
+        }
+        None => v1_json(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "expected {\"api_key\": \"<a non-empty key>\"}" }),
+        ),
+    }
 }
