@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::activecampaign::bulk::{MIN_BULK_CONTACTS, chunk, request_body, to_bulk_contact};
-use crate::delivery::batch::merge_by_email;
+use crate::activecampaign::bulk::request_body;
+use crate::delivery::batch::plan_batch;
 use crate::edge::{Plan, interpret, resolve_route};
 use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, Route};
@@ -86,23 +86,23 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
                 .iter()
                 .map(|r| json!({"row": r.row, "email": r.email, "reason": r.reason}))
                 .collect();
-            let contacts = merge_by_email(contacts);
-            let mut one_by_one = Vec::new();
-            let mut bulk = Vec::new();
-            for contact in &contacts {
-                match to_bulk_contact(contact, route.exclude_automations) {
-                    Ok(converted) if contacts.len() >= MIN_BULK_CONTACTS => bulk.push(converted),
-                    _ => one_by_one.push(json!({"fields": field_lines(&contact.form_pairs())})),
-                }
-            }
-            let imports: Vec<Value> = chunk(bulk)
+            // The same split as delivery (`plan_batch`), so the preview shows what is sent.
+            let plan = plan_batch(contacts, route.exclude_automations);
+            let merged = plan.one_by_one.len() + plan.imports.iter().map(Vec::len).sum::<usize>();
+            let one_by_one: Vec<Value> = plan
+                .one_by_one
+                .iter()
+                .map(|contact| json!({"fields": field_lines(&contact.form_pairs())}))
+                .collect();
+            let imports: Vec<Value> = plan
+                .imports
                 .iter()
                 .map(|part| request_body(part, None, route.exclude_automations))
                 .collect();
             report["outcome"] = json!({"status": "deliver batch"});
             report["batch"] = json!({
                 "rows": summary.rows,
-                "contacts": contacts.len(),
+                "contacts": merged,
                 "skipped": summary.skipped,
                 "rejected": rejected,
                 "contact_sync": one_by_one,

@@ -128,7 +128,8 @@ async fn a_csv_export_goes_through_the_importer_in_chunks() {
             .iter()
             .map(|r| r["contacts"].as_array().unwrap().len())
             .collect::<Vec<_>>(),
-        vec![250, 250, 100]
+        vec![200, 200, 200],
+        "balanced chunks"
     );
     let first = &requests[0]["contacts"][0];
     assert_eq!(first["email"], "person0@example.com", "lower-cased");
@@ -315,4 +316,43 @@ async fn a_malformed_batch_is_400_naming_the_row() {
             .unwrap()
             .starts_with("row 2:")
     );
+}
+
+#[tokio::test]
+async fn the_preview_splits_a_batch_as_delivery_does_at_every_size() {
+    let _logs = logs::checked();
+    let secret = ac_webhook_sync::secrets::AppSecret::from_json(&local_secret_json(
+        "https://acct.api-us1.com",
+    ))
+    .unwrap();
+    let mapping = ac_webhook_sync::mapping::Mapping::bundled().unwrap();
+    for rows in [5, 9, 10, 11, 249, 250, 251, 253, 501] {
+        let server = fake_activecampaign().await;
+        let request = post("import", "text/csv", csv(rows));
+        let preview = ac_webhook_sync::preview::preview(&mapping, &secret, &request);
+        let previewed: Vec<usize> = preview["batch"]["bulk_import"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["contacts"].as_array().unwrap().len())
+            .collect();
+        let previewed_syncs = preview["batch"]["contact_sync"].as_array().unwrap().len();
+        let response = send(&app_for(&server), &request).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let sent: Vec<usize> = bulk_requests(&server)
+            .await
+            .iter()
+            .map(|r| r["contacts"].as_array().unwrap().len())
+            .collect();
+        let synced = received_syncs(&server).await.len();
+        assert_eq!(
+            (&previewed, previewed_syncs),
+            (&sent, synced),
+            "{rows} rows"
+        );
+        if rows == 253 {
+            assert_eq!(sent, vec![127, 126]);
+            assert_eq!(synced, 0);
+        }
+    }
 }

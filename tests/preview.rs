@@ -151,7 +151,7 @@ fn a_batch_preview_shows_the_import_bodies() {
             .iter()
             .map(|i| i["contacts"].as_array().unwrap().len())
             .collect::<Vec<_>>(),
-        vec![250, 50]
+        vec![150, 150]
     );
     assert_eq!(imports[0]["contacts"][0]["tags"], json!(["import"]));
     assert_eq!(

@@ -111,20 +111,34 @@ pub fn to_bulk_contact(
     })
 }
 
-/// Splits contacts into requests of at most 250 contacts and about 350 KB.
+/// Splits contacts into requests of at most 250 contacts and about 350 KB, balanced: as few
+/// requests as those limits allow, of near-equal size (251 contacts are 126 + 125, not
+/// 250 + 1, since the importer allows only 20 single-contact requests a minute).
 pub fn chunk(contacts: Vec<BulkContact>) -> Vec<Vec<BulkContact>> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
+    if contacts.is_empty() {
+        return Vec::new();
+    }
     // Room for the envelope (`{"contacts":[…],"callback":{…}}`).
     let envelope = 2_000;
-    let mut size = envelope;
-    for contact in contacts {
-        let contact_size = serde_json::to_vec(&contact).map_or(0, |v| v.len()) + 1;
-        if !current.is_empty()
-            && (current.len() == MAX_CONTACTS_PER_IMPORT || size + contact_size > MAX_IMPORT_BYTES)
-        {
+    let sizes: Vec<usize> = contacts
+        .iter()
+        .map(|c| serde_json::to_vec(c).map_or(0, |v| v.len()) + 1)
+        .collect();
+    let total: usize = sizes.iter().sum();
+    let room = MAX_IMPORT_BYTES - envelope;
+    let parts = contacts
+        .len()
+        .div_ceil(MAX_CONTACTS_PER_IMPORT)
+        .max(total.div_ceil(room))
+        .max(1);
+    let target = contacts.len().div_ceil(parts);
+    let mut chunks = Vec::with_capacity(parts);
+    let mut current = Vec::with_capacity(target);
+    let mut size = 0;
+    for (contact, contact_size) in contacts.into_iter().zip(sizes) {
+        if !current.is_empty() && (current.len() == target || size + contact_size > room) {
             chunks.push(std::mem::take(&mut current));
-            size = envelope;
+            size = 0;
         }
         size += contact_size;
         current.push(contact);
@@ -538,7 +552,20 @@ mod tests {
             .map(|i| to_bulk_contact(&contact(i), false).unwrap())
             .collect();
         let sizes: Vec<usize> = chunk(many).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![250, 250, 100]);
+        assert_eq!(sizes, vec![200, 200, 200], "balanced");
+        for (n, expected) in [
+            (251, vec![126, 125]),
+            (250, vec![250]),
+            (253, vec![127, 126]),
+            (501, vec![167, 167, 167]),
+            (10, vec![10]),
+        ] {
+            let contacts = (0..n)
+                .map(|i| to_bulk_contact(&contact(i), false).unwrap())
+                .collect();
+            let sizes: Vec<usize> = chunk(contacts).iter().map(Vec::len).collect();
+            assert_eq!(sizes, expected, "{n} contacts");
+        }
         let mut big = contact(0);
         big.tags = (0..40)
             .map(|t| format!("{t}-{}", "x".repeat(240)))

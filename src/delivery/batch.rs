@@ -40,6 +40,51 @@ pub struct BatchResult {
     pub rejected: Vec<RejectedContact>,
 }
 
+/// How a batch's contacts go to ActiveCampaign. One rule, used by delivery and by the
+/// preview: duplicates merged by email; fewer than [`MIN_BULK_CONTACTS`] contacts, and any
+/// contact the importer cannot carry (a personalization tag, responder options, a subscription
+/// date or form, an opt-in that may re-subscribe), go through `contact_sync`; the others
+/// through the importer in balanced chunks, and a chunk that would still hold fewer than
+/// [`MIN_BULK_CONTACTS`] goes through `contact_sync` too.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchPlan {
+    pub one_by_one: Vec<ContactSync>,
+    pub imports: Vec<Vec<BulkContact>>,
+    /// The merged contacts by email, for what an import's record keeps.
+    pub originals: HashMap<String, ContactSync>,
+}
+
+pub fn plan_batch(contacts: Vec<ContactSync>, exclude_automations: bool) -> BatchPlan {
+    let contacts = merge_by_email(contacts);
+    let mut plan = BatchPlan::default();
+    if contacts.len() < MIN_BULK_CONTACTS {
+        plan.one_by_one = contacts;
+        return plan;
+    }
+    let mut bulk = Vec::with_capacity(contacts.len());
+    for contact in contacts {
+        match to_bulk_contact(&contact, exclude_automations) {
+            Ok(converted) => {
+                bulk.push(converted);
+                plan.originals.insert(contact.email.clone(), contact);
+            }
+            Err(why) => {
+                tracing::debug!(why, "Contact goes through contact_sync, not the importer.");
+                plan.one_by_one.push(contact);
+            }
+        }
+    }
+    for part in chunk(bulk) {
+        if part.len() < MIN_BULK_CONTACTS {
+            plan.one_by_one
+                .extend(part.iter().filter_map(|c| plan.originals.remove(&c.email)));
+        } else {
+            plan.imports.push(part);
+        }
+    }
+    plan
+}
+
 /// Merges contacts that share an email, keeping first-seen order.
 pub fn merge_by_email(contacts: Vec<ContactSync>) -> Vec<ContactSync> {
     let mut order: Vec<ContactSync> = Vec::with_capacity(contacts.len());
@@ -68,34 +113,21 @@ impl InlineDelivery {
         exclude_automations: bool,
         deadline: Instant,
     ) -> Result<BatchResult, DeliveryError> {
-        let contacts = merge_by_email(contacts);
+        let BatchPlan {
+            one_by_one,
+            imports,
+            originals: by_email,
+        } = plan_batch(contacts, exclude_automations);
         let mut result = BatchResult::default();
-        if contacts.len() < MIN_BULK_CONTACTS {
-            for contact in &contacts {
-                self.one_by_one(contact, &secret, deadline, &mut result)
-                    .await?;
-            }
-            return Ok(result);
-        }
-        let mut by_email: HashMap<String, ContactSync> = HashMap::with_capacity(contacts.len());
-        let mut bulk = Vec::with_capacity(contacts.len());
-        for contact in contacts {
-            match to_bulk_contact(&contact, exclude_automations) {
-                Ok(converted) => {
-                    bulk.push(converted);
-                    by_email.insert(contact.email.clone(), contact);
-                }
-                Err(why) => {
-                    tracing::debug!(why, "Contact goes through contact_sync, not the importer.");
-                    self.one_by_one(&contact, &secret, deadline, &mut result)
-                        .await?;
-                }
-            }
+        for contact in &one_by_one {
+            self.one_by_one(contact, &secret, deadline, &mut result)
+                .await?;
         }
         let mut secret = secret;
         let mut refreshed = false;
-        let mut pending: VecDeque<Vec<BulkContact>> = chunk(bulk).into();
+        let mut pending: VecDeque<Vec<BulkContact>> = imports.into();
         while let Some(part) = pending.pop_front() {
+            // Only a split after a refused validation makes a part this small.
             if part.len() < MIN_BULK_CONTACTS {
                 for contact in &part {
                     if let Some(original) = by_email.get(&contact.email) {
