@@ -26,6 +26,7 @@ EXPECTED = {
     "ImportCallbackFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
         ("SQSSendMessagePolicy", "ContactQueue"),
+        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
         ("dynamodb:GetItem", "ImportsTable"),
         ("dynamodb:UpdateItem", "ImportsTable"),
     },

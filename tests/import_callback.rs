@@ -238,7 +238,7 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
         .json_body();
     assert_eq!(
         done,
-        json!({"status": "recorded", "batch_id": "batch-12", "import_status": "completed", "succeeded": 11, "failed": 1, "requeued": 0})
+        json!({"status": "recorded", "batch_id": "batch-12", "import_status": "completed", "succeeded": 11, "failed": 1, "requeued": 0, "dead_lettered": 0})
     );
     assert_eq!(
         store.get(&reference).await.unwrap().unwrap().status,
@@ -321,4 +321,140 @@ async fn a_callback_over_its_limit_is_413_before_anything_is_parsed_or_checked()
     headers.insert("x-import-token", "forged".parse().unwrap());
     let forged = InboundRequest::post("/?ref=queue-1", headers, "a&".repeat(100_000));
     assert_eq!(callback.handle(&forged, deadline()).await.status, 401);
+}
+
+/// A failed import of `contacts` recorded under a fresh reference at `generation`; returns
+/// the callback that reports it.
+async fn failed_import(store: &ImportStore, generation: u32, contacts: usize) -> InboundRequest {
+    let reference = format!("queue-test-{generation}-{contacts}");
+    store
+        .record(&ac_webhook_sync::imports::ImportRecord {
+            reference: reference.clone(),
+            batch_id: format!("batch-g{generation}"),
+            route: "queue".into(),
+            contacts: (0..contacts)
+                .map(|i| ac_webhook_sync::activecampaign::ContactSync {
+                    email: format!("loop{i}@example.com"),
+                    ..Default::default()
+                })
+                .collect(),
+            status: "submitted".into(),
+            generation,
+        })
+        .await
+        .unwrap();
+    let secret = secrecy::SecretString::from("local-callback-secret".to_string());
+    let token = ac_webhook_sync::activecampaign::bulk::callback_token(&secret, &reference);
+    callback_post(&reference, &token)
+}
+
+async fn drain_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_generations() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name("contacts-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let info = Arc::new(Mutex::new(
+        json!({"status": "interrupted", "success": [], "failure": []}),
+    ));
+    let ac = activecampaign(info).await;
+    let secrets = || {
+        Arc::new(SecretCache::new(
+            SecretSource::Fixed(local_secret_json(&ac.uri())),
+            Duration::from_secs(300),
+        ))
+    };
+    let deadline = || Instant::now() + Duration::from_secs(8);
+
+    // 1. The queue is down: 503, and the record stays open for the retried callback.
+    let closed = format!("http://127.0.0.1:{}", support::moto::free_port());
+    let down = CallbackApp::new(
+        Some(store.clone()),
+        secrets(),
+        fast_client(),
+        Some(ContactQueue::new(
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .credentials_provider(credentials())
+                    .endpoint_url(&closed)
+                    .build(),
+            ),
+            format!("{closed}/123456789012/contacts"),
+        )),
+    );
+    let callback = failed_import(&store, 0, 30).await;
+    assert_eq!(down.handle(&callback, deadline()).await.status, 503);
+    let callbacks = CallbackApp::new(
+        Some(store.clone()),
+        secrets(),
+        fast_client(),
+        Some(ContactQueue::new(sqs.clone(), &queue_url)),
+    )
+    .with_dead_letters(Some(ContactQueue::new(sqs.clone(), &dlq_url)), 3);
+    let retried = callbacks.handle(&callback, deadline()).await.json_body();
+    assert_eq!(retried["status"], "recorded", "{retried}");
+    assert_eq!(retried["requeued"], 30);
+    let requeued = drain_all(&sqs, &queue_url).await;
+    assert_eq!(requeued.len(), 30, "all 30 back in the queue, in batches");
+    let message: Value = serde_json::from_str(requeued[0].body().unwrap()).unwrap();
+    assert_eq!(message["generation"], 1);
+
+    // 2. The third requeue is the last: the fourth failure dead-letters, with its reason.
+    let third = callbacks
+        .handle(&failed_import(&store, 2, 12).await, deadline())
+        .await
+        .json_body();
+    assert_eq!(
+        (third["requeued"].as_u64(), third["dead_lettered"].as_u64()),
+        (Some(12), Some(0))
+    );
+    let fourth = callbacks
+        .handle(&failed_import(&store, 3, 12).await, deadline())
+        .await
+        .json_body();
+    assert_eq!(
+        (
+            fourth["requeued"].as_u64(),
+            fourth["dead_lettered"].as_u64()
+        ),
+        (Some(0), Some(12))
+    );
+    let dead = drain_all(&sqs, &dlq_url).await;
+    assert_eq!(dead.len(), 12);
+    let reason = dead[0].message_attributes().unwrap()["reason"]
+        .string_value()
+        .unwrap();
+    assert_eq!(reason, "import batch-g3 ended interrupted 4 times");
 }

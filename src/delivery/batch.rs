@@ -111,6 +111,7 @@ impl InlineDelivery {
         route: &str,
         callback: Option<&CallbackTarget>,
         exclude_automations: bool,
+        generation: u32,
         deadline: Instant,
     ) -> Result<BatchResult, DeliveryError> {
         let BatchPlan {
@@ -174,6 +175,7 @@ impl InlineDelivery {
                                 .filter_map(|c| by_email.get(&c.email).cloned())
                                 .collect(),
                             status: crate::imports::store::SUBMITTED.to_string(),
+                            generation,
                         };
                         // The importer has the contacts either way; without a record, a
                         // failed import cannot be retried automatically, so say so loudly.

@@ -19,6 +19,9 @@ pub struct QueuedContact {
     /// The route's `exclude_automations`, for when the worker imports in bulk.
     #[serde(default)]
     pub exclude_automations: bool,
+    /// How many failed bulk imports this contact was requeued from (0 when first queued).
+    #[serde(default)]
+    pub generation: u32,
     pub contact: ContactSync,
 }
 
@@ -74,6 +77,7 @@ impl QueuedContact {
     pub fn new(route: &str, delivery_id: Option<&str>, contact: ContactSync) -> Self {
         Self {
             exclude_automations: false,
+            generation: 0,
             version: MESSAGE_VERSION,
             route: route.to_string(),
             delivery_id: delivery_id.map(str::to_string),

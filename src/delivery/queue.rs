@@ -112,6 +112,103 @@ impl ContactQueue {
         Ok(())
     }
 
+    /// Sends many bodies with `SendMessageBatch`: ten per request and at most 256 KiB
+    /// together, entries SQS refuses sent again once. `Err` when any is still not sent (the
+    /// caller retries them all: a queued contact sent twice is merged, never lost).
+    pub async fn send_many(
+        &self,
+        bodies: Vec<String>,
+        attributes: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<usize, QueueError> {
+        const MAX_ENTRIES: usize = 10;
+        const MAX_REQUEST_BYTES: usize = 256 * 1024;
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        let mut size = 0;
+        for body in bodies {
+            let starts_group = groups
+                .last()
+                .is_none_or(|g| g.len() == MAX_ENTRIES || size + body.len() > MAX_REQUEST_BYTES);
+            if starts_group {
+                groups.push(Vec::new());
+                size = 0;
+            }
+            size += body.len();
+            if let Some(group) = groups.last_mut() {
+                group.push(body);
+            }
+        }
+        let mut sent = 0;
+        for group in groups {
+            let mut pending = group;
+            for attempt in 0..2 {
+                if pending.is_empty() {
+                    break;
+                }
+                let failed = self.send_group(&pending, attributes, deadline).await?;
+                sent += pending.len() - failed.len();
+                pending = failed;
+                if attempt == 1 && !pending.is_empty() {
+                    return Err(QueueError::Unavailable(format!(
+                        "{} messages refused by SendMessageBatch",
+                        pending.len()
+                    )));
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// One `SendMessageBatch`; returns the bodies SQS did not take.
+    async fn send_group(
+        &self,
+        bodies: &[String],
+        attributes: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Vec<String>, QueueError> {
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .min(SEND_TIMEOUT);
+        let send = async {
+            let mut request = self
+                .client
+                .get()
+                .await
+                .send_message_batch()
+                .queue_url(&self.queue_url);
+            for (i, body) in bodies.iter().enumerate() {
+                let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body);
+                for (name, value) in attributes {
+                    let attribute = MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(*value)
+                        .build()
+                        .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+                    entry = entry.message_attributes(*name, attribute);
+                }
+                request = request.entries(
+                    entry
+                        .build()
+                        .map_err(|e| QueueError::Unavailable(e.to_string()))?,
+                );
+            }
+            request.send().await.map_err(|e| {
+                QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+            })
+        };
+        let output = tokio::time::timeout(budget, send)
+            .await
+            .map_err(|_| QueueError::Unavailable("timed out".into()))??;
+        Ok(output
+            .failed()
+            .iter()
+            .filter_map(|f| f.id().parse::<usize>().ok())
+            .filter_map(|i| bodies.get(i).cloned())
+            .collect())
+    }
+
     /// Sends a raw body with string attributes (dead letters carry their `reason`).
     pub async fn send_body(
         &self,

@@ -315,6 +315,7 @@ impl WebhookApp {
                 &route.name,
                 callback.as_ref(),
                 route.exclude_automations,
+                0,
                 deadline,
             )
             .await

@@ -44,11 +44,17 @@ const CALLBACK_KEYS: [&str; 5] = [
     "route",
 ];
 
+/// How many failed imports a contact is requeued from before it is dead-lettered instead
+/// (an account at its contact limit fails every import: no requeue loop).
+pub const DEFAULT_MAX_IMPORT_GENERATIONS: u32 = 3;
+
 pub struct CallbackApp {
     store: Option<ImportStore>,
     secrets: Arc<SecretCache>,
     client: ActiveCampaignClient,
     queue: Option<ContactQueue>,
+    dead_letters: Option<ContactQueue>,
+    max_generations: u32,
 }
 
 impl CallbackApp {
@@ -63,7 +69,17 @@ impl CallbackApp {
             secrets,
             client,
             queue,
+            dead_letters: None,
+            max_generations: DEFAULT_MAX_IMPORT_GENERATIONS,
         }
+    }
+
+    /// Contacts of an import that failed `max_generations` times go to `queue` with the
+    /// import's batch id and status as their reason.
+    pub fn with_dead_letters(mut self, queue: Option<ContactQueue>, max_generations: u32) -> Self {
+        self.dead_letters = queue;
+        self.max_generations = max_generations;
+        self
     }
 
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
@@ -72,12 +88,16 @@ impl CallbackApp {
             DeliveryMode::Queue(url) => Some(ContactQueue::from_environment(url)),
             DeliveryMode::Inline => None,
         };
-        Ok(Self::new(
-            ImportStore::from_settings(settings),
-            secrets,
-            client,
-            queue,
-        ))
+        Ok(
+            Self::new(ImportStore::from_settings(settings), secrets, client, queue)
+                .with_dead_letters(
+                    settings
+                        .dead_letter_queue
+                        .as_ref()
+                        .map(ContactQueue::from_environment),
+                    DEFAULT_MAX_IMPORT_GENERATIONS,
+                ),
+        )
     }
 
     pub fn deadline(&self) -> Instant {
@@ -193,6 +213,20 @@ impl CallbackApp {
             });
         let failed = info.failure.len();
         let succeeded = total.saturating_sub(failed);
+        let import_failed = matches!(
+            info.status,
+            ImportStatus::Failed | ImportStatus::Interrupted
+        );
+        // Requeue first, settle after: if the sends fail part-way the callback answers 503
+        // and the record stays open, so the importer's retry (or the next callback) finishes
+        // what this one began. A contact requeued twice is merged by the worker, never lost.
+        let requeued = match (&record, import_failed) {
+            (Some(record), true) => {
+                self.requeue(record, info.status.as_str(), &info.failure, deadline)
+                    .await?
+            }
+            _ => Requeued::default(),
+        };
         let first = match &self.store {
             Some(store) => store
                 .finish(&reference, info.status.as_str(), succeeded, failed)
@@ -203,10 +237,6 @@ impl CallbackApp {
         if !first {
             return Ok(json!({"status": "already_recorded", "batch_id": batch_id}));
         }
-        let import_failed = matches!(
-            info.status,
-            ImportStatus::Failed | ImportStatus::Interrupted
-        );
         let failed_emails: Vec<String> = info.failure.iter().map(|e| mask_email(e)).collect();
         tracing::info!(
             batch_id = %batch_id,
@@ -223,53 +253,92 @@ impl CallbackApp {
             failed,
             import_failed,
         ));
-        let requeued = match (&record, import_failed) {
-            (Some(record), true) => self.requeue(record, &info.failure, deadline).await?,
-            _ => 0,
-        };
         Ok(json!({
             "status": "recorded",
             "batch_id": batch_id,
             "import_status": info.status.as_str(),
             "succeeded": succeeded,
             "failed": failed,
-            "requeued": requeued,
+            "requeued": requeued.queued,
+            "dead_lettered": requeued.dead_lettered,
         }))
     }
 
-    /// Sends a failed import's contacts back through the queue, except those the importer
-    /// named as failing (their data is at fault, not the import).
+    /// Sends a failed import's contacts back through the queue (in `SendMessageBatch`es),
+    /// except those the importer named as failing (their data is at fault, not the import).
+    /// Contacts already requeued from `max_generations` failed imports go to the dead-letter
+    /// queue instead, with the import's batch id and status as the reason.
     async fn requeue(
         &self,
         record: &super::ImportRecord,
+        status: &str,
         failed: &[String],
         deadline: Instant,
-    ) -> Result<usize, WebhookError> {
-        let Some(queue) = &self.queue else {
-            tracing::error!(batch_id = %record.batch_id, "Import failed and no queue is configured to retry it.");
-            return Ok(0);
+    ) -> Result<Requeued, WebhookError> {
+        let generation = record.generation + 1;
+        let exhausted = generation > self.max_generations;
+        let target = if exhausted {
+            &self.dead_letters
+        } else {
+            &self.queue
         };
-        let mut sent = 0;
-        for contact in &record.contacts {
-            if failed
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(&contact.email))
-            {
-                continue;
-            }
-            let message =
-                QueuedContact::new(&record.route, Some(&record.batch_id), contact.clone());
-            queue
-                .send(&message, deadline)
-                .await
-                .map_err(|e| WebhookError::Unavailable {
-                    reason: e.to_string(),
-                    retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
-                })?;
-            sent += 1;
+        let Some(queue) = target else {
+            tracing::error!(batch_id = %record.batch_id, exhausted, "Import failed and no queue is configured to keep its contacts.");
+            return Err(WebhookError::Unavailable {
+                reason: "no queue to keep a failed import's contacts".into(),
+                retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+            });
+        };
+        let bodies: Vec<String> = record
+            .contacts
+            .iter()
+            .filter(|c| !failed.iter().any(|f| f.eq_ignore_ascii_case(&c.email)))
+            .map(|contact| {
+                let mut message =
+                    QueuedContact::new(&record.route, Some(&record.batch_id), contact.clone());
+                message.generation = generation;
+                message.to_json()
+            })
+            .collect();
+        let reason = format!(
+            "import {} ended {status} {} times",
+            record.batch_id, generation
+        );
+        let attributes: Vec<(&str, &str)> = if exhausted {
+            vec![
+                (crate::delivery::REASON_ATTRIBUTE, reason.as_str()),
+                (crate::delivery::ROUTE_ATTRIBUTE, record.route.as_str()),
+            ]
+        } else {
+            Vec::new()
+        };
+        let sent = queue
+            .send_many(bodies, &attributes, deadline)
+            .await
+            .map_err(|e| WebhookError::Unavailable {
+                reason: e.to_string(),
+                retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+            })?;
+        if exhausted {
+            tracing::error!(batch_id = %record.batch_id, contacts = sent, reason = %reason, "Contacts of a repeatedly failing import dead-lettered.");
+            Ok(Requeued {
+                queued: 0,
+                dead_lettered: sent,
+            })
+        } else {
+            Ok(Requeued {
+                queued: sent,
+                dead_lettered: 0,
+            })
         }
-        Ok(sent)
     }
+}
+
+/// What became of a failed import's contacts.
+#[derive(Debug, Default)]
+struct Requeued {
+    queued: usize,
+    dead_lettered: usize,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> WebhookError {

@@ -27,6 +27,7 @@ const FINISHED_AT: &str = "finished_at";
 const SUCCEEDED: &str = "succeeded";
 const FAILED: &str = "failed";
 const EXPIRES_AT: &str = "expires_at";
+const GENERATION: &str = "generation";
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StoreError {
@@ -43,6 +44,9 @@ pub struct ImportRecord {
     pub route: String,
     pub contacts: Vec<ContactSync>,
     pub status: String,
+    /// How many failed imports these contacts have been requeued from already (0 for a
+    /// first import): the callback dead-letters them instead once this reaches its limit.
+    pub generation: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +98,7 @@ impl ImportStore {
             .item(CONTACTS, AttributeValue::S(contacts))
             .item(COUNT, AttributeValue::N(record.contacts.len().to_string()))
             .item(STATUS, AttributeValue::S(SUBMITTED.to_string()))
+            .item(GENERATION, AttributeValue::N(record.generation.to_string()))
             .item(SUBMITTED_AT, AttributeValue::N(now.to_string()))
             .item(
                 EXPIRES_AT,
@@ -182,5 +187,11 @@ fn parse(
         route: text(ROUTE)?,
         contacts,
         status: text(STATUS)?,
+        // Records written before generations were kept count as first imports.
+        generation: item
+            .get(GENERATION)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
     })
 }

@@ -92,6 +92,8 @@ impl From<&DeliveryError> for AccountFailure {
 struct Person {
     contact: ContactSync,
     exclude_automations: bool,
+    /// The highest requeue generation among its messages.
+    generation: u32,
     sources: Vec<QueueRecord>,
 }
 
@@ -192,6 +194,7 @@ impl SyncWorker {
                     Some(person) => {
                         person.contact.merge(message.contact);
                         person.exclude_automations = message.exclude_automations;
+                        person.generation = person.generation.max(message.generation);
                         person.sources.push(record);
                     }
                     None => {
@@ -200,6 +203,7 @@ impl SyncWorker {
                             Person {
                                 contact: message.contact,
                                 exclude_automations: message.exclude_automations,
+                                generation: message.generation,
                                 sources: vec![record],
                             },
                         );
@@ -475,6 +479,8 @@ impl SyncWorker {
         let callback =
             CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
         let contacts = people.iter().map(|p| p.contact.clone()).collect();
+        // Contacts requeued from failed imports carry how often that happened.
+        let generation = people.iter().map(|p| p.generation).max().unwrap_or(0);
         let result = self
             .delivery
             .deliver_batch(
@@ -483,6 +489,7 @@ impl SyncWorker {
                 QUEUE_CALLBACK_ROUTE,
                 callback.as_ref(),
                 exclude_automations,
+                generation,
                 unit_deadline,
             )
             .await;
