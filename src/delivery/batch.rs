@@ -101,6 +101,17 @@ pub fn merge_by_email(contacts: Vec<ContactSync>) -> Vec<ContactSync> {
     order
 }
 
+/// Where a batch's imports come from and how they are made.
+#[derive(Clone, Copy)]
+pub struct ImportOptions<'a> {
+    /// The route the imports report under in their callback.
+    pub route: &'a str,
+    pub callback: Option<&'a CallbackTarget>,
+    pub exclude_automations: bool,
+    /// How many failed imports these contacts were requeued from (0 for a first import).
+    pub generation: u32,
+}
+
 impl InlineDelivery {
     /// Delivers many contacts. Any contact that could still be synced but was not makes the
     /// whole call fail (the sender retries the batch; syncing is idempotent by email).
@@ -108,12 +119,15 @@ impl InlineDelivery {
         &self,
         contacts: Vec<ContactSync>,
         secret: Arc<AppSecret>,
-        route: &str,
-        callback: Option<&CallbackTarget>,
-        exclude_automations: bool,
-        generation: u32,
+        options: ImportOptions<'_>,
         deadline: Instant,
     ) -> Result<BatchResult, DeliveryError> {
+        let ImportOptions {
+            route,
+            callback,
+            exclude_automations,
+            generation,
+        } = options;
         let BatchPlan {
             one_by_one,
             imports,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
-pub use batch::{BatchResult, ImportedBatch, RejectedContact};
+pub use batch::{BatchResult, ImportOptions, ImportedBatch, RejectedContact};
 pub use inline::InlineDelivery;
 pub use message::{QueuedContact, TooLarge};
 pub use queue::{ContactQueue, QueueError};

@@ -312,10 +312,12 @@ impl WebhookApp {
             .deliver_batch(
                 contacts,
                 secret,
-                &route.name,
-                callback.as_ref(),
-                route.exclude_automations,
-                0,
+                crate::delivery::ImportOptions {
+                    route: &route.name,
+                    callback: callback.as_ref(),
+                    exclude_automations: route.exclude_automations,
+                    generation: 0,
+                },
                 deadline,
             )
             .await

@@ -486,10 +486,12 @@ impl SyncWorker {
             .deliver_batch(
                 contacts,
                 secret.clone(),
-                QUEUE_CALLBACK_ROUTE,
-                callback.as_ref(),
-                exclude_automations,
-                generation,
+                crate::delivery::ImportOptions {
+                    route: QUEUE_CALLBACK_ROUTE,
+                    callback: callback.as_ref(),
+                    exclude_automations,
+                    generation,
+                },
                 unit_deadline,
             )
             .await;
