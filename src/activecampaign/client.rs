@@ -172,6 +172,10 @@ impl ActiveCampaignClient {
         })
     }
 
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }

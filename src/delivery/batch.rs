@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -110,6 +111,38 @@ pub struct ImportOptions<'a> {
     pub exclude_automations: bool,
     /// How many failed imports these contacts were requeued from (0 for a first import).
     pub generation: u32,
+    /// Refuse the batch up front ([`DeliveryError::TooSlow`]) when it cannot be finished
+    /// before the deadline at ActiveCampaign's pace, rather than import part of it and fail.
+    pub must_finish: bool,
+}
+
+/// What one ActiveCampaign request is allowed for its answer, beyond the pacer's spacing,
+/// when judging whether a batch can finish in time.
+const ANSWER_ALLOWANCE: Duration = Duration::from_millis(300);
+
+impl InlineDelivery {
+    /// About how long `plan` takes at this client's pace: imports one per interval (100 a
+    /// minute), contacts one per interval (5 a second, twice for those whose list statuses
+    /// are read first), each with room for its answer.
+    pub fn batch_duration(&self, plan: &BatchPlan) -> Duration {
+        let settings = self.client().settings();
+        let step = |per_second: f64| {
+            Duration::from_secs_f64(1.0 / per_second.max(f64::MIN_POSITIVE)).max(ANSWER_ALLOWANCE)
+        };
+        let calls: u32 = plan
+            .one_by_one
+            .iter()
+            .map(|c| {
+                let guarded = c.lists.iter().any(|l| {
+                    l.status == crate::activecampaign::contact_sync::ListStatus::Active
+                        && !l.may_resubscribe
+                });
+                1 + u32::from(guarded)
+            })
+            .sum();
+        step(settings.imports_per_second).saturating_mul(plan.imports.len() as u32)
+            + step(settings.requests_per_second).saturating_mul(calls)
+    }
 }
 
 impl InlineDelivery {
@@ -127,12 +160,24 @@ impl InlineDelivery {
             callback,
             exclude_automations,
             generation,
+            must_finish,
         } = options;
+        let plan = plan_batch(contacts, exclude_automations);
+        let needed = self.batch_duration(&plan);
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if must_finish && needed > budget {
+            return Err(DeliveryError::TooSlow {
+                needed,
+                budget,
+                imports: plan.imports.len(),
+                contacts: plan.one_by_one.len(),
+            });
+        }
         let BatchPlan {
             one_by_one,
             imports,
             originals: by_email,
-        } = plan_batch(contacts, exclude_automations);
+        } = plan;
         let mut result = BatchResult::default();
         for contact in &one_by_one {
             self.one_by_one(contact, &secret, deadline, &mut result)

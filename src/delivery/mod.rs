@@ -53,6 +53,19 @@ pub enum DeliveryError {
     /// The mapped contact does not fit in a queue message: a retry cannot help.
     #[error(transparent)]
     TooLarge(#[from] message::TooLarge),
+    /// A batch that cannot be finished within one invocation at ActiveCampaign's pace:
+    /// refused before anything is sent, so it is never imported in part.
+    #[error(
+        "the batch needs about {} s at ActiveCampaign's pace ({imports} bulk imports at 100 a minute, {contacts} contacts one by one at 5 a second), over the {} s one request may take: split it into smaller batches",
+        needed.as_secs(),
+        budget.as_secs()
+    )]
+    TooSlow {
+        needed: Duration,
+        budget: Duration,
+        imports: usize,
+        contacts: usize,
+    },
 }
 
 impl DeliveryError {

@@ -317,6 +317,7 @@ impl WebhookApp {
                     callback: callback.as_ref(),
                     exclude_automations: route.exclude_automations,
                     generation: 0,
+                    must_finish: true,
                 },
                 deadline,
             )
@@ -359,6 +360,7 @@ impl WebhookApp {
 fn unavailable(error: DeliveryError) -> WebhookError {
     match error {
         DeliveryError::TooLarge(too_large) => WebhookError::ContactTooLarge(too_large),
+        error @ DeliveryError::TooSlow { .. } => WebhookError::BatchTooSlow(error.to_string()),
         error => WebhookError::Unavailable {
             retry_after: error.retry_after(),
             reason: error.to_string(),

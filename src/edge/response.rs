@@ -72,6 +72,9 @@ pub enum WebhookError {
     /// The mapped contact cannot be queued as it is (a retry cannot help).
     #[error(transparent)]
     ContactTooLarge(#[from] crate::delivery::message::TooLarge),
+    /// A batch too big to finish within one invocation (nothing was sent).
+    #[error("{0}")]
+    BatchTooSlow(String),
 }
 
 impl WebhookError {
@@ -79,9 +82,9 @@ impl WebhookError {
         match self {
             WebhookError::NotFound => StatusCode::NOT_FOUND,
             WebhookError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            WebhookError::PayloadTooLarge { .. } | WebhookError::ContactTooLarge(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            WebhookError::PayloadTooLarge { .. }
+            | WebhookError::ContactTooLarge(_)
+            | WebhookError::BatchTooSlow(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,

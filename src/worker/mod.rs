@@ -491,6 +491,7 @@ impl SyncWorker {
                     callback: callback.as_ref(),
                     exclude_automations,
                     generation,
+                    must_finish: false,
                 },
                 unit_deadline,
             )
