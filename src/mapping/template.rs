@@ -8,6 +8,23 @@ use crate::submission::{Submission, value_as_text};
 
 /// Most values one expression may expand to (a hostile payload could hold thousands).
 pub const MAX_EXPANSIONS: usize = 100;
+/// The longest value an expansion builds, in bytes (any target cuts it shorter still: 255
+/// characters for tags and names, 16,384 for custom fields). A template over a 900 KB value
+/// with a hundred-valued placeholder makes a hundred values of at most this, not of 900 KB.
+pub const MAX_EXPANSION_BYTES: usize = 4 * crate::mapping::MAX_FIELD_CHARS;
+
+/// `prefix` + `value`, cut at a character boundary to [`MAX_EXPANSION_BYTES`].
+fn joined(prefix: &str, value: &str) -> String {
+    let room = MAX_EXPANSION_BYTES.saturating_sub(prefix.len());
+    let mut end = value.len().min(room);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(prefix.len() + end);
+    out.push_str(prefix);
+    out.push_str(&value[..end]);
+    out
+}
 
 /// Names available to templates besides JSONPaths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,13 +157,13 @@ impl Expression {
             if values.is_empty() {
                 return Vec::new();
             }
-            let mut next = Vec::with_capacity(results.len() * values.len());
+            let mut next = Vec::with_capacity((results.len() * values.len()).min(MAX_EXPANSIONS));
             'outer: for prefix in &results {
                 for value in &values {
                     if next.len() == MAX_EXPANSIONS {
                         break 'outer;
                     }
-                    next.push(format!("{prefix}{value}"));
+                    next.push(joined(prefix, value));
                 }
             }
             results = next;
@@ -383,5 +400,12 @@ mod tests {
         s.payload = json!({ "n": many });
         let e = Expression::compile("{$.n[*]}-{$.n[*]}").unwrap();
         assert_eq!(e.expand(&s, CTX).len(), MAX_EXPANSIONS);
+        // A huge value times a many-valued placeholder: a hundred values, each cut.
+        let mut big = submission();
+        big.payload = json!({"a": "é".repeat(450_000), "b": (0..200).collect::<Vec<_>>()});
+        let e = Expression::compile("{$.a}-{$.b[*]}").unwrap();
+        let values = e.expand(&big, CTX);
+        assert_eq!(values.len(), MAX_EXPANSIONS);
+        assert!(values.iter().all(|v| v.len() <= MAX_EXPANSION_BYTES + 4));
     }
 }

@@ -22,6 +22,12 @@ pub const MEDIA_NDJSON: &[&str] = &[
 /// Lambda's request payload limit: a batch may use all of it.
 pub const MAX_BATCH_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub const MAX_ROWS: usize = 100_000;
+/// The most non-empty CSV cells one batch may hold: each becomes a key and a value in memory
+/// (about 120 bytes), so 300,000 stay near 40 MB within the function's 128 MB, where a 6 MiB
+/// CSV of one-character cells would be three million.
+pub const MAX_CSV_CELLS: usize = 300_000;
+/// The most CSV columns.
+pub const MAX_CSV_COLUMNS: usize = 500;
 
 /// The `batch` sender.
 pub struct Batch;
@@ -92,7 +98,57 @@ fn object_row(row: usize, value: Value) -> Result<Value, ParseError> {
     }
 }
 
+/// An upper bound of a JSON batch's rows, counted before anything is built: the items of
+/// the top-level array (or of the arrays one level down, for `{"contacts": [...]}`). A 6 MiB
+/// body of `[{},{},…]` is two million rows, refused here instead of built first.
+fn count_rows(body: &[u8]) -> usize {
+    let rows_at = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => 1,
+        _ => 2,
+    };
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut items = 0usize;
+    let mut empty = true;
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                if depth == rows_at {
+                    empty = false;
+                }
+            }
+            b'[' | b'{' => {
+                if depth == rows_at {
+                    empty = false;
+                }
+                depth += 1;
+            }
+            b']' | b'}' => {
+                if depth == rows_at && !empty {
+                    items += 1;
+                    empty = true;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            b',' if depth == rows_at => items += 1,
+            b if depth == rows_at && !b.is_ascii_whitespace() => empty = false,
+            _ => {}
+        }
+    }
+    items
+}
+
 fn json_rows(body: &[u8]) -> Result<Vec<(usize, Value)>, ParseError> {
+    check_count(count_rows(body))?;
     let items = match parse_json(body)? {
         Value::Array(items) => items,
         Value::Object(mut map) => match map.remove("contacts") {
@@ -149,6 +205,16 @@ fn csv_rows(body: &[u8]) -> Result<Vec<(usize, Value)>, ParseError> {
             message: "no header row".into(),
         });
     }
+    if headers.len() > MAX_CSV_COLUMNS {
+        return Err(ParseError::Row {
+            row: 1,
+            message: format!(
+                "{} columns, over the limit of {MAX_CSV_COLUMNS}: leave out the columns the mapping does not use",
+                headers.len()
+            ),
+        });
+    }
+    let mut cells = 0usize;
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         // Row numbers count the header row, as a spreadsheet does.
@@ -156,6 +222,15 @@ fn csv_rows(body: &[u8]) -> Result<Vec<(usize, Value)>, ParseError> {
             row: i + 2,
             message: e.to_string(),
         })?;
+        cells += record.iter().filter(|value| !value.is_empty()).count();
+        if cells > MAX_CSV_CELLS {
+            return Err(ParseError::Row {
+                row: i + 2,
+                message: format!(
+                    "over {MAX_CSV_CELLS} non-empty cells in one batch: split the file, or leave out the columns the mapping does not use"
+                ),
+            });
+        }
         let object: Map<String, Value> = headers
             .iter()
             .zip(record.iter())
@@ -183,6 +258,46 @@ mod tests {
             Parsed::Batch(rows) => Ok(rows.into_iter().map(|r| r.submission).collect()),
             other => panic!("not a batch: {other:?}"),
         }
+    }
+
+    #[test]
+    fn rows_are_counted_before_anything_is_built() {
+        assert_eq!(count_rows(br#"[{"a":1},{"b":[1,2,{"c":"},{"}]}]"#), 2);
+        assert_eq!(
+            count_rows(br#" {"contacts": [{"a":"x"}, {}, {}], "n": 1}"#),
+            3
+        );
+        assert_eq!(count_rows(b"[]"), 0);
+        assert_eq!(count_rows(br#"["\"],", 1, 2]"#), 3);
+        let flood = format!("[{}{{}}]", "{},".repeat(MAX_ROWS + 1));
+        assert!(matches!(
+            rows("application/json", &flood),
+            Err(ParseError::TooManyRows(_))
+        ));
+    }
+
+    #[test]
+    fn csv_cells_and_columns_are_bounded() {
+        let wide = format!(
+            "{}\n",
+            (0..MAX_CSV_COLUMNS + 1)
+                .map(|i| format!("c{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let error = rows("text/csv", &wide).unwrap_err().to_string();
+        assert!(error.contains("columns"), "{error}");
+        let header = (0..400)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let row = vec!["a"; 400].join(",");
+        let body = format!(
+            "{header}\n{}",
+            format!("{row}\n").repeat(MAX_CSV_CELLS / 400 + 1)
+        );
+        let error = rows("text/csv", &body).unwrap_err().to_string();
+        assert!(error.contains("non-empty cells"), "{error}");
     }
 
     #[test]
