@@ -115,15 +115,23 @@ pub fn to_bulk_contact(
 /// requests as those limits allow, of near-equal size (251 contacts are 126 + 125, not
 /// 250 + 1, since the importer allows only 20 single-contact requests a minute).
 pub fn chunk(contacts: Vec<BulkContact>) -> Vec<Vec<BulkContact>> {
+    let sizes = contacts.iter().map(json_size).collect();
+    chunk_sized(contacts, sizes)
+}
+
+/// The bytes a value takes as JSON, with its separator.
+pub fn json_size(value: &impl Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len()) + 1
+}
+
+/// [`chunk`], with each contact's size given: the larger of its request size and of what
+/// else must hold the chunk (an import record in DynamoDB, whose items are at most 400 KB).
+pub fn chunk_sized(contacts: Vec<BulkContact>, sizes: Vec<usize>) -> Vec<Vec<BulkContact>> {
     if contacts.is_empty() {
         return Vec::new();
     }
     // Room for the envelope (`{"contacts":[…],"callback":{…}}`).
     let envelope = 2_000;
-    let sizes: Vec<usize> = contacts
-        .iter()
-        .map(|c| serde_json::to_vec(c).map_or(0, |v| v.len()) + 1)
-        .collect();
     let total: usize = sizes.iter().sum();
     let room = MAX_IMPORT_BYTES - envelope;
     let parts = contacts

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use super::{DeliveryError, DeliveryOutcome, InlineDelivery};
 use crate::activecampaign::bulk::{
-    BulkContact, CallbackTarget, ImportAnswer, MIN_BULK_CONTACTS, chunk, import_callback,
-    to_bulk_contact,
+    BulkContact, CallbackTarget, ImportAnswer, MIN_BULK_CONTACTS, chunk_sized, import_callback,
+    json_size, to_bulk_contact,
 };
 use crate::activecampaign::{AcError, Account, ContactSync};
 use crate::imports::ImportRecord;
@@ -75,7 +75,16 @@ pub fn plan_batch(contacts: Vec<ContactSync>, exclude_automations: bool) -> Batc
             }
         }
     }
-    for part in chunk(bulk) {
+    // Each chunk must fit the importer's request and its record (the merged contacts, kept
+    // to retry a failed import) DynamoDB's 400 KB item: sized by the larger of the two.
+    let sizes = bulk
+        .iter()
+        .map(|c| {
+            let record = plan.originals.get(&c.email).map_or(0, json_size);
+            json_size(c).max(record)
+        })
+        .collect();
+    for part in chunk_sized(bulk, sizes) {
         if part.len() < MIN_BULK_CONTACTS {
             plan.one_by_one
                 .extend(part.iter().filter_map(|c| plan.originals.remove(&c.email)));
@@ -316,6 +325,48 @@ impl InlineDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_chunk_and_its_record_fit_their_limits() {
+        use crate::activecampaign::contact_sync::{
+            FieldKey, FieldValue, ListMembership, ListStatus,
+        };
+        // 250 contacts with a 1,200-character field and three lists: one request by the
+        // importer's measure, but their record (nulls, list options) would pass 400 KB.
+        let contacts: Vec<ContactSync> = (0..250)
+            .map(|i| ContactSync {
+                email: format!("p{i}@example.com"),
+                first_name: Some("First".into()),
+                fields: vec![FieldValue {
+                    key: FieldKey::Id(1),
+                    value: "x".repeat(1_200),
+                }],
+                lists: (1..=3)
+                    .map(|id| ListMembership {
+                        list_id: id,
+                        status: ListStatus::Unsubscribed,
+                        instant_responders: None,
+                        no_responders: None,
+                        last_message: None,
+                        sdate: None,
+                        may_resubscribe: false,
+                    })
+                    .collect(),
+                ..ContactSync::default()
+            })
+            .collect();
+        let plan = plan_batch(contacts, false);
+        assert!(plan.imports.len() >= 2, "{} imports", plan.imports.len());
+        for part in &plan.imports {
+            let record: Vec<&ContactSync> =
+                part.iter().map(|c| &plan.originals[&c.email]).collect();
+            let bytes = serde_json::to_vec(&record).unwrap().len();
+            assert!(
+                bytes < crate::activecampaign::bulk::MAX_IMPORT_BYTES,
+                "{bytes}"
+            );
+        }
+    }
 
     #[test]
     fn duplicates_merge_in_order() {
