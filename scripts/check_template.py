@@ -23,6 +23,13 @@ EXPECTED = {
         ("dynamodb:PutItem", "ImportsTable"),
         ("sqs:ChangeMessageVisibility", "ContactQueue"),
     },
+    "ImportReconcilerFunction": {
+        ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
+        ("SQSSendMessagePolicy", "ContactQueue"),
+        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
+        ("dynamodb:Scan", "ImportsTable"),
+        ("dynamodb:UpdateItem", "ImportsTable"),
+    },
     "ImportCallbackFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
         ("SQSSendMessagePolicy", "ContactQueue"),

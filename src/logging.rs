@@ -8,11 +8,12 @@
 use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
 
 /// The crates whose logs follow the configured level: this library and its binaries.
-const OWN_TARGETS: [&str; 4] = [
+const OWN_TARGETS: [&str; 5] = [
     "ac_webhook_sync",
     "webhook",
     "sync_worker",
     "import_callback",
+    "import_reconciler",
 ];
 
 /// Installs the subscriber on stdout (where Lambda collects logs).

@@ -23,6 +23,7 @@ pub const ENV_MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 pub const ENV_CALLBACK_URL: &str = "CALLBACK_URL";
 pub const ENV_IMPORTS_TABLE: &str = "IMPORTS_TABLE";
 pub const ENV_RETRY_BASE_SECS: &str = "WORKER_RETRY_BASE_SECS";
+pub const ENV_RECONCILE_MIN_AGE_SECS: &str = "RECONCILE_MIN_AGE_SECS";
 pub const ENV_RETRY_MAX_SECS: &str = "WORKER_RETRY_MAX_SECS";
 
 /// Receives after which the sync-worker moves a failing message to the dead-letter queue.
@@ -39,6 +40,10 @@ pub enum ConfigError {
     NoSecret,
     #[error("{ENV_DELIVERY}=queue needs {ENV_QUEUE_URL}")]
     NoQueue,
+    #[error(
+        "bulk imports are recorded ({ENV_IMPORTS_TABLE}) but {ENV_CALLBACK_URL} is not set: set it to the import-callback function's URL, or their outcomes are never settled"
+    )]
+    NoCallbackUrl,
     #[error("{name}={value:?} is not valid: {expected}")]
     Invalid {
         name: &'static str,
@@ -84,9 +89,20 @@ pub struct Settings {
     pub queue_url: Option<String>,
     /// How long the sync-worker hides a message it hands back for retry.
     pub retry_schedule: crate::delivery::queue::RetrySchedule,
+    /// Imports younger than this are left to their callback by the reconciler.
+    pub reconcile_min_age: Duration,
 }
 
 impl Settings {
+    /// For the functions that submit bulk imports (webhook, sync-worker): recorded imports
+    /// must ask for their callback.
+    pub fn check_imports_callback(&self) -> Result<(), ConfigError> {
+        if self.imports_table.is_some() && self.callback_url.is_none() {
+            return Err(ConfigError::NoCallbackUrl);
+        }
+        Ok(())
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -152,6 +168,10 @@ impl Settings {
             delivery,
             queue_url: get(ENV_QUEUE_URL),
             retry_schedule,
+            reconcile_min_age: number(ENV_RECONCILE_MIN_AGE_SECS, "seconds, above 0")?.map_or(
+                crate::imports::reconcile::DEFAULT_MIN_AGE,
+                Duration::from_secs,
+            ),
             dead_letter_queue: get(ENV_DLQ_URL),
             callback_url: get(ENV_CALLBACK_URL),
             imports_table: get(ENV_IMPORTS_TABLE),
@@ -217,6 +237,20 @@ mod tests {
         .unwrap();
         assert_eq!(s.client.requests_per_second, 2.5);
         assert_eq!(s.client.call_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn recorded_imports_need_their_callback_url() {
+        let s = settings(&[(ENV_SECRET_ID, "id"), (ENV_IMPORTS_TABLE, "imports")]).unwrap();
+        let error = s.check_imports_callback().unwrap_err().to_string();
+        assert!(error.contains("CALLBACK_URL"), "{error}");
+        let s = settings(&[
+            (ENV_SECRET_ID, "id"),
+            (ENV_IMPORTS_TABLE, "imports"),
+            (ENV_CALLBACK_URL, "https://cb.example/"),
+        ])
+        .unwrap();
+        assert!(s.check_imports_callback().is_ok());
     }
 
     #[test]

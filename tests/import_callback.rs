@@ -458,3 +458,52 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
         .unwrap();
     assert_eq!(reason, "import batch-g3 ended interrupted 4 times");
 }
+
+#[tokio::test]
+async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let info = Arc::new(Mutex::new(
+        json!({"status": "failed", "success": [], "failure": ["loop0@example.com"]}),
+    ));
+    let ac = activecampaign(info.clone()).await;
+    let callbacks = CallbackApp::new(
+        Some(store.clone()),
+        Arc::new(SecretCache::new(
+            SecretSource::Fixed(local_secret_json(&ac.uri())),
+            Duration::from_secs(300),
+        )),
+        fast_client(),
+        Some(ContactQueue::new(sqs.clone(), &queue_url)),
+    );
+    // Two imports whose callbacks never arrive (or arrived before their records existed).
+    failed_import(&store, 0, 12).await;
+    failed_import(&store, 1, 20).await;
+    let reconciler =
+        ac_webhook_sync::imports::reconcile::Reconciler::new(callbacks, Duration::ZERO);
+    let report = reconciler
+        .run(Instant::now() + Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        (report.open, report.settled, report.errors),
+        (2, 2, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.oldest_open_secs, 0);
+    // The failed imports' contacts are back in the queue (less the one the importer named).
+    assert_eq!(drain_all(&sqs, &queue_url).await.len(), 11 + 19);
+    // Settled once: a second run finds nothing open.
+    let again = reconciler
+        .run(Instant::now() + Duration::from_secs(10))
+        .await;
+    assert_eq!(again.open, 0);
+    // An import still running stays open, and its age is reported for the alarm.
+    *info.lock().unwrap() = json!({"status": "active"});
+    failed_import(&store, 0, 15).await;
+    let pending = reconciler
+        .run(Instant::now() + Duration::from_secs(10))
+        .await;
+    assert_eq!((pending.open, pending.pending), (1, 1), "{pending:?}");
+}

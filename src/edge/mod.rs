@@ -126,6 +126,7 @@ impl WebhookApp {
     /// Builds the app from settings. Nothing here touches the network: the secret is read on
     /// the first request that needs it.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        settings.check_imports_callback()?;
         let mapping = match &settings.mapping_file {
             Some(path) => {
                 let source =

@@ -104,6 +104,14 @@ impl CallbackApp {
         Instant::now() + CALLBACK_BUDGET
     }
 
+    pub(crate) fn store(&self) -> Option<&ImportStore> {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn secrets(&self) -> &SecretCache {
+        &self.secrets
+    }
+
     pub async fn handle(&self, req: &InboundRequest, deadline: Instant) -> HttpResponse {
         if req.path.trim_end_matches('/') == HEALTH_PATH && req.method == Method::GET {
             return health();
@@ -175,12 +183,26 @@ impl CallbackApp {
         if record.as_ref().is_some_and(|r| r.status != SUBMITTED) {
             return Ok(json!({"status": "already_recorded", "ref": reference}));
         }
-        let batch_id = record.as_ref().map(|r| r.batch_id.clone()).or_else(|| {
-            params
-                .get("batchId")
-                .or_else(|| params.get("batch_id"))
-                .cloned()
-        });
+        let batch_id = params
+            .get("batchId")
+            .or_else(|| params.get("batch_id"))
+            .cloned();
+        self.settle_import(&reference, record, batch_id, &secret, deadline)
+            .await
+    }
+
+    /// Settles one import: `import/info` says how it ended; a final outcome is requeued (if
+    /// the import failed), then recorded once, logged and counted. Shared by the callback and
+    /// the reconciler, which finds imports whose callback never settled them.
+    pub(crate) async fn settle_import(
+        &self,
+        reference: &str,
+        record: Option<super::ImportRecord>,
+        batch_id: Option<String>,
+        secret: &crate::secrets::AppSecret,
+        deadline: Instant,
+    ) -> Result<Value, WebhookError> {
+        let batch_id = record.as_ref().map(|r| r.batch_id.clone()).or(batch_id);
         let Some(batch_id) = batch_id else {
             tracing::warn!(reference = %reference, "Import callback for an import with no record and no batch id.");
             return Ok(
@@ -229,7 +251,7 @@ impl CallbackApp {
         };
         let first = match &self.store {
             Some(store) => store
-                .finish(&reference, info.status.as_str(), succeeded, failed)
+                .finish(reference, info.status.as_str(), succeeded, failed)
                 .await
                 .map_err(unavailable)?,
             None => true,

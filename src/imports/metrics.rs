@@ -21,6 +21,13 @@ pub fn account_unavailable() -> Value {
     by_route("queue", &[(ACCOUNT_UNAVAILABLE, 1)])
 }
 
+/// Age of the oldest bulk import still not settled after a reconciler run.
+pub const OLDEST_OPEN_IMPORT: &str = "OldestOpenImportSeconds";
+
+pub fn oldest_open_import(seconds: u64) -> Value {
+    by_route("imports", &[(OLDEST_OPEN_IMPORT, seconds as usize)])
+}
+
 /// Writes a metric line to stdout, where CloudWatch Logs picks it up.
 pub fn emit(line: Value) {
     println!("{line}");

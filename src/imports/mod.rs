@@ -3,6 +3,7 @@
 
 pub mod callback;
 pub mod metrics;
+pub mod reconcile;
 pub mod store;
 
 pub use store::{ImportRecord, ImportStore, StoreError};

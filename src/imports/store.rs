@@ -55,7 +55,7 @@ pub struct ImportStore {
     table: String,
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -123,6 +123,53 @@ impl ImportStore {
             .await
             .map_err(unavailable)?;
         output.item().map(|item| parse(reference, item)).transpose()
+    }
+
+    /// Records still open (not settled by a callback) that were submitted at least `min_age`
+    /// ago, with when they were submitted (seconds since the epoch), oldest first; at most
+    /// `limit` of them.
+    pub async fn open_records(
+        &self,
+        min_age: Duration,
+        limit: usize,
+    ) -> Result<Vec<(ImportRecord, u64)>, StoreError> {
+        let cutoff = now_secs().saturating_sub(min_age.as_secs());
+        let client = self.client.get().await;
+        let mut found = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#status = :submitted AND #submitted <= :cutoff")
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#submitted", SUBMITTED_AT)
+                .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
+                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items() {
+                let Some(reference) = item.get(KEY).and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                let submitted = item
+                    .get(SUBMITTED_AT)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                found.push((parse(reference, item)?, submitted));
+            }
+            match output.last_evaluated_key() {
+                Some(key) if found.len() < limit => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        found.sort_by_key(|(_, submitted)| *submitted);
+        found.truncate(limit);
+        Ok(found)
     }
 
     /// Records the final outcome once. Returns `false` when it was already recorded.

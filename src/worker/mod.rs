@@ -162,6 +162,7 @@ impl SyncWorker {
     }
 
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        settings.check_imports_callback()?;
         let (secrets, client) = secrets_and_client(settings)?;
         let dead_letters = settings
             .dead_letter_queue
