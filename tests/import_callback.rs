@@ -507,3 +507,97 @@ async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
         .await;
     assert_eq!((pending.open, pending.pending), (1, 1), "{pending:?}");
 }
+
+#[tokio::test]
+async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_is_not_imported_twice()
+ {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let info = Arc::new(Mutex::new(json!({"status": "active"})));
+    let ac = activecampaign(info).await;
+    let queue = ContactQueue::new(sqs.clone(), &queue_url);
+    let webhook: WebhookApp = app_with(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        fast_client(),
+        6 << 20,
+    )
+    .with_callback_url(Some("https://callback.example/".into()))
+    .with_import_store(Some(store.clone()))
+    .with_queue(queue.clone());
+    let mut request = csv_post(600);
+    let mut body = String::from_utf8(request.body.to_vec()).unwrap();
+    body.push_str("not-an-email,Bad Row\n");
+    request.body = body.into_bytes().into();
+    let answer = send(&webhook, &request).await.json_body();
+    assert_eq!(answer["status"], "queued", "{answer}");
+    assert_eq!(answer["queued"], 600);
+    assert_eq!(answer["rejected"].as_array().unwrap().len(), 1, "{answer}");
+    assert!(
+        ac.received_requests().await.unwrap().is_empty(),
+        "nothing imported before the worker runs"
+    );
+    // The same body again: the first answer, and nothing queued twice.
+    let repeat = send(&webhook, &request).await.json_body();
+    assert_eq!(repeat["status"], "duplicate");
+    assert_eq!(repeat["first"], answer);
+    // The worker imports each message as one bulk import: 200 + 200 + 200.
+    let secrets = Arc::new(SecretCache::new(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        Duration::from_secs(300),
+    ));
+    let worker = ac_webhook_sync::worker::SyncWorker::new(
+        ac_webhook_sync::delivery::InlineDelivery::new(fast_client(), secrets.clone()),
+        secrets,
+        None,
+        10,
+    );
+    let mut records = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if received.is_empty() {
+            break;
+        }
+        records.extend(
+            received
+                .into_iter()
+                .map(|m| ac_webhook_sync::worker::QueueRecord {
+                    message_id: m.message_id().unwrap().to_string(),
+                    receipt_handle: m.receipt_handle().unwrap().to_string(),
+                    body: m.body().unwrap().to_string(),
+                    receive_count: 1,
+                }),
+        );
+    }
+    assert_eq!(records.len(), 3, "three batch messages");
+    let report = worker
+        .process(records, Instant::now() + Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        (report.imported, report.failed.len()),
+        (600, 0),
+        "{report:?}"
+    );
+    let sizes: Vec<usize> = ac
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/api/3/import/bulk_import")
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["contacts"].as_array().unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes, vec![200, 200, 200]);
+}

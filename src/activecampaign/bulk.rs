@@ -127,29 +127,43 @@ pub fn json_size(value: &impl Serialize) -> usize {
 /// [`chunk`], with each contact's size given: the larger of its request size and of what
 /// else must hold the chunk (an import record in DynamoDB, whose items are at most 400 KB).
 pub fn chunk_sized(contacts: Vec<BulkContact>, sizes: Vec<usize>) -> Vec<Vec<BulkContact>> {
-    if contacts.is_empty() {
+    // Room for the envelope (`{"contacts":[…],"callback":{…}}`).
+    balanced_chunks(
+        contacts,
+        sizes,
+        MAX_CONTACTS_PER_IMPORT,
+        MAX_IMPORT_BYTES - 2_000,
+    )
+}
+
+/// Splits `items` (each `sizes[i]` bytes) into as few parts as `max_items` and `max_bytes`
+/// allow, of near-equal size.
+pub fn balanced_chunks<T>(
+    items: Vec<T>,
+    sizes: Vec<usize>,
+    max_items: usize,
+    max_bytes: usize,
+) -> Vec<Vec<T>> {
+    if items.is_empty() {
         return Vec::new();
     }
-    // Room for the envelope (`{"contacts":[…],"callback":{…}}`).
-    let envelope = 2_000;
     let total: usize = sizes.iter().sum();
-    let room = MAX_IMPORT_BYTES - envelope;
-    let parts = contacts
+    let parts = items
         .len()
-        .div_ceil(MAX_CONTACTS_PER_IMPORT)
-        .max(total.div_ceil(room))
+        .div_ceil(max_items.max(1))
+        .max(total.div_ceil(max_bytes.max(1)))
         .max(1);
-    let target = contacts.len().div_ceil(parts);
+    let target = items.len().div_ceil(parts);
     let mut chunks = Vec::with_capacity(parts);
     let mut current = Vec::with_capacity(target);
     let mut size = 0;
-    for (contact, contact_size) in contacts.into_iter().zip(sizes) {
-        if !current.is_empty() && (current.len() == target || size + contact_size > room) {
+    for (item, item_size) in items.into_iter().zip(sizes) {
+        if !current.is_empty() && (current.len() == target || size + item_size > max_bytes) {
             chunks.push(std::mem::take(&mut current));
             size = 0;
         }
-        size += contact_size;
-        current.push(contact);
+        size += item_size;
+        current.push(item);
     }
     if !current.is_empty() {
         chunks.push(current);

@@ -51,6 +51,69 @@ pub struct TooLarge {
     pub largest_bytes: usize,
 }
 
+/// A batch's contacts in one queue message (up to 250, within SQS's 256 KiB): the
+/// sync-worker imports each such message as one bulk import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedBatch {
+    pub version: u8,
+    pub route: String,
+    pub queued_at_ms: u64,
+    #[serde(default)]
+    pub exclude_automations: bool,
+    pub contacts: Vec<ContactSync>,
+}
+
+/// The most contacts one batch message carries (one bulk import's worth).
+pub const MAX_BATCH_MESSAGE_CONTACTS: usize = 250;
+
+impl QueuedBatch {
+    /// Packs a batch's (merged) contacts into balanced messages that each fit SQS.
+    pub fn pack(route: &str, exclude_automations: bool, contacts: Vec<ContactSync>) -> Vec<Self> {
+        let sizes = contacts
+            .iter()
+            .map(crate::activecampaign::bulk::json_size)
+            .collect();
+        let queued_at_ms = QueuedContact::new(route, None, ContactSync::default()).queued_at_ms;
+        crate::activecampaign::bulk::balanced_chunks(
+            contacts,
+            sizes,
+            MAX_BATCH_MESSAGE_CONTACTS,
+            MAX_QUEUE_MESSAGE_BYTES - ATTRIBUTE_ROOM - 1_024,
+        )
+        .into_iter()
+        .map(|contacts| Self {
+            version: MESSAGE_VERSION,
+            route: route.to_string(),
+            queued_at_ms,
+            exclude_automations,
+            contacts,
+        })
+        .collect()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(body: &str) -> Result<Self, MessageError> {
+        let message: Self =
+            serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        if message.version != MESSAGE_VERSION {
+            return Err(MessageError::UnknownVersion(message.version));
+        }
+        Ok(message)
+    }
+
+    /// Whether a queue message body is a batch message: `contacts` at its top level.
+    pub fn is_batch(body: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Shape {
+            contacts: Option<serde::de::IgnoredAny>,
+        }
+        serde_json::from_str::<Shape>(body).is_ok_and(|shape| shape.contacts.is_some())
+    }
+}
+
 impl QueuedContact {
     /// Whether the message fits in SQS (with room for a dead letter's attributes).
     pub fn check_size(&self) -> Result<(), TooLarge> {

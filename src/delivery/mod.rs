@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 pub use batch::{BatchResult, ImportOptions, ImportedBatch, RejectedContact};
 pub use inline::InlineDelivery;
-pub use message::{QueuedContact, TooLarge};
+pub use message::{QueuedBatch, QueuedContact, TooLarge};
 pub use queue::{ContactQueue, QueueError};
 
 use crate::activecampaign::{AcError, ContactSync};
@@ -94,6 +94,13 @@ pub enum Delivery {
     },
 }
 
+/// A batch's contacts, durably queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedContacts {
+    pub contacts: usize,
+    pub messages: usize,
+}
+
 /// Keeps contacts that ActiveCampaign refused in the dead-letter queue, with the reason, so
 /// that nothing refused disappears without a trace an operator can act on (fix the list id
 /// or field, then redrive).
@@ -163,6 +170,52 @@ impl Delivery {
                 fallback: inline, ..
             } => inline,
         }
+    }
+
+    /// Queue mode: packs a batch's contacts into queue messages and sends them
+    /// (`SendMessageBatch`): the contacts the importer can take in balanced chunks of up to
+    /// 250 (one bulk import each, by the sync-worker), the others one message each. `None`
+    /// in inline mode.
+    pub async fn queue_batch(
+        &self,
+        route: &Route,
+        contacts: Vec<ContactSync>,
+        deadline: Instant,
+    ) -> Option<Result<QueuedContacts, QueueError>> {
+        let Delivery::Queue { queue, .. } = self else {
+            return None;
+        };
+        let contacts = batch::merge_by_email(contacts);
+        let count = contacts.len();
+        let (bulk, single): (Vec<ContactSync>, Vec<ContactSync>) =
+            contacts.into_iter().partition(|c| {
+                crate::activecampaign::bulk::to_bulk_contact(c, route.exclude_automations).is_ok()
+            });
+        let mut bodies: Vec<String> =
+            QueuedBatch::pack(&route.name, route.exclude_automations, bulk)
+                .iter()
+                .map(QueuedBatch::to_json)
+                .collect();
+        for contact in single {
+            let mut message = QueuedContact::new(&route.name, None, contact);
+            message.exclude_automations = route.exclude_automations;
+            if message.check_size().is_err() {
+                // Mapped field values are capped, so only a pathological contact gets here.
+                tracing::warn!(email = %mask_email(&message.contact.email), "A batch contact too large to queue is left out.");
+                continue;
+            }
+            bodies.push(message.to_json());
+        }
+        let messages = bodies.len();
+        Some(
+            queue
+                .send_many(bodies, &[], deadline)
+                .await
+                .map(|_| QueuedContacts {
+                    contacts: count,
+                    messages,
+                }),
+        )
     }
 
     pub async fn deliver(

@@ -252,9 +252,15 @@ impl WebhookApp {
                 row_of_email,
                 summary,
             } => {
+                // The same route and bytes again is a poster's retry: the first answer stands.
+                let digest = body_digest(&route.name, &req.body);
+                if let Some(first) = self.recall_batch(&digest).await {
+                    return Ok((Outcome::Duplicate { first }, None));
+                }
                 let outcome = self
                     .deliver_batch(route, contacts, row_of_email, summary, secret, deadline)
                     .await?;
+                self.remember_batch(&digest, &outcome).await;
                 return Ok((outcome, None));
             }
             Plan::Contact {
@@ -293,7 +299,33 @@ impl WebhookApp {
         Ok((outcome, redirect))
     }
 
+    async fn recall_batch(&self, digest: &str) -> Option<serde_json::Value> {
+        let store = self.delivery.inline().imports()?;
+        match store.recall_answer(digest).await {
+            Ok(first) => first,
+            Err(error) => {
+                // Without the store a repeat is imported again: harmless to the data.
+                tracing::warn!(error = %error, "Batch answers unreadable; a repeat is not recognised.");
+                None
+            }
+        }
+    }
+
+    async fn remember_batch(&self, digest: &str, outcome: &Outcome) {
+        let Some(store) = self.delivery.inline().imports() else {
+            return;
+        };
+        if let Err(error) = store
+            .remember_answer(digest, &outcome.to_response().json_body())
+            .await
+        {
+            tracing::warn!(error = %error, "Batch answer not kept; a repeat would be imported again.");
+        }
+    }
+
     /// Delivers a batch's contacts together (see `deliver_batch`) and completes its summary.
+    /// In queue mode they are queued for the sync-worker (answered at once); if the queue
+    /// cannot be reached, or in inline mode, they are imported within the invocation.
     async fn deliver_batch(
         &self,
         route: &Route,
@@ -303,6 +335,24 @@ impl WebhookApp {
         secret: Arc<crate::secrets::AppSecret>,
         deadline: Instant,
     ) -> Result<Outcome, WebhookError> {
+        if let Some(queued) = self
+            .delivery
+            .queue_batch(route, contacts.clone(), deadline)
+            .await
+        {
+            match queued {
+                Ok(queued) => {
+                    summary.queued = queued.contacts;
+                    summary.messages = queued.messages;
+                    summary.rejected.sort_by_key(|r| r.row);
+                    tracing::info!(route = %route.name, rows = summary.rows, queued = queued.contacts, messages = queued.messages, skipped = summary.skipped, rejected = summary.rejected.len(), "Batch queued.");
+                    return Ok(Outcome::Batch(Box::new(summary)));
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "Queue unavailable for a batch; importing it inline instead.");
+                }
+            }
+        }
         let callback = crate::activecampaign::bulk::CallbackTarget::from(
             self.callback_url.as_ref(),
             secret.callback_secret.as_ref(),
@@ -356,6 +406,16 @@ impl WebhookApp {
     }
 }
 
+/// The digest that recognises a batch's repeat: its route and its exact bytes.
+fn body_digest(route: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(route.as_bytes());
+    digest.update([0]);
+    digest.update(body);
+    hex::encode(digest.finalize())
+}
+
 /// A contact that was not delivered: 413 when it can never be queued as it is, otherwise
 /// 503 with `Retry-After` (the sender retries).
 fn unavailable(error: DeliveryError) -> WebhookError {
@@ -371,7 +431,10 @@ fn unavailable(error: DeliveryError) -> WebhookError {
 
 fn outcome_reason(outcome: &Outcome) -> Option<&str> {
     match outcome {
-        Outcome::Synced { .. } | Outcome::Queued { .. } | Outcome::Batch(_) => None,
+        Outcome::Synced { .. }
+        | Outcome::Queued { .. }
+        | Outcome::Batch(_)
+        | Outcome::Duplicate { .. } => None,
         Outcome::Skipped { reason }
         | Outcome::Ignored { reason }
         | Outcome::Rejected { reason } => Some(reason),

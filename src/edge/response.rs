@@ -113,6 +113,9 @@ impl WebhookError {
 pub struct BatchSummary {
     pub rows: usize,
     pub synced: usize,
+    /// Contacts durably queued for the sync-worker (queue mode), and in how many messages.
+    pub queued: usize,
+    pub messages: usize,
     pub skipped: usize,
     pub imports: Vec<crate::delivery::ImportedBatch>,
     pub rejected: Vec<RejectedRow>,
@@ -129,12 +132,26 @@ pub struct RejectedRow {
 /// A request that ended well: answered 200 (or 303 for a browser form).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Synced { subscriber_id: Option<u64> },
-    Queued { message_id: String },
-    Skipped { reason: String },
-    Ignored { reason: String },
-    Rejected { reason: String },
+    Synced {
+        subscriber_id: Option<u64>,
+    },
+    Queued {
+        message_id: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    Ignored {
+        reason: String,
+    },
+    Rejected {
+        reason: String,
+    },
     Batch(Box<BatchSummary>),
+    /// A repeat of a batch already handled (same route and bytes): its first answer.
+    Duplicate {
+        first: serde_json::Value,
+    },
 }
 
 impl Outcome {
@@ -146,8 +163,11 @@ impl Outcome {
             Outcome::Ignored { .. } => "ignored",
             Outcome::Rejected { .. } => "rejected",
             // The importer has queued the contacts; it reports completion to the callback.
-            Outcome::Batch(summary) if !summary.imports.is_empty() => "queued",
+            Outcome::Batch(summary) if !summary.imports.is_empty() || summary.queued > 0 => {
+                "queued"
+            }
             Outcome::Batch(_) => "synced",
+            Outcome::Duplicate { .. } => "duplicate",
         }
     }
 
@@ -170,6 +190,7 @@ impl Outcome {
                 "synced": summary.synced,
                 "imported": summary.imports.iter().map(|i| i.queued_contacts).sum::<usize>(),
                 "imports": summary.imports.iter().map(|i| json!({"batch_id": i.batch_id, "queued_contacts": i.queued_contacts})).collect::<Vec<_>>(),
+                "queued": summary.queued,
                 "skipped": summary.skipped,
                 "rejected": summary.rejected.iter().map(|r| json!({"row": r.row, "email": r.email, "reason": r.reason})).collect::<Vec<_>>(),
             }),
@@ -178,6 +199,7 @@ impl Outcome {
             | Outcome::Rejected { reason } => {
                 json!({ "status": self.label(), "reason": reason })
             }
+            Outcome::Duplicate { first } => json!({ "status": self.label(), "first": first }),
         };
         HttpResponse::json(StatusCode::OK, &body)
     }

@@ -28,6 +28,15 @@ const SUCCEEDED: &str = "succeeded";
 const FAILED: &str = "failed";
 const EXPIRES_AT: &str = "expires_at";
 const GENERATION: &str = "generation";
+const ANSWER: &str = "answer";
+/// The status of a batch-answer item (never reconciled: it is no import).
+const ANSWERED: &str = "answered";
+/// How long a batch's repeat is recognised.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+fn answer_key(digest: &str) -> String {
+    format!("batch-body#{digest}")
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StoreError {
@@ -123,6 +132,67 @@ impl ImportStore {
             .await
             .map_err(unavailable)?;
         output.item().map(|item| parse(reference, item)).transpose()
+    }
+
+    /// Keeps a batch's first answer under the digest of its route and body, for a day: a
+    /// poster that retries the same body gets that answer, and nothing is imported twice.
+    pub async fn remember_answer(
+        &self,
+        digest: &str,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let now = now_secs();
+        self.client
+            .get()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(answer_key(digest)))
+            .item(ANSWER, AttributeValue::S(answer.to_string()))
+            .item(STATUS, AttributeValue::S(ANSWERED.to_string()))
+            .item(SUBMITTED_AT, AttributeValue::N(now.to_string()))
+            .item(
+                EXPIRES_AT,
+                AttributeValue::N((now + REPEAT_WINDOW.as_secs()).to_string()),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The first answer to a batch with this digest, if it came within the repeat window.
+    pub async fn recall_answer(
+        &self,
+        digest: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let output = self
+            .client
+            .get()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(answer_key(digest)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        // DynamoDB deletes expired items lazily: the window is checked here.
+        let expires = item
+            .get(EXPIRES_AT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if expires <= now_secs() {
+            return Ok(None);
+        }
+        Ok(item
+            .get(ANSWER)
+            .and_then(|v| v.as_s().ok())
+            .and_then(|text| serde_json::from_str(text).ok()))
     }
 
     /// Records still open (not settled by a callback) that were submitted at least `min_age`

@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use crate::activecampaign::ContactSync;
 use crate::activecampaign::bulk::{CallbackTarget, MIN_BULK_CONTACTS};
 use crate::delivery::{
-    ContactQueue, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedContact, rejected_reason,
+    ContactQueue, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedBatch, QueuedContact,
+    rejected_reason,
 };
 use crate::edge::{StartupError, secrets_and_client};
 use crate::redact::mask_email;
@@ -84,6 +85,35 @@ impl From<&DeliveryError> for AccountFailure {
         Self {
             reason: error.to_string(),
             retry_after: retry_after_of(error),
+        }
+    }
+}
+
+/// What a batch is worked through in: one person, a group imported together, or a batch
+/// message (a chunk of a batch route's contacts, imported as one).
+enum Unit {
+    One(Person),
+    Import {
+        people: Vec<Person>,
+        exclude_automations: bool,
+    },
+    Chunk {
+        record: QueueRecord,
+        batch: QueuedBatch,
+    },
+}
+
+impl Unit {
+    fn one(person: Person) -> Self {
+        Unit::One(person)
+    }
+
+    /// The queue messages this unit came from.
+    fn records(&self) -> Vec<&QueueRecord> {
+        match self {
+            Unit::One(person) => person.sources.iter().collect(),
+            Unit::Import { people, .. } => people.iter().flat_map(|p| p.sources.iter()).collect(),
+            Unit::Chunk { record, .. } => vec![record],
         }
     }
 }
@@ -189,7 +219,26 @@ impl SyncWorker {
         // Email → the merged contact, the messages it came from, and whether its route
         // excludes automations (the latest message decides).
         let mut people: BTreeMap<String, Person> = BTreeMap::new();
+        // Batch messages (a batch route's contacts in chunks): one import each.
+        let mut chunks: Vec<Unit> = Vec::new();
         for record in records {
+            if QueuedBatch::is_batch(&record.body) {
+                match QueuedBatch::from_json(&record.body) {
+                    Ok(batch) => chunks.push(Unit::Chunk { record, batch }),
+                    Err(error) => {
+                        let reason = error.to_string();
+                        self.dead_letter_or_retry(
+                            &[record],
+                            &reason,
+                            Retry::Never,
+                            deadline,
+                            &mut report,
+                        )
+                        .await;
+                    }
+                }
+                continue;
+            }
             match QueuedContact::from_json(&record.body) {
                 Ok(message) => match people.get_mut(&message.contact.email) {
                     Some(person) => {
@@ -224,7 +273,7 @@ impl SyncWorker {
                 }
             }
         }
-        if people.is_empty() {
+        if people.is_empty() && chunks.is_empty() {
             return report;
         }
         // While the account is failing (a refused key, ActiveCampaign down or asking to
@@ -238,17 +287,20 @@ impl SyncWorker {
             } else {
                 let reason =
                     format!("not tried, ActiveCampaign unavailable for the whole account: {why}");
-                tracing::warn!(wait_s = wait.as_secs(), people = people.len(), reason = %why, "Account unavailable; handing the batch back until the next probe.");
+                tracing::warn!(wait_s = wait.as_secs(), people = people.len(), chunks = chunks.len(), reason = %why, "Account unavailable; handing the batch back until the next probe.");
                 crate::imports::metrics::emit(crate::imports::metrics::account_unavailable());
-                for person in people.into_values() {
-                    self.dead_letter_or_retry(
-                        &person.sources,
-                        &reason,
-                        Retry::After(Some(wait)),
-                        deadline,
-                        &mut report,
-                    )
-                    .await;
+                let units = people.into_values().map(Unit::one).chain(chunks);
+                for unit in units {
+                    for record in unit.records() {
+                        self.dead_letter_or_retry(
+                            std::slice::from_ref(record),
+                            &reason,
+                            Retry::After(Some(wait)),
+                            deadline,
+                            &mut report,
+                        )
+                        .await;
+                    }
                 }
                 return report;
             }
@@ -261,7 +313,7 @@ impl SyncWorker {
                     reason: error.to_string(),
                     retry_after: None,
                 };
-                let units = people.into_values().map(|p| vec![p]).collect();
+                let units = people.into_values().map(Unit::one).chain(chunks).collect();
                 self.account_failed(failure, units, deadline, &mut report)
                     .await;
                 return report;
@@ -272,17 +324,20 @@ impl SyncWorker {
         // no contact always waits behind the same one.
         let (excluding, including): (Vec<Person>, Vec<Person>) =
             people.into_values().partition(|p| p.exclude_automations);
-        let mut units: Vec<(Vec<Person>, Option<bool>)> = Vec::new();
+        let mut units: Vec<Unit> = chunks;
         for (group, exclude_automations) in [(excluding, true), (including, false)] {
             if group.len() >= MIN_BULK_CONTACTS {
-                units.push((group, Some(exclude_automations)));
+                units.push(Unit::Import {
+                    people: group,
+                    exclude_automations,
+                });
             } else {
-                units.extend(group.into_iter().map(|p| (vec![p], None)));
+                units.extend(group.into_iter().map(Unit::one));
             }
         }
         fastrand::shuffle(&mut units);
         let mut units = std::collections::VecDeque::from(units);
-        while let Some((unit, import)) = units.pop_front() {
+        while let Some(unit) = units.pop_front() {
             // Each unit gets its share of the time left (at least one call's worth), so one
             // slow contact cannot use the whole batch's budget.
             let now = Instant::now();
@@ -291,11 +346,14 @@ impl SyncWorker {
                 .max(self.min_share)
                 .min(left);
             let unit_deadline = now + share;
-            let outcome = match import {
-                Some(exclude_automations) => {
+            let outcome = match &unit {
+                Unit::Import {
+                    people,
+                    exclude_automations,
+                } => {
                     self.import(
-                        &unit,
-                        exclude_automations,
+                        people,
+                        *exclude_automations,
                         &secret,
                         unit_deadline,
                         deadline,
@@ -303,8 +361,12 @@ impl SyncWorker {
                     )
                     .await
                 }
-                None => {
-                    self.sync_one(&unit[0], &secret, unit_deadline, deadline, &mut report)
+                Unit::One(person) => {
+                    self.sync_one(person, &secret, unit_deadline, deadline, &mut report)
+                        .await
+                }
+                Unit::Chunk { record, batch } => {
+                    self.import_chunk(record, batch, &secret, unit_deadline, deadline, &mut report)
                         .await
                 }
             };
@@ -313,7 +375,7 @@ impl SyncWorker {
                 Err(failure) => {
                     // The account is failing: this unit and every untried one go back.
                     let mut failed = vec![unit];
-                    failed.extend(units.drain(..).map(|(u, _)| u));
+                    failed.extend(units.drain(..));
                     self.account_failed(failure, failed, deadline, &mut report)
                         .await;
                     break;
@@ -373,7 +435,7 @@ impl SyncWorker {
     async fn account_failed(
         &self,
         failure: AccountFailure,
-        units: Vec<Vec<Person>>,
+        units: Vec<Unit>,
         deadline: Instant,
         report: &mut BatchReport,
     ) {
@@ -397,9 +459,9 @@ impl SyncWorker {
         );
         for (i, unit) in units.iter().enumerate() {
             let reason = if i == 0 { &failure.reason } else { &untried };
-            for person in unit {
+            for record in unit.records() {
                 self.dead_letter_or_retry(
-                    &person.sources,
+                    std::slice::from_ref(record),
                     reason,
                     Retry::After(failure.retry_after),
                     deadline,
@@ -441,6 +503,81 @@ impl SyncWorker {
                 Err(AccountFailure::from(&error))
             }
         }
+    }
+
+    /// Imports one batch message as one bulk import (its contacts were chosen to fit one).
+    /// Contacts the importer refuses are dead-lettered one by one; if that fails, the whole
+    /// message is retried (importing again is an upsert by email).
+    async fn import_chunk(
+        &self,
+        record: &QueueRecord,
+        batch: &QueuedBatch,
+        secret: &Arc<AppSecret>,
+        unit_deadline: Instant,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) -> Result<(), AccountFailure> {
+        let callback =
+            CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
+        let result = self
+            .delivery
+            .deliver_batch(
+                batch.contacts.clone(),
+                secret.clone(),
+                crate::delivery::ImportOptions {
+                    route: &batch.route,
+                    callback: callback.as_ref(),
+                    exclude_automations: batch.exclude_automations,
+                    generation: 0,
+                    must_finish: false,
+                },
+                unit_deadline,
+            )
+            .await
+            .map_err(|error| {
+                tracing::warn!(contacts = batch.contacts.len(), error = %error, "Batch message not imported; it will be retried.");
+                AccountFailure::from(&error)
+            })?;
+        let mut kept = true;
+        for rejected in &result.rejected {
+            let Some(contact) = batch.contacts.iter().find(|c| c.email == rejected.email) else {
+                continue;
+            };
+            crate::imports::metrics::emit(crate::imports::metrics::rejected_contacts(
+                &batch.route,
+                1,
+            ));
+            report.rejected += 1;
+            let Some(dlq) = &self.dead_letters else {
+                kept = false;
+                continue;
+            };
+            let mut message = QueuedContact::new(&batch.route, None, contact.clone());
+            message.exclude_automations = batch.exclude_automations;
+            let reason = rejected_reason(&rejected.reason);
+            let attributes = [
+                (REASON_ATTRIBUTE, reason.as_str()),
+                (ROUTE_ATTRIBUTE, batch.route.as_str()),
+                (SOURCE_ID_ATTRIBUTE, record.message_id.as_str()),
+            ];
+            let deadline = deadline.max(Instant::now() + Duration::from_secs(3));
+            match dlq
+                .send_body(message.to_json(), &attributes, deadline)
+                .await
+            {
+                Ok(_) => report.dead_lettered += 1,
+                Err(error) => {
+                    tracing::error!(error = %error, "Dead-letter queue unavailable; the batch message will be retried.");
+                    kept = false;
+                }
+            }
+        }
+        if kept {
+            report.imported += batch.contacts.len() - result.rejected.len();
+        } else {
+            report.failed.push(record.message_id.clone());
+        }
+        Ok(())
     }
 
     /// A contact ActiveCampaign refused: counted by route and dead-lettered at once with
