@@ -340,6 +340,7 @@ async fn failed_import(store: &ImportStore, generation: u32, contacts: usize) ->
                 .collect(),
             status: "submitted".into(),
             generation,
+            exclude_automations: true,
         })
         .await
         .unwrap();
@@ -430,6 +431,10 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
     assert_eq!(requeued.len(), 30, "all 30 back in the queue, in batches");
     let message: Value = serde_json::from_str(requeued[0].body().unwrap()).unwrap();
     assert_eq!(message["generation"], 1);
+    assert_eq!(
+        message["exclude_automations"], true,
+        "kept through the requeue"
+    );
 
     // 2. The third requeue is the last: the fourth failure dead-letters, with its reason.
     let third = callbacks

@@ -244,6 +244,7 @@ impl InlineDelivery {
                                 .collect(),
                             status: crate::imports::store::SUBMITTED.to_string(),
                             generation,
+                            exclude_automations,
                         };
                         // The importer has the contacts either way; without a record, a
                         // failed import cannot be retried automatically, so say so loudly.

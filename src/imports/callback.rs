@@ -319,6 +319,7 @@ impl CallbackApp {
                 let mut message =
                     QueuedContact::new(&record.route, Some(&record.batch_id), contact.clone());
                 message.generation = generation;
+                message.exclude_automations = record.exclude_automations;
                 message.to_json()
             })
             .collect();

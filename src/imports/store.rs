@@ -29,6 +29,7 @@ const FAILED: &str = "failed";
 const EXPIRES_AT: &str = "expires_at";
 const GENERATION: &str = "generation";
 const ANSWER: &str = "answer";
+const EXCLUDE_AUTOMATIONS: &str = "exclude_automations";
 /// The status of a batch-answer item (never reconciled: it is no import).
 const ANSWERED: &str = "answered";
 /// How long a batch's repeat is recognised.
@@ -56,6 +57,8 @@ pub struct ImportRecord {
     /// How many failed imports these contacts have been requeued from already (0 for a
     /// first import): the callback dead-letters them instead once this reaches its limit.
     pub generation: u32,
+    /// The import's `exclude_automations`, which requeued contacts keep.
+    pub exclude_automations: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +111,10 @@ impl ImportStore {
             .item(COUNT, AttributeValue::N(record.contacts.len().to_string()))
             .item(STATUS, AttributeValue::S(SUBMITTED.to_string()))
             .item(GENERATION, AttributeValue::N(record.generation.to_string()))
+            .item(
+                EXCLUDE_AUTOMATIONS,
+                AttributeValue::Bool(record.exclude_automations),
+            )
             .item(SUBMITTED_AT, AttributeValue::N(now.to_string()))
             .item(
                 EXPIRES_AT,
@@ -310,5 +317,10 @@ fn parse(
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
+        exclude_automations: item
+            .get(EXCLUDE_AUTOMATIONS)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }
