@@ -1065,3 +1065,61 @@ fn form_webhook(email: &str) -> InboundRequest {
         json!({ "email": email }).to_string(),
     )
 }
+
+#[tokio::test]
+async fn imports_can_be_made_to_fail_be_interrupted_or_lose_their_callback() {
+    let _logs = logs::checked();
+    let (sandbox, url) = start().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let set = reqwest::Client::new()
+        .post(format!("{url}/sandbox/import-faults"))
+        .body(r#"{"fail": 1, "interrupt": 1, "lose_callbacks": 2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let body = |n: usize| {
+        let contacts: Vec<Value> = (0..10)
+            .map(|i| contact(&format!("fault{n}-{i}@example.com")))
+            .collect();
+        json!({"contacts": contacts, "callback": {"url": format!("{}/cb", receiver.uri()), "requestType": "POST",
+               "detailed_results": "true", "params": [], "headers": []}})
+    };
+    let mut ends = Vec::new();
+    for n in 0..3 {
+        let (status, answer) = import(&url, body(n)).await;
+        assert_eq!(status, 200, "{answer}");
+        let batch = answer["batchId"].as_str().unwrap().to_string();
+        let mut end = Value::Null;
+        for _ in 0..100 {
+            end = info(&url, &batch).await["status"].clone();
+            if matches!(end.as_str(), Some("completed" | "failed" | "interrupted")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ends.push(end);
+    }
+    assert_eq!(
+        ends,
+        [json!("failed"), json!("interrupted"), json!("completed")]
+    );
+    // A failed or interrupted import writes no contact; the completed one does.
+    let contacts = sandbox.contacts();
+    assert!(
+        !contacts
+            .keys()
+            .any(|e| e.starts_with("fault0-") || e.starts_with("fault1-"))
+    );
+    assert_eq!(
+        contacts.keys().filter(|e| e.starts_with("fault2-")).count(),
+        10
+    );
+    // Two callbacks were lost: only the third import called back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 1);
+}

@@ -135,6 +135,74 @@ fn set_status(sandbox: &Sandbox, batch_id: &str, status: &str) {
     }
 }
 
+/// How the next imports end (each count is used up one import at a time), and how many of
+/// the next callbacks are never sent: `POST /sandbox/import-faults`
+/// `{"fail": 1, "interrupt": 0, "lose_callbacks": 2}`. A failed or interrupted import writes
+/// no contact, as ActiveCampaign's `failed` ("can no longer be retried") and `interrupted`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportFaults {
+    #[serde(default)]
+    pub fail: u32,
+    #[serde(default)]
+    pub interrupt: u32,
+    #[serde(default)]
+    pub lose_callbacks: u32,
+}
+
+pub async fn import_faults(State(sandbox): State<Sandbox>) -> Response {
+    let faults = sandbox
+        .import_faults
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_default();
+    v1_json(StatusCode::OK, json!(faults))
+}
+
+pub async fn set_import_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ImportFaults>(&body) {
+        Ok(faults) => {
+            if let Ok(mut current) = sandbox.import_faults.lock() {
+                *current = faults.clone();
+            }
+            v1_json(StatusCode::OK, json!(faults))
+        }
+        Err(error) => v1_json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("import faults: {error}")}),
+        ),
+    }
+}
+
+pub async fn clear_import_faults(State(sandbox): State<Sandbox>) -> Response {
+    if let Ok(mut current) = sandbox.import_faults.lock() {
+        *current = ImportFaults::default();
+    }
+    v1_json(StatusCode::OK, json!(ImportFaults::default()))
+}
+
+/// The fault for the import now ending (its end status, if not completed) and whether its
+/// callback is lost; counts them down.
+fn next_import_fault(sandbox: &Sandbox) -> (Option<&'static str>, bool) {
+    let Ok(mut faults) = sandbox.import_faults.lock() else {
+        return (None, false);
+    };
+    let status = if faults.fail > 0 {
+        faults.fail -= 1;
+        Some("failed")
+    } else if faults.interrupt > 0 {
+        faults.interrupt -= 1;
+        Some("interrupted")
+    } else {
+        None
+    };
+    let lost = faults.lose_callbacks > 0;
+    if lost {
+        faults.lose_callbacks -= 1;
+    }
+    (status, lost)
+}
+
 /// Runs an import the way ActiveCampaign does, later: waiting, active, then the contacts are
 /// written and the import completes, and the callback (if any) is called.
 async fn process(sandbox: Sandbox, batch_id: String, request: Value) {
@@ -143,17 +211,28 @@ async fn process(sandbox: Sandbox, batch_id: String, request: Value) {
     tokio::time::sleep(STEP).await;
     set_status(&sandbox, &batch_id, "active");
     tokio::time::sleep(STEP).await;
-    let (created, failed) = apply(&sandbox, &request);
+    let (ended, callback_lost) = next_import_fault(&sandbox);
+    let (created, failed) = match ended {
+        None => apply(&sandbox, &request),
+        Some(_) => (Vec::new(), Vec::new()),
+    };
     if let Ok(mut store) = sandbox.store.lock()
         && let Some(import) = store.imports.get_mut(&batch_id)
     {
         import.success = created.clone();
         import.failure = failed.clone();
-        import.status = json!("completed");
+        import.status = json!(ended.unwrap_or("completed"));
+    }
+    if callback_lost {
+        if !sandbox.quiet {
+            println!("ActiveCampaign stand-in lost the callback of import {batch_id} (fault)");
+        }
+        return;
     }
     if !sandbox.quiet {
         println!(
-            "ActiveCampaign stand-in completed import {batch_id}: {} created, {} failed",
+            "ActiveCampaign stand-in ended import {batch_id} {}: {} created, {} failed",
+            ended.unwrap_or("completed"),
             created.len(),
             failed.len()
         );

@@ -119,6 +119,8 @@ pub struct Sandbox {
     account: Arc<Seed>,
     limiter: Option<Arc<traffic::RateLimiter>>,
     fault: Arc<Mutex<Option<Fault>>>,
+    /// How the next bulk imports end, and which callbacks are never sent.
+    import_faults: Arc<Mutex<importer::ImportFaults>>,
     quiet: bool,
 }
 
@@ -134,6 +136,7 @@ impl Sandbox {
             account: Arc::new(Seed::bundled_account()),
             limiter: None,
             fault: Arc::new(Mutex::new(None)),
+            import_faults: Arc::new(Mutex::new(importer::ImportFaults::default())),
             quiet: false,
         }
     }
@@ -247,6 +250,12 @@ impl Sandbox {
             .route("/sandbox/fields", get(views::fields))
             .route("/sandbox/imports", get(importer::imports))
             .route("/sandbox/state", get(views::state))
+            .route(
+                "/sandbox/import-faults",
+                get(importer::import_faults)
+                    .post(importer::set_import_faults)
+                    .delete(importer::clear_import_faults),
+            )
             .route(
                 "/sandbox/faults",
                 get(views::fault)
