@@ -518,7 +518,11 @@ impl SyncWorker {
         report: &mut BatchReport,
     ) -> Result<(), AccountFailure> {
         let callback =
-            CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
+            CallbackTarget::required(self.callback_url.as_ref(), secret.callback_secret.as_ref())
+                .map_err(|e| AccountFailure {
+                reason: e.to_string(),
+                retry_after: None,
+            })?;
         let result = self
             .delivery
             .deliver_batch(
@@ -615,7 +619,11 @@ impl SyncWorker {
         report: &mut BatchReport,
     ) -> Result<(), AccountFailure> {
         let callback =
-            CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
+            CallbackTarget::required(self.callback_url.as_ref(), secret.callback_secret.as_ref())
+                .map_err(|e| AccountFailure {
+                reason: e.to_string(),
+                retry_after: None,
+            })?;
         let contacts = people.iter().map(|p| p.contact.clone()).collect();
         // Contacts requeued from failed imports carry how often that happened.
         let generation = people.iter().map(|p| p.generation).max().unwrap_or(0);
