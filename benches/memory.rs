@@ -7,7 +7,6 @@
 //!     cargo bench --bench memory
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::process::Command;
