@@ -54,6 +54,7 @@ loss or wrong field, and stops everything it started, on errors and Ctrl-C too.
 import argparse
 import base64
 import collections
+import contextlib
 import csv
 import heapq
 import io
@@ -464,8 +465,13 @@ class EventSourceMapping:
         self.stop_event = stop_event
         self.lock = threading.Lock()
         self.stats = collections.Counter()
-        # Called with each batch of messages received, before the sync-worker sees it.
+        # Called with each batch of messages received, before the sync-worker sees it, and
+        # again once the batch is done with (deleted, or left to come back).
         self.observe = None
+        self.release = None
+        # Set to a lock to receive one poller at a time: moto's ReceiveMessage is not atomic,
+        # and two concurrent receives can both take one message.
+        self.receive_lock = None
         self.threads = [threading.Thread(target=self.run, daemon=True, name=f"esm-{n}") for n in range(pollers)]
 
     def start(self):
@@ -490,9 +496,10 @@ class EventSourceMapping:
         messages = []
         window_end = None
         while len(messages) < 10 and not self.stop_event.is_set():
-            got = sqs.receive_message(QueueUrl=self.queues.url, MaxNumberOfMessages=10 - len(messages),
-                                      WaitTimeSeconds=1, AttributeNames=["All"],
-                                      MessageAttributeNames=["All"]).get("Messages", [])
+            with self.receive_lock or contextlib.nullcontext():
+                got = sqs.receive_message(QueueUrl=self.queues.url, MaxNumberOfMessages=10 - len(messages),
+                                          WaitTimeSeconds=1, AttributeNames=["All"],
+                                          MessageAttributeNames=["All"]).get("Messages", [])
             messages += got
             if messages and window_end is None:
                 window_end = time.time() + self.batch_window_s
@@ -502,6 +509,13 @@ class EventSourceMapping:
             return
         if self.observe is not None:
             self.observe(messages)
+        try:
+            self.invoke(sqs, messages)
+        finally:
+            if self.release is not None:
+                self.release(messages)
+
+    def invoke(self, sqs, messages):
         event = {"Records": [self.record(m) for m in messages]}
         status, _, raw = http("POST", self.invoke_url, json.dumps(event).encode(),
                               {"content-type": "application/json"}, timeout=180)
@@ -522,8 +536,10 @@ class EventSourceMapping:
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             chunk = done[start:start + 10]
-            sqs.delete_message_batch(QueueUrl=self.queues.url, Entries=[
+            out = sqs.delete_message_batch(QueueUrl=self.queues.url, Entries=[
                 {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)])
+            if out.get("Failed"):
+                self.count("delete failures", len(out["Failed"]))
         self.count("deleted", len(done))
 
     def record(self, m):
@@ -903,10 +919,29 @@ class Sends:
         self.in_batch_messages = collections.Counter()   # email -> batch messages holding it
         self.requeued = collections.Counter()            # email -> requeued-contact messages
         self.other = collections.Counter()               # single contacts of generation 0
+        # A message received while a poller still holds it: the queue delivered it twice.
+        self.held = set()
+        self.delivered_twice = 0
+        self.delivered_twice_emails = set()
+
+    def release(self, messages):
+        with self.lock:
+            for m in messages:
+                self.held.discard(m["MessageId"])
 
     def __call__(self, messages):
         with self.lock:
             for m in messages:
+                if m["MessageId"] in self.held:
+                    self.delivered_twice += 1
+                    try:
+                        body = json.loads(m["Body"])
+                        emails = ([c.get("email") for c in body["contacts"]] if isinstance(body.get("contacts"), list)
+                                  else [body["contact"].get("email")])
+                        self.delivered_twice_emails.update(emails)
+                    except Exception:
+                        pass
+                self.held.add(m["MessageId"])
                 if m["MessageId"] in self.seen:
                     continue
                 self.seen.add(m["MessageId"])
@@ -1179,6 +1214,10 @@ def batch_verdict(batches, pace, repeat_of, contacts, sb_imports, seed_imports, 
     if queued_twice:
         problems.append(f"{len(queued_twice)} contacts in more than one batch message, e.g. {queued_twice[:3]}")
     twice_by_requeue = sorted(set(twice_known) & set(requeued_twice))
+    twice_by_delivery = sorted(set(twice_known) & sends.delivered_twice_emails)
+    if sends.delivered_twice:
+        problems.append(f"the queue delivered {sends.delivered_twice} messages twice at once "
+                        f"({len(sends.delivered_twice_emails)} contacts in them)")
 
     # The callbacks: lost ones (the sandbox says which) must have been settled anyway.
     lost_callbacks = [bid for bid in log_lost if bid in ours]
@@ -1254,6 +1293,8 @@ def batch_verdict(batches, pace, repeat_of, contacts, sb_imports, seed_imports, 
         "imported_twice_after_lost_answer": len(twice_lost_answer),
         "repeat_imported_twice": len(repeat_twice),
         "imported_twice_requeued_twice": len(twice_by_requeue),
+        "imported_twice_delivered_twice": len(twice_by_delivery),
+        "queue_delivered_twice": sends.delivered_twice,
         "failed_import_contacts": failed_contacts,
         "failed_import_contacts_landed": failed_landed,
         "requeued_messages": sum(sends.requeued.values()),
@@ -1279,8 +1320,13 @@ def batch_verdict(batches, pace, repeat_of, contacts, sb_imports, seed_imports, 
 def batch_summary_line(r):
     s = r["imports_by_status"]
     twice = f"imported twice {r['imported_twice']}"
+    causes = []
     if r["imported_twice_requeued_twice"]:
-        twice += f" ({r['imported_twice_requeued_twice']} of them sent back twice after a failed import)"
+        causes.append(f"{r['imported_twice_requeued_twice']} sent back twice after a failed import")
+    if r["imported_twice_delivered_twice"]:
+        causes.append(f"{r['imported_twice_delivered_twice']} in a message the queue delivered twice")
+    if causes:
+        twice += f" ({', '.join(causes)})"
     sent_back_twice = f", {r['requeued_twice']} sent back twice" if r["requeued_twice"] else ""
     if r["imported_twice_after_lost_answer"]:
         twice += f" (+{r['imported_twice_after_lost_answer']} after a lost import answer)"
@@ -1394,7 +1440,7 @@ def batch_main(args):
             raise RuntimeError("the import-reconciler did not start; see watch.log")
         esm = EventSourceMapping(queues, invoke_url, concurrency, args.batch_window, stop_event)
         sends = Sends()
-        esm.observe = sends
+        esm.observe, esm.release, esm.receive_lock = sends, sends.release, threading.Lock()
 
         pace = None
         if not args.no_pace:
@@ -1528,7 +1574,7 @@ def batch_main(args):
             if time.time() - last_check >= 10:
                 completion_check()
                 last_check = time.time()
-            time.sleep(2)
+            time.sleep(5)
         else:
             log(f"drain did not finish within {drain_timeout:.0f}s")
         drained_at = time.time()
