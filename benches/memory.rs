@@ -7,7 +7,6 @@
 //!     cargo bench --bench memory
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::process::Command;
@@ -34,6 +33,16 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
     ("batch-json", "webhook", "a 6 MiB JSON batch of 20,000 rows"),
     (
+        "batch-ndjson-rows",
+        "webhook",
+        "an NDJSON batch at the row limit (25,000 short rows)",
+    ),
+    (
+        "batch-json-queue",
+        "webhook-queue",
+        "the same JSON batch in queue mode (packed into messages; the queue is down, so then inline)",
+    ),
+    (
         "batch-ndjson",
         "webhook",
         "a 6 MiB NDJSON batch of 20,000 rows",
@@ -41,7 +50,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "batch-csv",
         "webhook",
-        "a 6 MiB CSV batch at the cell limit (300,000 cells)",
+        "a CSV batch at the cell limit (200,000 cells, 20,000 rows)",
     ),
     (
         "batch-csv-flood",
@@ -110,22 +119,29 @@ fn case_event(name: &str) -> String {
             event(form, "multipart/form-data; boundary=b", body.as_bytes())
         }
         "batch-json" => {
-            let body = serde_json::to_vec(&rows(20_000, 240)).unwrap();
+            let body = serde_json::to_vec(&rows(20_000, 190)).unwrap();
             event(batch, "application/json", &body)
         }
+        "batch-json-queue" => case_event("batch-json"),
+        "batch-ndjson-rows" => {
+            let body: String = (0..25_000)
+                .map(|i| format!("{{\"email\":\"person{i}@example.com\",\"first_name\":\"F{i}\"}}\n"))
+                .collect();
+            event(batch, "application/x-ndjson", body.as_bytes())
+        }
         "batch-ndjson" => {
-            let body: String = rows(20_000, 240)
+            let body: String = rows(20_000, 190)
                 .iter()
                 .map(|r| format!("{r}\n"))
                 .collect();
             event(batch, "application/x-ndjson", body.as_bytes())
         }
         "batch-csv" => {
-            // 15 columns × 20,000 rows = 300,000 cells, the limit.
-            let header = (0..14).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
+            // 10 columns × 20,000 rows = 200,000 cells, the limit.
+            let header = (0..9).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
             let mut body = format!("Email,{header}\n");
             for i in 0..20_000 {
-                body.push_str(&format!("p{i}@example.com,{}\n", vec!["v".repeat(16); 14].join(",")));
+                body.push_str(&format!("p{i}@example.com,{}\n", vec!["v".repeat(24); 9].join(",")));
             }
             event(batch, "text/csv", body.as_bytes())
         }
@@ -159,9 +175,10 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// One case, in this process: prints `peak_kib status`.
-fn run_case(name: &str, function: &str) {
-    let raw = case_event(name);
+/// One case, in this process, its event read from `path` (made by the parent, so that the
+/// peak is the function's alone): prints `peak_kib status`.
+fn run_case(path: &str, function: &str) {
+    let raw = std::fs::read_to_string(path).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,11 +202,26 @@ fn run_case(name: &str, function: &str) {
                 app.handle(&request, deadline).await.status.as_u16()
             }
             _ => {
-                let app = support::app_with(
+                let mut app = support::app_with(
                     ac_webhook_sync::secrets::SecretSource::Fixed(secret),
                     support::fast_client(),
                     6 << 20,
                 );
+                if function == "webhook-queue" {
+                    app = app.with_queue(ac_webhook_sync::delivery::ContactQueue::new(
+                        aws_sdk_sqs::Client::from_conf(
+                            aws_sdk_sqs::Config::builder()
+                                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                                    "test", "test", None, None, "bench",
+                                ))
+                                .endpoint_url("http://127.0.0.1:9")
+                                .build(),
+                        ),
+                        "http://127.0.0.1:9/queue/contacts",
+                    ));
+                }
                 app.handle(&request, deadline).await.status.as_u16()
             }
         }
@@ -200,26 +232,30 @@ fn run_case(name: &str, function: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--case") {
-        let name = &args[i + 1];
-        let function = CASES
-            .iter()
-            .find(|c| c.0 == name)
-            .map_or("webhook", |c| c.1);
-        run_case(name, function);
+        run_case(&args[i + 1], &args[i + 2]);
         return;
     }
     let me = std::env::current_exe().unwrap();
+    let dir = std::env::temp_dir().join(format!("acws-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     println!("| function | case | answer | peak RSS |");
     println!("|---|---|---|---|");
     for (name, function, what) in CASES {
-        let output = Command::new(&me).args(["--case", name]).output().unwrap();
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, case_event(name)).unwrap();
+        let output = Command::new(&me)
+            .args(["--case", path.to_str().unwrap(), function])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&output.stdout);
         let mut fields = text.split_whitespace();
         let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
         let status = fields.next().unwrap_or("?");
+        let function = function.trim_end_matches("-queue");
         println!(
             "| {function} | {what} | {status} | {:.1} MiB |",
             kib as f64 / 1024.0
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -336,3 +336,42 @@ async fn custom_field_values_are_cut_to_their_documented_length() {
         ac_webhook_sync::mapping::MAX_FIELD_CHARS
     );
 }
+
+#[tokio::test]
+async fn a_key_revoked_within_the_minute_of_a_confirmation_is_still_caught() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    // First a genuine refusal with the key good; then the key is revoked.
+    Mock::given(method("POST"))
+        .respond_with(refused_data())
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(v1_bad_key())
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/3/users/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": {"id": "1"}})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/3/users/me"))
+        .respond_with(ResponseTemplate::new(403))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let app = app_for(&server);
+    let first = send_event(&app, "form-json").await;
+    assert_eq!(first.json_body()["status"], "rejected", "{}", first.body);
+    // Seconds later, inside the 60 s the "good" verdict is trusted: a refusal with another
+    // message is checked again, so the revoked key is a 503, not a contact answered rejected.
+    let second = send_event(&app, "form-json").await;
+    assert_eq!(second.status, 503, "{}", second.body);
+    assert!(second.body.contains("API key"), "{}", second.body);
+}

@@ -382,3 +382,25 @@ async fn a_batch_too_big_for_one_invocation_is_413_before_anything_is_imported()
     assert_eq!(response.json_body()["imported"], 1_000, "{}", response.body);
     assert_eq!(bulk_requests(&server).await.len(), 4);
 }
+
+#[tokio::test]
+async fn a_callback_url_without_its_secret_is_an_error_naming_the_key_not_silent_imports() {
+    let _logs = logs::checked();
+    let server = fake_activecampaign().await;
+    let mut secret: Value = serde_json::from_str(&local_secret_json(&server.uri())).unwrap();
+    secret.as_object_mut().unwrap().remove("callback_secret");
+    let app = app_with(
+        ac_webhook_sync::secrets::SecretSource::Fixed(secret.to_string()),
+        fast_client(),
+        1 << 20,
+    )
+    .with_callback_url(Some("https://callback.example/".into()));
+    let response = send(&app, &post("import", "text/csv", csv(20))).await;
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(
+        response.body.contains("callback_secret"),
+        "{}",
+        response.body
+    );
+    assert!(bulk_requests(&server).await.is_empty());
+}

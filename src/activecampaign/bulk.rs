@@ -218,6 +218,21 @@ impl CallbackTarget {
             secret: secret?.clone(),
         })
     }
+
+    /// Like [`CallbackTarget::from`], but a callback URL without the secret to sign its
+    /// token is an error naming the key: imports would otherwise be made without a callback
+    /// and never settle by it.
+    pub fn required(
+        url: Option<&String>,
+        secret: Option<&secrecy::SecretString>,
+    ) -> Result<Option<Self>, crate::secrets::SecretError> {
+        match (url, secret) {
+            (Some(_), None) => Err(crate::secrets::SecretError::Malformed(
+                "callback_secret is missing: bulk imports need it to sign their callback (add it to the secret)".into(),
+            )),
+            _ => Ok(Self::from(url, secret)),
+        }
+    }
 }
 
 /// A callback for one bulk import from `route`, under a fresh reference.

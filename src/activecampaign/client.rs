@@ -136,12 +136,28 @@ pub struct ActiveCampaignClient {
     /// The bulk importer has its own, separate limit (100 requests per minute).
     bulk_pacer: Arc<Pacer>,
     settings: ClientSettings,
-    /// The account and key last confirmed good, and when (see [`KEY_CONFIRMATION_TTL`]).
-    confirmed_key: Arc<Mutex<Option<(KeyFingerprint, Instant)>>>,
+    /// The account and key last confirmed good, when, and the refusal messages it was
+    /// confirmed for (see [`KEY_CONFIRMATION_TTL`]).
+    confirmed_key: Arc<Mutex<Option<ConfirmedKey>>>,
 }
 
 /// A digest of an account's URL and key: which key was confirmed, without keeping a copy.
 type KeyFingerprint = [u8; 32];
+
+/// A key confirmed good, and the `result_message`s that confirmation covers. A refusal with
+/// another message is confirmed again even within the minute: a key revoked mid-stream
+/// answers with a message of its own ("not authorized", in whatever language), so it is
+/// caught at once while a stream of one genuine refusal still costs one check a minute.
+/// Messages are only compared for equality, never read.
+#[derive(Debug, Clone)]
+struct ConfirmedKey {
+    key: KeyFingerprint,
+    at: Instant,
+    messages: Vec<String>,
+}
+
+/// The most distinct refusal messages one confirmation covers.
+const MAX_CONFIRMED_MESSAGES: usize = 8;
 
 fn fingerprint(account: Account<'_>) -> KeyFingerprint {
     use sha2::Digest;
@@ -218,8 +234,8 @@ impl ActiveCampaignClient {
                 },
             )
             .await?;
-        if matches!(answer, SyncResult::Refused { .. }) {
-            self.confirm_key(account, deadline).await?;
+        if let SyncResult::Refused { message } = &answer {
+            self.confirm_key(account, message, deadline).await?;
         }
         Ok(answer)
     }
@@ -243,27 +259,31 @@ impl ActiveCampaignClient {
                         .header(API_TOKEN_HEADER, account.api_key.expose_secret())
                 },
                 |answer| match answer {
-                    V1Answer::Success { body } => Some(ListLookup::Found(list_statuses(&body))),
+                    V1Answer::Success { body } => {
+                        Some((ListLookup::Found(list_statuses(&body)), None))
+                    }
                     // With a good key, `result_code` 0 here means "nothing is returned": no such
                     // contact. With a bad key it looks the same, hence the confirmation below.
-                    V1Answer::Refused { .. } => Some(ListLookup::NotFound),
+                    V1Answer::Refused { message } => Some((ListLookup::NotFound, Some(message))),
                     V1Answer::Unknown => None,
                 },
             )
             .await?;
-        if lookup == ListLookup::NotFound {
-            self.confirm_key(account, deadline).await?;
+        if let (ListLookup::NotFound, Some(message)) = &lookup {
+            self.confirm_key(account, message, deadline).await?;
         }
-        Ok(lookup)
+        Ok(lookup.0)
     }
 
-    /// Confirms that ActiveCampaign accepts the key (v3 `GET /api/3/users/me`), unless it was
-    /// confirmed within [`KEY_CONFIRMATION_TTL`]. 401/403 is [`AcError::Unauthorized`]; no
-    /// answer within the deadline is [`AcError::Unavailable`] (the caller cannot tell a data
-    /// refusal from a key problem, so nothing is settled).
+    /// Confirms that ActiveCampaign accepts the key (v3 `GET /api/3/users/me`) behind a
+    /// refusal with `message`, unless it was confirmed within [`KEY_CONFIRMATION_TTL`] for a
+    /// refusal with the same message. 401/403 is [`AcError::Unauthorized`]; no answer within
+    /// the deadline is [`AcError::Unavailable`] (the caller cannot tell a data refusal from a
+    /// key problem, so nothing is settled).
     pub async fn confirm_key(
         &self,
         account: Account<'_>,
+        message: &str,
         deadline: Instant,
     ) -> Result<(), AcError> {
         let key = fingerprint(account);
@@ -271,9 +291,12 @@ impl ActiveCampaignClient {
             .confirmed_key
             .lock()
             .ok()
-            .and_then(|c| *c)
-            .is_some_and(|(k, at)| k == key && at.elapsed() < KEY_CONFIRMATION_TTL);
-        if fresh {
+            .and_then(|c| c.clone())
+            .filter(|c| c.key == key && c.at.elapsed() < KEY_CONFIRMATION_TTL);
+        if fresh
+            .as_ref()
+            .is_some_and(|c| c.messages.iter().any(|m| m == message))
+        {
             return Ok(());
         }
         let url = format!("{}{USERS_ME_PATH}", account.api_url.trim_end_matches('/'));
@@ -289,7 +312,17 @@ impl ActiveCampaignClient {
         )
         .await?;
         if let Ok(mut confirmed) = self.confirmed_key.lock() {
-            *confirmed = Some((key, Instant::now()));
+            // Within the minute, the messages confirmed so far stay covered.
+            let mut messages = fresh.map(|c| c.messages).unwrap_or_default();
+            if messages.len() == MAX_CONFIRMED_MESSAGES {
+                messages.remove(0);
+            }
+            messages.push(message.to_string());
+            *confirmed = Some(ConfirmedKey {
+                key,
+                at: Instant::now(),
+                messages,
+            });
         }
         Ok(())
     }

@@ -33,6 +33,19 @@ pub enum MessageError {
     UnknownVersion(u8),
 }
 
+/// A queue message of this worker's version, or why not.
+fn read_versioned<T: serde::de::DeserializeOwned>(
+    body: &str,
+    version: impl Fn(&T) -> u8,
+) -> Result<T, MessageError> {
+    let message: T =
+        serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
+    match version(&message) {
+        MESSAGE_VERSION => Ok(message),
+        other => Err(MessageError::UnknownVersion(other)),
+    }
+}
+
 /// SQS's limit for one message (body and attributes): 256 KiB.
 pub const MAX_QUEUE_MESSAGE_BYTES: usize = 256 * 1024;
 /// Room kept for the attributes a dead letter adds (reason, route, source id).
@@ -96,12 +109,7 @@ impl QueuedBatch {
     }
 
     pub fn from_json(body: &str) -> Result<Self, MessageError> {
-        let message: Self =
-            serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
-        if message.version != MESSAGE_VERSION {
-            return Err(MessageError::UnknownVersion(message.version));
-        }
-        Ok(message)
+        read_versioned(body, |m: &Self| m.version)
     }
 
     /// Whether a queue message body is a batch message: `contacts` at its top level.
@@ -157,11 +165,7 @@ impl QueuedContact {
     }
 
     pub fn from_json(body: &str) -> Result<Self, MessageError> {
-        let message: Self =
-            serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
-        if message.version != MESSAGE_VERSION {
-            return Err(MessageError::UnknownVersion(message.version));
-        }
+        let message = read_versioned(body, |m: &Self| m.version)?;
         if message.contact.email.is_empty() {
             return Err(MessageError::Malformed("empty email".into()));
         }

@@ -181,12 +181,7 @@ impl ContactQueue {
                     .id(i.to_string())
                     .message_body(body);
                 for (name, value) in attributes {
-                    let attribute = MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(*value)
-                        .build()
-                        .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-                    entry = entry.message_attributes(*name, attribute);
+                    entry = entry.message_attributes(*name, string_attribute(value)?);
                 }
                 request = request.entries(
                     entry
@@ -230,12 +225,7 @@ impl ContactQueue {
                 .queue_url(&self.queue_url)
                 .message_body(body);
             for (name, value) in attributes {
-                let attribute = MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(*value)
-                    .build()
-                    .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-                request = request.message_attributes(*name, attribute);
+                request = request.message_attributes(*name, string_attribute(value)?);
             }
             request.send().await.map_err(|e| {
                 QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
@@ -246,6 +236,15 @@ impl ContactQueue {
             .map_err(|_| QueueError::Unavailable("timed out".into()))??;
         Ok(output.message_id().unwrap_or_default().to_string())
     }
+}
+
+/// A `String` message attribute.
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| QueueError::Unavailable(e.to_string()))
 }
 
 #[cfg(test)]

@@ -353,10 +353,11 @@ impl WebhookApp {
                 }
             }
         }
-        let callback = crate::activecampaign::bulk::CallbackTarget::from(
+        let callback = crate::activecampaign::bulk::CallbackTarget::required(
             self.callback_url.as_ref(),
             secret.callback_secret.as_ref(),
-        );
+        )
+        .map_err(|e| unavailable(e.into()))?;
         let result = self
             .delivery
             .inline()

@@ -19,8 +19,9 @@ use crate::settings::Settings;
 
 /// Imports younger than this are left to their callback.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(600);
-/// The most imports one run settles (the rest wait for the next run).
-const MAX_PER_RUN: usize = 200;
+/// The most imports one run settles (the rest wait for the next run): records hold their
+/// contacts (up to 350 KB each), so this keeps a run near 20 MB.
+const MAX_PER_RUN: usize = 50;
 
 /// What one run came to.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -21,11 +21,11 @@ pub const MEDIA_NDJSON: &[&str] = &[
 ];
 /// Lambda's request payload limit: a batch may use all of it.
 pub const MAX_BATCH_BODY_BYTES: usize = 6 * 1024 * 1024;
-pub const MAX_ROWS: usize = 100_000;
-/// The most non-empty CSV cells one batch may hold: each becomes a key and a value in memory
-/// (about 120 bytes), so 300,000 stay near 40 MB within the function's 128 MB, where a 6 MiB
-/// CSV of one-character cells would be three million.
-pub const MAX_CSV_CELLS: usize = 300_000;
+pub const MAX_ROWS: usize = 25_000;
+/// The most non-empty CSV cells one batch may hold (20,000 rows of 10 columns): each becomes
+/// a key and a value in memory, and a batch at this limit peaks near 70 MB (benches/memory.rs),
+/// where a 6 MiB CSV of one-character cells would be three million cells.
+pub const MAX_CSV_CELLS: usize = 200_000;
 /// The most CSV columns.
 pub const MAX_CSV_COLUMNS: usize = 500;
 

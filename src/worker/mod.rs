@@ -505,6 +505,19 @@ impl SyncWorker {
         }
     }
 
+    /// Where this worker's imports report completion; a callback URL without the secret
+    /// that signs it fails the account, not the message.
+    fn callback_target(
+        &self,
+        secret: &AppSecret,
+    ) -> Result<Option<CallbackTarget>, AccountFailure> {
+        CallbackTarget::required(self.callback_url.as_ref(), secret.callback_secret.as_ref())
+            .map_err(|e| AccountFailure {
+                reason: e.to_string(),
+                retry_after: None,
+            })
+    }
+
     /// Imports one batch message as one bulk import (its contacts were chosen to fit one).
     /// Contacts the importer refuses are dead-lettered one by one; if that fails, the whole
     /// message is retried (importing again is an upsert by email).
@@ -517,8 +530,7 @@ impl SyncWorker {
         deadline: Instant,
         report: &mut BatchReport,
     ) -> Result<(), AccountFailure> {
-        let callback =
-            CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
+        let callback = self.callback_target(secret)?;
         let result = self
             .delivery
             .deliver_batch(
@@ -614,8 +626,7 @@ impl SyncWorker {
         deadline: Instant,
         report: &mut BatchReport,
     ) -> Result<(), AccountFailure> {
-        let callback =
-            CallbackTarget::from(self.callback_url.as_ref(), secret.callback_secret.as_ref());
+        let callback = self.callback_target(secret)?;
         let contacts = people.iter().map(|p| p.contact.clone()).collect();
         // Contacts requeued from failed imports carry how often that happened.
         let generation = people.iter().map(|p| p.generation).max().unwrap_or(0);
