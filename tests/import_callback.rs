@@ -341,6 +341,7 @@ async fn failed_import(store: &ImportStore, generation: u32, contacts: usize) ->
             status: "submitted".into(),
             generation,
             exclude_automations: true,
+            requeued_upto: 0,
         })
         .await
         .unwrap();
@@ -462,6 +463,90 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
         .string_value()
         .unwrap();
     assert_eq!(reason, "import batch-g3 ended interrupted 4 times");
+}
+
+#[tokio::test]
+async fn a_requeue_stopped_part_way_is_finished_by_the_retry_and_nothing_is_sent_twice() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let info = Arc::new(Mutex::new(
+        json!({"status": "failed", "success": [], "failure": ["loop7@example.com"]}),
+    ));
+    let ac = activecampaign(info).await;
+    let app = |queue: aws_sdk_sqs::Client| {
+        CallbackApp::new(
+            Some(store.clone()),
+            Arc::new(SecretCache::new(
+                SecretSource::Fixed(local_secret_json(&ac.uri())),
+                Duration::from_secs(300),
+            )),
+            fast_client(),
+            Some(ContactQueue::new(queue, &queue_url)),
+        )
+    };
+    let deadline = || Instant::now() + Duration::from_secs(8);
+    let callback = failed_import(&store, 0, 250).await;
+    // Ten SendMessageBatch requests (100 contacts) go through, then the queue goes down.
+    let first = app(support::moto::sqs_failing_after(&moto.endpoint, 10))
+        .handle(&callback, deadline())
+        .await;
+    assert_eq!(first.status, 503);
+    let record = store.get("queue-test-0-250").await.unwrap().unwrap();
+    assert_eq!(
+        (record.status.as_str(), record.requeued_upto),
+        ("submitted", 101),
+        "open, with how far the requeue got (one contact was the importer's to refuse)"
+    );
+    // The retried callback sends only the rest, and settles.
+    let retried = app(sqs.clone())
+        .handle(&callback, deadline())
+        .await
+        .json_body();
+    assert_eq!(retried["status"], "recorded", "{retried}");
+    assert_eq!(retried["requeued"], 249);
+    let sent: Vec<String> = drain_all(&sqs, &queue_url)
+        .await
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            body["contact"]["email"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&String> = sent.iter().collect();
+    assert_eq!(
+        (sent.len(), distinct.len()),
+        (249, 249),
+        "every contact but the refused one, once"
+    );
+    assert!(!distinct.contains(&"loop7@example.com".to_string()));
+}
+
+#[tokio::test]
+async fn one_settler_at_a_time_holds_a_record_and_gives_it_up() {
+    use ac_webhook_sync::imports::Claim;
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    failed_import(&store, 0, 3).await;
+    let reference = "queue-test-0-3";
+    let lease = Duration::from_secs(30);
+    assert!(matches!(
+        store.claim(reference, lease).await.unwrap(),
+        Claim::Claimed(_)
+    ));
+    match store.claim(reference, lease).await.unwrap() {
+        Claim::Busy { for_secs } => assert!((29..=31).contains(&for_secs), "{for_secs}"),
+        other => panic!("a second settler got {other:?}"),
+    }
+    // A settler that stops part-way keeps its progress and lets the next one in at once.
+    store.requeue_progress(reference, 2).await.unwrap();
+    match store.claim(reference, lease).await.unwrap() {
+        Claim::Claimed(record) => assert_eq!(record.requeued_upto, 2),
+        other => panic!("after the first gave up: {other:?}"),
+    }
+    assert!(store.finish(reference, "failed", 0, 0).await.unwrap());
+    assert_eq!(store.claim(reference, lease).await.unwrap(), Claim::Settled);
 }
 
 #[tokio::test]
@@ -605,4 +690,59 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
         })
         .collect();
     assert_eq!(sizes, vec![200, 200, 200]);
+}
+
+#[tokio::test]
+async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
+    // 3,000 contacts are 12 messages of 250: the first SendMessageBatch (as many as fit in
+    // 256 KiB) goes through, then the queue goes down.
+    let webhook: WebhookApp = app_with(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        fast_client(),
+        6 << 20,
+    )
+    .with_callback_url(Some("https://callback.example/".into()))
+    .with_import_store(Some(store.clone()))
+    .with_queue(ContactQueue::new(
+        support::moto::sqs_failing_after(&moto.endpoint, 1),
+        &queue_url,
+    ));
+    let answer = send(&webhook, &csv_post(3000)).await;
+    assert_eq!(answer.status, 200);
+    let answer = answer.json_body();
+    let answered_queued = answer["queued"].as_u64().unwrap() as usize;
+    assert!(
+        answered_queued > 0 && answered_queued < 3000,
+        "part queued: {answer}"
+    );
+    let imported: usize = ac
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/api/3/import/bulk_import")
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["contacts"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(
+        (imported, answer["imported"].as_u64()),
+        (3000 - answered_queued, Some(imported as u64)),
+        "only the contacts the queue did not take are imported inline"
+    );
+    let queued: usize = drain_all(&sqs, &queue_url)
+        .await
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            body["contacts"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(queued, answered_queued);
 }

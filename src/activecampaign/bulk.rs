@@ -358,6 +358,15 @@ pub(crate) fn classify_import(
                     .collect()
             })
             .unwrap_or_default();
+        if failures.is_empty() && message.is_empty() {
+            // A 400 that gives no reason (an empty body, a proxy's page) is not the importer's
+            // validation answer: nothing was queued, so sending the same chunk again is safe,
+            // and splitting it to find a culprit would only spend the single-contact quota.
+            return Attempt::Retry {
+                reason: "bulk import answered 400 without a reason".into(),
+                after: None,
+            };
+        }
         return Attempt::Done(ImportAnswer::Invalid { failures, message });
     }
     if let Some(attempt) = classify_status(status, headers) {
@@ -674,6 +683,21 @@ mod tests {
             classify_import(reqwest::StatusCode::OK, &headers, b""),
             Attempt::Retry { .. }
         ));
+        for reasonless in [
+            &b""[..],
+            b"{}",
+            b"<html>Bad Request</html>",
+            br#"{"success":0}"#,
+        ] {
+            assert!(
+                matches!(
+                    classify_import(reqwest::StatusCode::BAD_REQUEST, &headers, reasonless),
+                    Attempt::Retry { .. }
+                ),
+                "{}",
+                String::from_utf8_lossy(reasonless)
+            );
+        }
         assert!(matches!(
             classify_import(reqwest::StatusCode::FORBIDDEN, &headers, b"{}"),
             Attempt::Fail(AcError::Unauthorized { status: 403 })

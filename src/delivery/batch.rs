@@ -245,6 +245,7 @@ impl InlineDelivery {
                             status: crate::imports::store::SUBMITTED.to_string(),
                             generation,
                             exclude_automations,
+                            requeued_upto: 0,
                         };
                         // The importer has the contacts either way; without a record, a
                         // failed import cannot be retried automatically, so say so loudly.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 pub use batch::{BatchResult, ImportOptions, ImportedBatch, RejectedContact};
 pub use inline::InlineDelivery;
 pub use message::{QueuedBatch, QueuedContact, TooLarge};
-pub use queue::{ContactQueue, QueueError};
+pub use queue::{ContactQueue, PartlySent, QueueError};
 
 use crate::activecampaign::{AcError, ContactSync};
 use crate::mapping::Route;
@@ -101,6 +101,14 @@ pub struct QueuedContacts {
     pub messages: usize,
 }
 
+/// What [`Delivery::queue_batch`] queued, and what it could not (and why, if SQS failed).
+#[derive(Debug)]
+pub struct BatchQueued {
+    pub queued: QueuedContacts,
+    pub left: Vec<ContactSync>,
+    pub error: Option<QueueError>,
+}
+
 /// Keeps contacts that ActiveCampaign refused in the dead-letter queue, with the reason, so
 /// that nothing refused disappears without a trace an operator can act on (fix the list id
 /// or field, then redrive).
@@ -174,48 +182,57 @@ impl Delivery {
 
     /// Queue mode: packs a batch's contacts into queue messages and sends them
     /// (`SendMessageBatch`): the contacts the importer can take in balanced chunks of up to
-    /// 250 (one bulk import each, by the sync-worker), the others one message each. `None`
-    /// in inline mode.
+    /// 250 (one bulk import each, by the sync-worker), the others one message each. What it
+    /// could not queue (SQS failing part-way, a contact too large for a message) comes back
+    /// in [`BatchQueued::left`] for the caller to import inline, so nothing queued is imported
+    /// twice. In inline mode there is no queue: the contacts come back as `Err`.
     pub async fn queue_batch(
         &self,
         route: &Route,
         contacts: Vec<ContactSync>,
         deadline: Instant,
-    ) -> Option<Result<QueuedContacts, QueueError>> {
+    ) -> Result<BatchQueued, Vec<ContactSync>> {
         let Delivery::Queue { queue, .. } = self else {
-            return None;
+            return Err(contacts);
         };
         let contacts = batch::merge_by_email(contacts);
-        let count = contacts.len();
         let (bulk, single): (Vec<ContactSync>, Vec<ContactSync>) =
             contacts.into_iter().partition(|c| {
                 crate::activecampaign::bulk::to_bulk_contact(c, route.exclude_automations).is_ok()
             });
-        let mut bodies: Vec<String> =
+        let mut left = Vec::new();
+        // Each message's body, with the contacts it carries.
+        let mut messages: Vec<(String, Vec<ContactSync>)> =
             QueuedBatch::pack(&route.name, route.exclude_automations, bulk)
-                .iter()
-                .map(QueuedBatch::to_json)
+                .into_iter()
+                .map(|batch| (batch.to_json(), batch.contacts))
                 .collect();
         for contact in single {
             let mut message = QueuedContact::new(&route.name, None, contact);
             message.exclude_automations = route.exclude_automations;
             if message.check_size().is_err() {
                 // Mapped field values are capped, so only a pathological contact gets here.
-                tracing::warn!(email = %mask_email(&message.contact.email), "A batch contact too large to queue is left out.");
+                tracing::warn!(email = %mask_email(&message.contact.email), "A batch contact too large to queue is synced inline.");
+                left.push(message.contact);
                 continue;
             }
-            bodies.push(message.to_json());
+            messages.push((message.to_json(), vec![message.contact]));
         }
-        let messages = bodies.len();
-        Some(
-            queue
-                .send_many(bodies, &[], deadline)
-                .await
-                .map(|_| QueuedContacts {
-                    contacts: count,
-                    messages,
-                }),
-        )
+        let (bodies, carried): (Vec<String>, Vec<Vec<ContactSync>>) = messages.into_iter().unzip();
+        let (sent, error) = match queue.send_many(bodies, &[], deadline).await {
+            Ok(sent) => (sent, None),
+            Err(partly) => (partly.sent, Some(partly.error)),
+        };
+        let queued = carried[..sent].iter().map(Vec::len).sum();
+        left.extend(carried.into_iter().skip(sent).flatten());
+        Ok(BatchQueued {
+            queued: QueuedContacts {
+                contacts: queued,
+                messages: sent,
+            },
+            left,
+            error,
+        })
     }
 
     pub async fn deliver(

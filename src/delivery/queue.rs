@@ -50,6 +50,15 @@ pub enum QueueError {
     Unavailable(String),
 }
 
+/// A [`ContactQueue::send_many`] that stopped part-way: the first `sent` bodies are queued.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{error} ({sent} sent before it)")]
+pub struct PartlySent {
+    pub sent: usize,
+    #[source]
+    pub error: QueueError,
+}
+
 #[derive(Debug, Clone)]
 pub struct ContactQueue {
     client: LazyClient<aws_sdk_sqs::Client>,
@@ -113,14 +122,15 @@ impl ContactQueue {
     }
 
     /// Sends many bodies with `SendMessageBatch`: ten per request and at most 256 KiB
-    /// together, entries SQS refuses sent again once. `Err` when any is still not sent (the
-    /// caller retries them all: a queued contact sent twice is merged, never lost).
+    /// together, entries SQS refuses sent again once. On failure it says how far it got:
+    /// every body before [`PartlySent::sent`] is in the queue, so a caller that keeps that
+    /// count resends only the rest (at most one request's bodies twice, merged by the worker).
     pub async fn send_many(
         &self,
         bodies: Vec<String>,
         attributes: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<usize, QueueError> {
+    ) -> Result<usize, PartlySent> {
         const MAX_ENTRIES: usize = 10;
         const MAX_REQUEST_BYTES: usize = 256 * 1024;
         let mut groups: Vec<Vec<String>> = Vec::new();
@@ -140,21 +150,25 @@ impl ContactQueue {
         }
         let mut sent = 0;
         for group in groups {
+            let count = group.len();
             let mut pending = group;
             for attempt in 0..2 {
                 if pending.is_empty() {
                     break;
                 }
-                let failed = self.send_group(&pending, attributes, deadline).await?;
-                sent += pending.len() - failed.len();
-                pending = failed;
+                pending = match self.send_group(&pending, attributes, deadline).await {
+                    Ok(failed) => failed,
+                    Err(error) => return Err(PartlySent { sent, error }),
+                };
                 if attempt == 1 && !pending.is_empty() {
-                    return Err(QueueError::Unavailable(format!(
+                    let error = QueueError::Unavailable(format!(
                         "{} messages refused by SendMessageBatch",
                         pending.len()
-                    )));
+                    ));
+                    return Err(PartlySent { sent, error });
                 }
             }
+            sent += count;
         }
         Ok(sent)
     }

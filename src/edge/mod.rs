@@ -335,24 +335,22 @@ impl WebhookApp {
         secret: Arc<crate::secrets::AppSecret>,
         deadline: Instant,
     ) -> Result<Outcome, WebhookError> {
-        if let Some(queued) = self
-            .delivery
-            .queue_batch(route, contacts.clone(), deadline)
-            .await
-        {
-            match queued {
-                Ok(queued) => {
-                    summary.queued = queued.contacts;
-                    summary.messages = queued.messages;
+        let contacts = match self.delivery.queue_batch(route, contacts, deadline).await {
+            Ok(queued) => {
+                summary.queued = queued.queued.contacts;
+                summary.messages = queued.queued.messages;
+                if queued.left.is_empty() {
                     summary.rejected.sort_by_key(|r| r.row);
-                    tracing::info!(route = %route.name, rows = summary.rows, queued = queued.contacts, messages = queued.messages, skipped = summary.skipped, rejected = summary.rejected.len(), "Batch queued.");
+                    tracing::info!(route = %route.name, rows = summary.rows, queued = summary.queued, messages = summary.messages, skipped = summary.skipped, rejected = summary.rejected.len(), "Batch queued.");
                     return Ok(Outcome::Batch(Box::new(summary)));
                 }
-                Err(error) => {
-                    tracing::error!(error = %error, "Queue unavailable for a batch; importing it inline instead.");
+                if let Some(error) = &queued.error {
+                    tracing::error!(error = %error, queued = summary.queued, left = queued.left.len(), "Queue unavailable for part of a batch; importing the rest inline instead.");
                 }
+                queued.left
             }
-        }
+            Err(inline) => inline,
+        };
         let callback = crate::activecampaign::bulk::CallbackTarget::required(
             self.callback_url.as_ref(),
             secret.callback_secret.as_ref(),

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::metrics;
-use super::store::{ImportStore, SUBMITTED};
+use super::store::{Claim, ImportStore, SUBMITTED};
 use crate::activecampaign::bulk::{
     CALLBACK_REF_PARAM, CALLBACK_TOKEN_HEADER, CALLBACK_TOKEN_PARAM, ImportStatus, callback_token,
 };
-use crate::activecampaign::{Account, ActiveCampaignClient};
+use crate::activecampaign::{Account, ActiveCampaignClient, ContactSync};
 use crate::delivery::{ContactQueue, QueuedContact};
 use crate::edge::{
     HEALTH_PATH, HttpResponse, StartupError, WebhookError, health, secrets_and_client,
@@ -43,6 +43,12 @@ const CALLBACK_KEYS: [&str; 5] = [
     "batch_id",
     "route",
 ];
+
+/// How long a settler's claim on a record outlasts its deadline (the Lambda timeout's margin
+/// over the budget).
+const LEASE_MARGIN: Duration = Duration::from_secs(3);
+/// Kept back from a requeue's sends to record how far they got.
+const PROGRESS_WRITE: Duration = Duration::from_secs(1);
 
 /// How many failed imports a contact is requeued from before it is dead-lettered instead
 /// (an account at its contact limit fails every import: no requeue loop).
@@ -228,23 +234,27 @@ impl CallbackApp {
             .as_ref()
             .map_or("unknown", |r| r.route.as_str())
             .to_string();
-        let total = record
-            .as_ref()
-            .map_or(info.success.len() + info.failure.len(), |r| {
-                r.contacts.len()
-            });
         let failed = info.failure.len();
-        let succeeded = total.saturating_sub(failed);
         let import_failed = matches!(
             info.status,
             ImportStatus::Failed | ImportStatus::Interrupted
         );
+        // A failed import's contacts are sent back (or dead-lettered), not imported: none of
+        // them counts as imported.
+        let succeeded = match (&record, import_failed) {
+            (_, true) => 0,
+            (Some(record), false) => record.contacts.len().saturating_sub(failed),
+            (None, false) => info.success.len(),
+        };
         // Requeue first, settle after: if the sends fail part-way the callback answers 503
-        // and the record stays open, so the importer's retry (or the next callback) finishes
-        // what this one began. A contact requeued twice is merged by the worker, never lost.
-        let requeued = match (&record, import_failed) {
+        // and the record stays open with how far they got, so the importer's retry (or the
+        // reconciler) sends only the rest.
+        let requeued = match (record, import_failed) {
             (Some(record), true) => {
-                self.requeue(record, info.status.as_str(), &info.failure, deadline)
+                let Some(record) = self.claim(reference, record, deadline).await? else {
+                    return Ok(json!({"status": "already_recorded", "batch_id": batch_id}));
+                };
+                self.requeue(&record, info.status.as_str(), &info.failure, deadline)
                     .await?
             }
             _ => Requeued::default(),
@@ -266,14 +276,20 @@ impl CallbackApp {
             import_status = info.status.as_str(),
             succeeded,
             failed,
+            requeued = requeued.queued,
+            dead_lettered = requeued.dead_lettered,
             failed_emails = ?failed_emails,
             "Bulk import finished."
         );
         metrics::emit(metrics::import_outcome(
             &route,
-            succeeded,
-            failed,
-            import_failed,
+            metrics::ImportCounts {
+                succeeded,
+                failed,
+                requeued: requeued.queued,
+                dead_lettered: requeued.dead_lettered,
+                import_failed,
+            },
         ));
         Ok(json!({
             "status": "recorded",
@@ -286,10 +302,35 @@ impl CallbackApp {
         }))
     }
 
+    /// The record, taken for this settler (see [`ImportStore::claim`]); `None` once its
+    /// outcome is recorded. Another settler at work is a 503: the retry finds it settled.
+    async fn claim(
+        &self,
+        reference: &str,
+        record: super::ImportRecord,
+        deadline: Instant,
+    ) -> Result<Option<super::ImportRecord>, WebhookError> {
+        let Some(store) = &self.store else {
+            return Ok(Some(record));
+        };
+        // The lease outlasts this settler's deadline by the Lambda's own margin, so one that
+        // is stopped at its timeout gives the record up soon after.
+        let lease = deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN;
+        match store.claim(reference, lease).await.map_err(unavailable)? {
+            Claim::Claimed(record) => Ok(Some(record)),
+            Claim::Settled => Ok(None),
+            Claim::Busy { for_secs } => Err(WebhookError::Unavailable {
+                reason: "another settler is sending this import's contacts back".into(),
+                retry_after: Duration::from_secs(for_secs),
+            }),
+        }
+    }
+
     /// Sends a failed import's contacts back through the queue (in `SendMessageBatch`es),
-    /// except those the importer named as failing (their data is at fault, not the import).
-    /// Contacts already requeued from `max_generations` failed imports go to the dead-letter
-    /// queue instead, with the import's batch id and status as the reason.
+    /// except those the importer named as failing (their data is at fault, not the import),
+    /// starting where an earlier settler stopped. Contacts already requeued from
+    /// `max_generations` failed imports go to the dead-letter queue instead, with the
+    /// import's batch id and status as the reason.
     async fn requeue(
         &self,
         record: &super::ImportRecord,
@@ -311,18 +352,27 @@ impl CallbackApp {
                 retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
             });
         };
-        let bodies: Vec<String> = record
+        let kept = |contact: &&ContactSync| {
+            !failed
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&contact.email))
+        };
+        // Each body with its contact's position in the record, from where the last settler
+        // stopped.
+        let (positions, bodies): (Vec<usize>, Vec<String>) = record
             .contacts
             .iter()
-            .filter(|c| !failed.iter().any(|f| f.eq_ignore_ascii_case(&c.email)))
-            .map(|contact| {
+            .enumerate()
+            .skip(record.requeued_upto)
+            .filter(|(_, contact)| kept(contact))
+            .map(|(position, contact)| {
                 let mut message =
                     QueuedContact::new(&record.route, Some(&record.batch_id), contact.clone());
                 message.generation = generation;
                 message.exclude_automations = record.exclude_automations;
-                message.to_json()
+                (position, message.to_json())
             })
-            .collect();
+            .unzip();
         let reason = format!(
             "import {} ended {status} {} times",
             record.batch_id, generation
@@ -335,13 +385,26 @@ impl CallbackApp {
         } else {
             Vec::new()
         };
-        let sent = queue
-            .send_many(bodies, &attributes, deadline)
-            .await
-            .map_err(|e| WebhookError::Unavailable {
-                reason: e.to_string(),
+        // Time is kept back to write down how far the sends got.
+        let sends_until = deadline.checked_sub(PROGRESS_WRITE).unwrap_or(deadline);
+        if let Err(partly) = queue.send_many(bodies, &attributes, sends_until).await {
+            let upto = positions
+                .get(partly.sent)
+                .copied()
+                .unwrap_or(record.contacts.len());
+            if let Some(store) = &self.store
+                && let Err(error) = store.requeue_progress(&record.reference, upto).await
+            {
+                // The next settler resends from the last progress kept: twice, never lost.
+                tracing::warn!(batch_id = %record.batch_id, error = %error, "Requeue progress not kept.");
+            }
+            tracing::warn!(batch_id = %record.batch_id, sent_back = upto, of = record.contacts.len(), error = %partly.error, "Failed import's contacts sent back part-way; the rest wait for the next settler.");
+            return Err(WebhookError::Unavailable {
+                reason: partly.error.to_string(),
                 retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
-            })?;
+            });
+        }
+        let sent = record.contacts.iter().filter(kept).count();
         if exhausted {
             tracing::error!(batch_id = %record.batch_id, contacts = sent, reason = %reason, "Contacts of a repeatedly failing import dead-lettered.");
             Ok(Requeued {

@@ -65,14 +65,33 @@ fn by_route(route: &str, counts: &[(&str, usize)]) -> Value {
     line
 }
 
+/// Contacts of a failed or interrupted import sent back through the queue.
+pub const REQUEUED_CONTACTS: &str = "RequeuedContacts";
+/// Contacts of an import that failed too many times, sent to the dead-letter queue.
+pub const DEAD_LETTERED_CONTACTS: &str = "DeadLetteredContacts";
+
+/// How one settled import ended, contact by contact.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportCounts {
+    /// Imported (0 for a failed or interrupted import: its contacts are sent back).
+    pub succeeded: usize,
+    /// Named by the importer as failing (their data is at fault).
+    pub failed: usize,
+    pub requeued: usize,
+    pub dead_lettered: usize,
+    pub import_failed: bool,
+}
+
 /// The metrics of one settled import, by route.
-pub fn import_outcome(route: &str, succeeded: usize, failed: usize, import_failed: bool) -> Value {
+pub fn import_outcome(route: &str, counts: ImportCounts) -> Value {
     by_route(
         route,
         &[
-            (IMPORTED_CONTACTS, succeeded),
-            (FAILED_CONTACTS, failed),
-            (FAILED_IMPORTS, usize::from(import_failed)),
+            (IMPORTED_CONTACTS, counts.succeeded),
+            (FAILED_CONTACTS, counts.failed),
+            (REQUEUED_CONTACTS, counts.requeued),
+            (DEAD_LETTERED_CONTACTS, counts.dead_lettered),
+            (FAILED_IMPORTS, usize::from(counts.import_failed)),
         ],
     )
 }
@@ -83,7 +102,14 @@ mod tests {
 
     #[test]
     fn embedded_metric_format_shape() {
-        let line = import_outcome("shop", 248, 2, false);
+        let line = import_outcome(
+            "shop",
+            ImportCounts {
+                succeeded: 248,
+                failed: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],

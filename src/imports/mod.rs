@@ -6,4 +6,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod store;
 
-pub use store::{ImportRecord, ImportStore, StoreError};
+pub use store::{Claim, ImportRecord, ImportStore, StoreError};

@@ -30,6 +30,10 @@ const EXPIRES_AT: &str = "expires_at";
 const GENERATION: &str = "generation";
 const ANSWER: &str = "answer";
 const EXCLUDE_AUTOMATIONS: &str = "exclude_automations";
+/// How many of a failed import's contacts (by position) are already sent back.
+const REQUEUED_UPTO: &str = "requeued_upto";
+/// Until when (seconds since the epoch) one settler has the record to itself.
+const SETTLING_UNTIL: &str = "settling_until";
 /// The status of a batch-answer item (never reconciled: it is no import).
 const ANSWERED: &str = "answered";
 /// How long a batch's repeat is recognised.
@@ -59,6 +63,20 @@ pub struct ImportRecord {
     pub generation: u32,
     /// The import's `exclude_automations`, which requeued contacts keep.
     pub exclude_automations: bool,
+    /// The contacts before this position are already sent back (a requeue that stopped
+    /// part-way): the next settler sends only the rest.
+    pub requeued_upto: usize,
+}
+
+/// Who may settle a record now (see [`ImportStore::claim`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This settler has it until the lease ends; the record as it is now.
+    Claimed(ImportRecord),
+    /// Another settler has it for this many more seconds.
+    Busy { for_secs: u64 },
+    /// Its outcome is already recorded (or the record is gone).
+    Settled,
 }
 
 #[derive(Debug, Clone)]
@@ -127,18 +145,26 @@ impl ImportStore {
     }
 
     pub async fn get(&self, reference: &str) -> Result<Option<ImportRecord>, StoreError> {
+        self.item(reference)
+            .await?
+            .map(|item| parse(reference, &item))
+            .transpose()
+    }
+
+    /// One item, read consistently.
+    async fn item(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
             .get()
             .await
             .get_item()
             .table_name(&self.table)
-            .key(KEY, AttributeValue::S(reference.to_string()))
+            .key(KEY, AttributeValue::S(key.to_string()))
             .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
-        output.item().map(|item| parse(reference, item)).transpose()
+        Ok(output.item)
     }
 
     /// Keeps a batch's first answer under the digest of its route and body, for a day: a
@@ -173,26 +199,11 @@ impl ImportStore {
         &self,
         digest: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        let output = self
-            .client
-            .get()
-            .await
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY, AttributeValue::S(answer_key(digest)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = output.item() else {
+        let Some(item) = self.item(&answer_key(digest)).await? else {
             return Ok(None);
         };
         // DynamoDB deletes expired items lazily: the window is checked here.
-        let expires = item
-            .get(EXPIRES_AT)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
+        let expires = number(&item, EXPIRES_AT).unwrap_or(0);
         if expires <= now_secs() {
             return Ok(None);
         }
@@ -232,11 +243,7 @@ impl ImportStore {
                 let Some(reference) = item.get(KEY).and_then(|v| v.as_s().ok()) else {
                     continue;
                 };
-                let submitted = item
-                    .get(SUBMITTED_AT)
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
+                let submitted = number(item, SUBMITTED_AT).unwrap_or(0);
                 found.push((parse(reference, item)?, submitted));
             }
             match output.last_evaluated_key() {
@@ -247,6 +254,94 @@ impl ImportStore {
         found.sort_by_key(|(_, submitted)| *submitted);
         found.truncate(limit);
         Ok(found)
+    }
+
+    /// Takes the record for one settler for `lease` (a failed import's requeue runs for
+    /// seconds: two settlers at once would send its contacts back twice).
+    pub async fn claim(&self, reference: &str, lease: Duration) -> Result<Claim, StoreError> {
+        let now = now_secs();
+        let result = self
+            .client
+            .get()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(reference.to_string()))
+            .update_expression("SET #until = :until")
+            .condition_expression(
+                "#status = :submitted AND (attribute_not_exists(#until) OR #until <= :now)",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#until", SETTLING_UNTIL)
+            .expression_attribute_values(
+                ":until",
+                AttributeValue::N((now + lease.as_secs().max(1)).to_string()),
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes() {
+                Some(item) => parse(reference, item).map(Claim::Claimed),
+                None => Err(StoreError::Malformed("claim returned no record".into())),
+            },
+            Err(error) => {
+                let service = error.into_service_error();
+                if !service.is_conditional_check_failed_exception() {
+                    return Err(unavailable(service));
+                }
+                let item = self.item(reference).await?;
+                let until = item
+                    .as_ref()
+                    .filter(|item| {
+                        item.get(STATUS)
+                            .and_then(|v| v.as_s().ok())
+                            .map(String::as_str)
+                            == Some(SUBMITTED)
+                    })
+                    .and_then(|item| number(item, SETTLING_UNTIL));
+                Ok(match until {
+                    Some(until) => Claim::Busy {
+                        for_secs: until.saturating_sub(now_secs()).max(1),
+                    },
+                    None => Claim::Settled,
+                })
+            }
+        }
+    }
+
+    /// Keeps how far a requeue got (while the record is open), so the next settler sends
+    /// only the rest, and gives up the claim so it can start at once.
+    pub async fn requeue_progress(&self, reference: &str, upto: usize) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .get()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(reference.to_string()))
+            .update_expression("SET #upto = :upto REMOVE #until")
+            .condition_expression("#status = :submitted")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#upto", REQUEUED_UPTO)
+            .expression_attribute_names("#until", SETTLING_UNTIL)
+            .expression_attribute_values(":upto", AttributeValue::N(upto.to_string()))
+            .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let service = error.into_service_error();
+                if service.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable(service))
+                }
+            }
+        }
     }
 
     /// Records the final outcome once. Returns `false` when it was already recorded.
@@ -312,15 +407,17 @@ fn parse(
         contacts,
         status: text(STATUS)?,
         // Records written before generations were kept count as first imports.
-        generation: item
-            .get(GENERATION)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
+        generation: number(item, GENERATION).map_or(0, |n| n as u32),
         exclude_automations: item
             .get(EXCLUDE_AUTOMATIONS)
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        requeued_upto: number(item, REQUEUED_UPTO).map_or(0, |n| n as usize),
     })
+}
+
+/// A number attribute.
+fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<u64> {
+    item.get(key)?.as_n().ok()?.parse().ok()
 }

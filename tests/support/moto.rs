@@ -66,3 +66,48 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Fails every SQS request after the first `ok` with a connection-like error before it is
+/// sent (an SDK interceptor): a queue that goes down part-way through a run of sends.
+#[derive(Debug)]
+pub struct FailAfter {
+    ok: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl aws_sdk_sqs::config::Intercept for FailAfter {
+    fn name(&self) -> &'static str {
+        "FailAfter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_sqs::config::RuntimeComponents,
+        _config: &mut aws_sdk_sqs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if seen < self.ok {
+            Ok(())
+        } else {
+            Err("queue went down (test fault)".into())
+        }
+    }
+}
+
+/// An SQS client of moto at `endpoint` whose requests fail after the first `ok`.
+pub fn sqs_failing_after(endpoint: &str, ok: usize) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(endpoint)
+            .interceptor(FailAfter {
+                ok,
+                seen: Default::default(),
+            })
+            .build(),
+    )
+}
