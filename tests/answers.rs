@@ -38,12 +38,42 @@ async fn a_result_code_0_is_rejected_only_after_the_key_is_confirmed_once_a_minu
             response.body
         );
     }
-    assert_eq!(received_syncs(&server).await.len(), 5);
+    assert_eq!(
+        received_syncs(&server).await.len(),
+        6,
+        "the first refusal is asked once more after its key check"
+    );
     assert_eq!(
         key_checks(&server).await,
         1,
         "a stream of refusals costs one key check a minute"
     );
+}
+
+#[tokio::test]
+async fn a_key_refused_a_moment_before_its_check_passes_is_not_a_rejected_contact() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_users_me(&server).await;
+    // The key is refused once (ActiveCampaign's bad-key answer), then accepted again before
+    // the key check: the contact is synced, not answered rejected with the key's message.
+    Mock::given(method("POST"))
+        .and(path("/admin/api.php"))
+        .respond_with(v1_bad_key())
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_accepting(&server, 42).await;
+    let response = send_event(&app_for(&server), "form-json").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        response.json_body()["status"],
+        "synced",
+        "{}",
+        response.body
+    );
+    assert_eq!(key_checks(&server).await, 1);
 }
 
 #[tokio::test]
@@ -341,10 +371,11 @@ async fn custom_field_values_are_cut_to_their_documented_length() {
 async fn a_key_revoked_within_the_minute_of_a_confirmation_is_still_caught() {
     let _logs = logs::checked();
     let server = MockServer::start().await;
-    // First a genuine refusal with the key good; then the key is revoked.
+    // First a genuine refusal with the key good (asked twice: once more after the check);
+    // then the key is revoked.
     Mock::given(method("POST"))
         .respond_with(refused_data())
-        .up_to_n_times(1)
+        .up_to_n_times(2)
         .with_priority(1)
         .mount(&server)
         .await;

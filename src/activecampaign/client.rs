@@ -215,29 +215,38 @@ impl ActiveCampaignClient {
     ) -> Result<SyncResult, AcError> {
         let url = v1_url(account.api_url, "contact_sync");
         let body = contact.encode();
-        let answer = self
-            .call_v1(
-                deadline,
-                || {
-                    self.http
-                        .post(&url)
-                        .header(API_TOKEN_HEADER, account.api_key.expose_secret())
-                        .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
-                        .body(body.clone())
-                },
-                |answer| match answer {
-                    V1Answer::Success { body } => Some(SyncResult::Synced {
-                        subscriber_id: subscriber_id(&body),
-                    }),
-                    V1Answer::Refused { message } => Some(SyncResult::Refused { message }),
-                    V1Answer::Unknown => None,
-                },
-            )
-            .await?;
-        if let SyncResult::Refused { message } = &answer {
-            self.confirm_key(account, message, deadline).await?;
+        let mut asked = false;
+        loop {
+            let answer = self
+                .call_v1(
+                    deadline,
+                    || {
+                        self.http
+                            .post(&url)
+                            .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                            .header(http::header::CONTENT_TYPE, FORM_CONTENT_TYPE)
+                            .body(body.clone())
+                    },
+                    |answer| match answer {
+                        V1Answer::Success { body } => Some(SyncResult::Synced {
+                            subscriber_id: subscriber_id(&body),
+                        }),
+                        V1Answer::Refused { message } => Some(SyncResult::Refused { message }),
+                        V1Answer::Unknown => None,
+                    },
+                )
+                .await?;
+            let SyncResult::Refused { message } = &answer else {
+                return Ok(answer);
+            };
+            if !self.confirm_key(account, message, deadline).await? || asked {
+                return Ok(answer);
+            }
+            // Confirmed just now: the key is good, but it may not have been a moment ago (a
+            // key refused for a while, then accepted again). The refusal stands once it comes
+            // again with the verdict in hand.
+            asked = true;
         }
-        Ok(answer)
     }
 
     /// `contact_view_email`: the contact's list statuses, to avoid re-subscribing someone.
@@ -250,42 +259,52 @@ impl ActiveCampaignClient {
         let mut url = v1_url(account.api_url, "contact_view_email");
         url.push_str("&email=");
         url.extend(form_urlencoded::byte_serialize(email.as_bytes()));
-        let lookup = self
-            .call_v1(
-                deadline,
-                || {
-                    self.http
-                        .get(&url)
-                        .header(API_TOKEN_HEADER, account.api_key.expose_secret())
-                },
-                |answer| match answer {
-                    V1Answer::Success { body } => {
-                        Some((ListLookup::Found(list_statuses(&body)), None))
-                    }
-                    // With a good key, `result_code` 0 here means "nothing is returned": no such
-                    // contact. With a bad key it looks the same, hence the confirmation below.
-                    V1Answer::Refused { message } => Some((ListLookup::NotFound, Some(message))),
-                    V1Answer::Unknown => None,
-                },
-            )
-            .await?;
-        if let (ListLookup::NotFound, Some(message)) = &lookup {
-            self.confirm_key(account, message, deadline).await?;
+        let mut asked = false;
+        loop {
+            let lookup = self
+                .call_v1(
+                    deadline,
+                    || {
+                        self.http
+                            .get(&url)
+                            .header(API_TOKEN_HEADER, account.api_key.expose_secret())
+                    },
+                    |answer| match answer {
+                        V1Answer::Success { body } => {
+                            Some((ListLookup::Found(list_statuses(&body)), None))
+                        }
+                        // With a good key, `result_code` 0 here means "nothing is returned": no
+                        // such contact. With a bad key it looks the same, hence the check below.
+                        V1Answer::Refused { message } => {
+                            Some((ListLookup::NotFound, Some(message)))
+                        }
+                        V1Answer::Unknown => None,
+                    },
+                )
+                .await?;
+            let (ListLookup::NotFound, Some(message)) = &lookup else {
+                return Ok(lookup.0);
+            };
+            // As for `contact_sync`: a "not found" confirmed just now is asked once more.
+            if !self.confirm_key(account, message, deadline).await? || asked {
+                return Ok(lookup.0);
+            }
+            asked = true;
         }
-        Ok(lookup.0)
     }
 
     /// Confirms that ActiveCampaign accepts the key (v3 `GET /api/3/users/me`) behind a
     /// refusal with `message`, unless it was confirmed within [`KEY_CONFIRMATION_TTL`] for a
     /// refusal with the same message. 401/403 is [`AcError::Unauthorized`]; no answer within
     /// the deadline is [`AcError::Unavailable`] (the caller cannot tell a data refusal from a
-    /// key problem, so nothing is settled).
+    /// key problem, so nothing is settled). `Ok(true)` when ActiveCampaign was asked now,
+    /// `Ok(false)` when an earlier verdict covers the message.
     pub async fn confirm_key(
         &self,
         account: Account<'_>,
         message: &str,
         deadline: Instant,
-    ) -> Result<(), AcError> {
+    ) -> Result<bool, AcError> {
         let key = fingerprint(account);
         let fresh = self
             .confirmed_key
@@ -297,7 +316,7 @@ impl ActiveCampaignClient {
             .as_ref()
             .is_some_and(|c| c.messages.iter().any(|m| m == message))
         {
-            return Ok(());
+            return Ok(false);
         }
         let url = format!("{}{USERS_ME_PATH}", account.api_url.trim_end_matches('/'));
         self.call(
@@ -324,7 +343,7 @@ impl ActiveCampaignClient {
                 messages,
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn call_v1<T>(
