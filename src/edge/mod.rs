@@ -335,6 +335,8 @@ impl WebhookApp {
         secret: Arc<crate::secrets::AppSecret>,
         deadline: Instant,
     ) -> Result<Outcome, WebhookError> {
+        // Set when the queue took only part of a batch: the rest is imported inline.
+        let mut queue_failed = None;
         let contacts = match self.delivery.queue_batch(route, contacts, deadline).await {
             Ok(queued) => {
                 summary.queued = queued.queued.contacts;
@@ -347,6 +349,7 @@ impl WebhookApp {
                 if let Some(error) = &queued.error {
                     tracing::error!(error = %error, queued = summary.queued, left = queued.left.len(), "Queue unavailable for part of a batch; importing the rest inline instead.");
                 }
+                queue_failed = queued.error;
                 queued.left
             }
             Err(inline) => inline,
@@ -372,7 +375,17 @@ impl WebhookApp {
                 deadline,
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(|error| match (error, &queue_failed) {
+                // Too much to import inline is the queue's outage here, not the batch's size:
+                // the poster should come back, not give up.
+                (error @ DeliveryError::TooSlow { .. }, Some(queue)) => WebhookError::Unavailable {
+                    reason: format!(
+                        "{queue}; and the rest of the batch cannot be imported inline ({error})"
+                    ),
+                    retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+                },
+                (error, _) => unavailable(error),
+            })?;
         summary.synced = result.synced;
         summary.imports = result.imports;
         for rejected in result.rejected {
