@@ -14,11 +14,12 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# --all-features: the fuzz targets' entry points too (tests/fuzz_regressions.rs).
 step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test"
-cargo test --locked
+cargo test --workspace --all-features --locked
 
 step "events/ are up to date with scripts/make_events.py"
 tmp_events=$(mktemp -d)

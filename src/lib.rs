@@ -11,7 +11,9 @@ pub mod aws;
 pub mod deadline;
 pub mod delivery;
 pub mod edge;
-/// Entry points of the fuzz targets (`fuzz/`) and their regression tests; not an API.
+/// Entry points of the fuzz targets (`fuzz/`) and their regression tests; not an API, and
+/// not in the production build.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod imports;
@@ -20,7 +22,6 @@ pub mod logging;
 pub mod mapping;
 pub mod preview;
 pub mod redact;
-pub mod sandbox;
 pub mod secrets;
 pub mod settings;
 pub mod sources;

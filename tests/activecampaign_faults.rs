@@ -256,11 +256,11 @@ async fn malformed_secret_is_503_and_names_no_value() {
 #[tokio::test]
 async fn the_stand_in_answers_like_activecampaign() {
     let _logs = logs::checked();
-    use ac_webhook_sync::sandbox::{Language, Sandbox};
+    use ac_sandbox::{Language, Sandbox};
     let sandbox = Sandbox::new(LOCAL_API_KEY, Language::Portuguese).quiet();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ac_webhook_sync::sandbox::serve(listener, sandbox.clone()));
+    tokio::spawn(ac_sandbox::serve(listener, sandbox.clone()));
     let app = app_for_url(&url);
     // Localised messages change nothing: success is result_code 1.
     assert_eq!(

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
+use ac_sandbox::{Fault, Language, NOT_AUTHORIZED, Sandbox, Seed};
 use ac_webhook_sync::inbound::InboundRequest;
-use ac_webhook_sync::sandbox::{Fault, Language, NOT_AUTHORIZED, Sandbox, Seed};
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use support::*;
@@ -26,7 +26,7 @@ async fn start() -> (Sandbox, String) {
 async fn serve(sandbox: &Sandbox) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ac_webhook_sync::sandbox::serve(listener, sandbox.clone()));
+    tokio::spawn(ac_sandbox::serve(listener, sandbox.clone()));
     url
 }
 

@@ -171,10 +171,7 @@ mod tests {
         .unwrap();
         assert_eq!(flag.bad_key_status, StatusCode::UNAUTHORIZED);
         let revoked = parse(&["--fault", r#"{"kind":"wrong_key"}"#], &[]).unwrap();
-        assert_eq!(
-            revoked.fault.unwrap().kind,
-            crate::FaultKind::WrongKey
-        );
+        assert_eq!(revoked.fault.unwrap().kind, crate::FaultKind::WrongKey);
         let set = parse(
             &["4600", "--rate-limit", "0", "--language", "pt"],
             &[
