@@ -8,6 +8,7 @@
 
 pub mod activecampaign;
 pub mod aws;
+pub mod crypto;
 pub mod deadline;
 pub mod delivery;
 pub mod edge;

@@ -11,7 +11,7 @@ use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, Route};
 use crate::secrets::AppSecret;
 use crate::settings::DEFAULT_MAX_BODY_BYTES;
-use crate::sources::projection::Projection;
+use crate::sources::util::projection::Projection;
 
 /// `key = value` lines, in the order they are sent (keys not yet URL-encoded).
 pub fn field_lines(pairs: &[(String, String)]) -> Vec<String> {
@@ -24,8 +24,8 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
         Ok(route) => route,
         Err(error) => return json!({"status": error.status().as_u16(), "error": error.to_string()}),
     };
-    let mut report = json!({"route": route.name, "sender": route.sender.name()});
-    if let Some(reason) = route.sender.handshake(req) {
+    let mut report = json!({"route": route.name, "sender": route.sender.name});
+    if let Some(reason) = route.sender.handshake_of(req) {
         report["outcome"] = json!({"status": "ignored", "reason": reason});
         return report;
     }

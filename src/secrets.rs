@@ -56,7 +56,7 @@ impl AppSecret {
     /// Whether `other` names the same account with the same key (compared in constant time,
     /// like every comparison of a secret here).
     pub fn same_account(&self, other: &AppSecret) -> bool {
-        crate::sources::signature::constant_time_eq(
+        crate::crypto::constant_time_eq(
             self.api_key.expose_secret().as_bytes(),
             other.api_key.expose_secret().as_bytes(),
         ) && self.api_url == other.api_url

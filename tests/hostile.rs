@@ -9,12 +9,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use ac_webhook_sync::edge::lambda::{self, FunctionUrlEvent};
 use std::sync::Arc;
 
+use ac_webhook_sync::crypto::hmac_sha256;
 use ac_webhook_sync::edge::{HttpResponse, Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::mapping::{MAX_TAGS, MAX_TEXT_CHARS};
 use ac_webhook_sync::secrets::{SecretCache, SecretSource};
-use ac_webhook_sync::sources::signature::hmac_sha256;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use ac_webhook_sync::edge::{Plan, interpret, resolve_route};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::{Mapping, Route};
 use ac_webhook_sync::settings::DEFAULT_MAX_BODY_BYTES;
-use ac_webhook_sync::sources::projection::Projection;
+use ac_webhook_sync::sources::util::projection::Projection;
 use serde_json::json;
 use support::*;
 

@@ -27,7 +27,7 @@ pub fn plan_and_encode(mapping: &Mapping, secret: &AppSecret, req: &InboundReque
     let Ok(route) = resolve_route(mapping, DEFAULT_MAX_BODY_BYTES, req) else {
         return 0;
     };
-    if route.sender.handshake(req).is_some() {
+    if route.sender.handshake_of(req).is_some() {
         return 0;
     }
     if route

@@ -197,7 +197,7 @@ pub const CALLBACK_TOKEN_HEADER: &str = "X-Import-Token";
 /// The callback token for a reference: HMAC-SHA256 with the deployment's `callback_secret`,
 /// so only this deployment can produce one.
 pub fn callback_token(secret: &secrecy::SecretString, reference: &str) -> String {
-    hex::encode(crate::sources::signature::hmac_sha256(
+    hex::encode(crate::crypto::hmac_sha256(
         secret.expose_secret().as_bytes(),
         &[reference.as_bytes()],
     ))

@@ -223,7 +223,7 @@ impl WebhookApp {
     ) -> Result<(Outcome, Option<String>), WebhookError> {
         let route = resolve_route(&self.mapping, self.limits.max_body_bytes, req)?;
         log.route = Some(route.name.clone());
-        if let Some(reason) = route.sender.handshake(req) {
+        if let Some(reason) = route.sender.handshake_of(req) {
             let outcome = Outcome::Ignored {
                 reason: reason.to_string(),
             };

@@ -54,7 +54,7 @@ pub fn resolve_route<'m>(
     }
     let limit = route
         .sender
-        .max_body_bytes()
+        .max_body_bytes
         .map_or(max_body_bytes, |l| l.max(max_body_bytes));
     if req.body.len() > limit {
         return Err(WebhookError::PayloadTooLarge {

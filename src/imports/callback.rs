@@ -18,6 +18,7 @@ use crate::activecampaign::bulk::{
     CALLBACK_REF_PARAM, CALLBACK_TOKEN_HEADER, CALLBACK_TOKEN_PARAM, ImportStatus, callback_token,
 };
 use crate::activecampaign::{Account, ActiveCampaignClient, ContactSync};
+use crate::crypto::constant_time_eq;
 use crate::delivery::{ContactQueue, QueuedContact};
 use crate::edge::{
     HEALTH_PATH, HttpResponse, StartupError, WebhookError, health, secrets_and_client,
@@ -27,7 +28,6 @@ use crate::redact::mask_email;
 use crate::secrets::{SecretCache, before_deadline};
 use crate::settings::{DeliveryMode, Settings};
 use crate::sources::AuthError;
-use crate::sources::signature::constant_time_eq;
 
 /// Upper bound of one callback's work: the importer should get its answer quickly.
 const CALLBACK_BUDGET: Duration = Duration::from_secs(8);

@@ -10,8 +10,8 @@ use thiserror::Error;
 
 use super::template::Expression;
 use crate::activecampaign::contact_sync::FieldKey;
-use crate::sources::projection::Projection;
-use crate::sources::{AuthSettings, DEFAULT_REPLAY_WINDOW, SenderKind};
+use crate::sources::util::projection::Projection;
+use crate::sources::{AuthSettings, DEFAULT_REPLAY_WINDOW, SenderSpec};
 
 /// The example mapping shipped in the repository, compiled into the binary so a deployed
 /// function needs no file beside it. `MAPPING_FILE` replaces it at start-up.
@@ -52,7 +52,7 @@ struct MappingFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteFile {
-    sender: SenderKind,
+    sender: String,
     topics: Option<Vec<String>>,
     #[serde(default)]
     opt_in: bool,
@@ -144,7 +144,7 @@ pub struct FieldRule {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
-    pub sender: SenderKind,
+    pub sender: &'static SenderSpec,
     /// Topics handled; empty means every topic.
     pub topics: Vec<String>,
     /// Events on this route are explicit opt-ins, so `status=1` may re-subscribe.
@@ -164,12 +164,12 @@ pub struct Route {
 
 impl Route {
     /// The zero-configuration route of a sender.
-    pub fn default_for(sender: SenderKind) -> Self {
+    pub fn default_for(sender: &'static SenderSpec) -> Self {
         Self {
-            name: sender.name().to_string(),
+            name: sender.name.to_string(),
             sender,
             topics: sender
-                .default_topics()
+                .default_topics
                 .iter()
                 .map(|t| t.to_string())
                 .collect(),
@@ -267,8 +267,8 @@ impl Mapping {
         let file: MappingFile =
             toml::from_str(source).map_err(|e| MappingError::Syntax(e.to_string()))?;
         let mut routes = BTreeMap::new();
-        for &sender in SenderKind::ALL {
-            routes.insert(sender.name().to_string(), Route::default_for(sender));
+        for &sender in crate::sources::SENDERS {
+            routes.insert(sender.name.to_string(), Route::default_for(sender));
         }
         for (name, route) in file.routes {
             let compiled = compile_route(&name, route)?;
@@ -314,10 +314,20 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             .map(|s| Expression::compile(s).map_err(|m| invalid(name, key, m)))
             .transpose()
     };
+    let sender = crate::sources::sender(&file.sender).ok_or_else(|| {
+        invalid(
+            name,
+            "sender",
+            format!(
+                "unknown sender '{}': one of {}",
+                file.sender,
+                crate::sources::sender_names()
+            ),
+        )
+    })?;
     let topics = match file.topics {
-        None => file
-            .sender
-            .default_topics()
+        None => sender
+            .default_topics
             .iter()
             .map(|t| t.to_string())
             .collect(),
@@ -334,7 +344,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         }
     };
     if let Some(redirect) = &file.redirect {
-        if file.sender != SenderKind::Form {
+        if sender != &crate::sources::form::SPEC {
             return Err(invalid(
                 name,
                 "redirect",
@@ -428,7 +438,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
     }
     let mut route = Route {
         name: name.to_string(),
-        sender: file.sender,
+        sender,
         topics,
         opt_in: file.opt_in,
         exclude_automations: file.exclude_automations,
@@ -475,9 +485,9 @@ mod tests {
     #[test]
     fn bundled_mapping_is_valid_and_keeps_defaults() {
         let mapping = Mapping::bundled().expect("mapping.toml must validate");
-        for &sender in SenderKind::ALL {
+        for &sender in crate::sources::SENDERS {
             assert!(
-                mapping.route(sender.name()).is_some(),
+                mapping.route(sender.name).is_some(),
                 "default route {sender}"
             );
         }
@@ -517,8 +527,11 @@ mod tests {
         assert!(
             error_of("[routes.\"Bad Name\"]\nsender = \"form\"").starts_with("route 'Bad Name'")
         );
+        let unknown = error_of("[routes.f]\nsender = \"fax\"");
         assert!(
-            error_of("[routes.f]\nsender = \"fax\"").contains("mapping file is not valid TOML")
+            unknown
+                .starts_with("route 'f', key 'sender': unknown sender 'fax': one of form, shopify"),
+            "{unknown}"
         );
         assert!(error_of("[routes.f]\nsender = \"form\"\ncolour = 1").contains("unknown field"));
     }

@@ -37,7 +37,7 @@ pub enum MappingOutcome {
 pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome {
     let ctx = Context {
         route: &route.name,
-        sender: route.sender.name(),
+        sender: route.sender.name,
     };
     let sel = &route.contact;
     // A selection that finds nothing falls back to the sender's default.

@@ -60,7 +60,7 @@ enum Segment {
 #[derive(Debug, Clone)]
 pub struct Expression {
     segments: Vec<Segment>,
-    /// The JSONPaths as written, for the payload projection (`sources::projection`).
+    /// The JSONPaths as written, for the payload projection (`sources::util::projection`).
     path_sources: Vec<String>,
 }
 

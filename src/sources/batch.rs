@@ -2,23 +2,25 @@
 //! `{"contacts": [...]}`), NDJSON, or CSV with a header row. Authenticated by the route token.
 //! Every row is mapped by the route's configuration like a single submission.
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::body::{MEDIA_JSON, parse_json};
-use super::form::{TOKEN_PARAM, recognise_fields};
-use super::signature::verify_token;
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::{MEDIA_JSON, parse_json};
+use super::util::fields::recognise_fields;
+use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{BatchRow, Parsed, Submission};
 
 pub const MEDIA_CSV: &str = "text/csv";
-pub const MEDIA_NDJSON: &[&str] = &[
+/// What a batch may be posted as: a JSON array, CSV, or NDJSON under any of its names.
+const MEDIA_TYPES: &[&str] = &[
+    MEDIA_JSON,
+    MEDIA_CSV,
     "application/x-ndjson",
     "application/ndjson",
     "application/jsonl",
     "application/x-jsonlines",
 ];
+pub const MEDIA_NDJSON: &[&str] = MEDIA_TYPES.split_at(2).1;
 /// Lambda's request payload limit: a batch may use all of it.
 pub const MAX_BATCH_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub const MAX_ROWS: usize = 25_000;
@@ -30,41 +32,25 @@ pub const MAX_CSV_CELLS: usize = 200_000;
 pub const MAX_CSV_COLUMNS: usize = 500;
 
 /// The `batch` sender.
-pub struct Batch;
+pub const SPEC: SenderSpec = SenderSpec::new("batch", Auth::RouteToken, Parse::Whole(parse))
+    .media(Media::only(MEDIA_TYPES))
+    .max_body_bytes(MAX_BATCH_BODY_BYTES);
 
-impl Sender for Batch {
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        matches!(media_type, Some(m) if m == MEDIA_JSON || m == MEDIA_CSV || MEDIA_NDJSON.contains(&m))
-    }
-
-    fn max_body_bytes(&self) -> Option<usize> {
-        Some(MAX_BATCH_BODY_BYTES)
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        verify_token(secrets, req.query_param(TOKEN_PARAM))
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        let rows = match req.media_type().as_deref() {
-            Some(MEDIA_CSV) => csv_rows(&req.body)?,
-            Some(m) if MEDIA_NDJSON.contains(&m) => ndjson_rows(&req.body)?,
-            _ => json_rows(&req.body)?,
-        };
-        Ok(Parsed::Batch(
-            rows.into_iter()
-                .map(|(row, value)| BatchRow {
-                    row,
-                    submission: submission(value),
-                })
-                .collect(),
-        ))
-    }
+/// A CSV, NDJSON or JSON array of rows, each a submission (rows are numbered from 1).
+pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+    let rows = match req.media_type().as_deref() {
+        Some(MEDIA_CSV) => csv_rows(&req.body)?,
+        Some(m) if MEDIA_NDJSON.contains(&m) => ndjson_rows(&req.body)?,
+        _ => json_rows(&req.body)?,
+    };
+    Ok(Parsed::Batch(
+        rows.into_iter()
+            .map(|(row, value)| BatchRow {
+                row,
+                submission: submission(value),
+            })
+            .collect(),
+    ))
 }
 
 fn submission(row: Value) -> Submission {
@@ -254,7 +240,7 @@ mod tests {
             &[("content-type", content_type)],
             body,
         );
-        match Batch.parse(&req)? {
+        match SPEC.parse(&req)? {
             Parsed::Batch(rows) => Ok(rows.into_iter().map(|r| r.submission).collect()),
             other => panic!("not a batch: {other:?}"),
         }
@@ -317,7 +303,7 @@ mod tests {
     fn rows_are_numbered_as_a_person_finds_them() {
         let numbers = |content_type: &str, body: &str| -> Vec<usize> {
             let req = request("/", &[("content-type", content_type)], body);
-            match Batch.parse(&req).unwrap() {
+            match SPEC.parse(&req).unwrap() {
                 Parsed::Batch(rows) => rows.iter().map(|r| r.row).collect(),
                 _ => unreachable!(),
             }
@@ -348,6 +334,6 @@ mod tests {
             rows("application/json", "[1]"),
             Err(ParseError::Row { row: 1, .. })
         ));
-        assert!(!Batch.accepts_media_type(Some("text/plain")));
+        assert!(!SPEC.accepts_media_type(Some("text/plain")));
     }
 }

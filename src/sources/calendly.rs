@@ -1,57 +1,28 @@
 //! `calendly`: scheduled invitees, signed with `Calendly-Webhook-Signature`
 //! (`t=<unix>,v1=<hex>`: HMAC-SHA256 of `t.body`, keyed by the webhook signing key).
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::body::parse_json_object;
-use super::form::recognise_fields;
-use super::stripe::verify_timestamped_signature;
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::fields::recognise_fields;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "calendly-webhook-signature";
+pub const SIGNATURE_HEADER: &str = "Calendly-Webhook-Signature";
 
 /// `invitee.canceled` (also fired by a reschedule) carries the invitee too, but is opt-in.
 pub const DEFAULT_TOPICS: &[&str] = &["invitee.created"];
 
 /// The `calendly` sender.
-pub struct Calendly;
-
-impl Sender for Calendly {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets, settings)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
-
-/// The header has Stripe's layout and signed content (`t=…,v1=…` over `t.body`).
-pub fn authenticate(
-    req: &InboundRequest,
-    secrets: &[SecretString],
-    settings: &AuthSettings,
-) -> Result<(), AuthError> {
-    verify_timestamped_signature(
-        req,
-        secrets,
-        settings,
-        SIGNATURE_HEADER,
-        "Calendly-Webhook-Signature",
-    )
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "calendly",
+    Auth::Timestamped {
+        header: SIGNATURE_HEADER,
+    },
+    Parse::Whole(parse),
+)
+.topics(DEFAULT_TOPICS);
 
 /// `{event, created_at, payload:{uri, email, name, first_name, last_name, text_reminder_number,
 /// questions_and_answers[], ...}}`: the invitee events carry the contact.
@@ -117,8 +88,9 @@ fn answers_by_question(payload: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::{AuthError, AuthSettings};
     use std::time::{Duration, UNIX_EPOCH};
 
     const KEY: &str = "calendly-signing-key";
@@ -143,7 +115,7 @@ mod tests {
     fn valid_signature_and_invitee_fields() {
         let req = signed_at(CREATED, AT, &[KEY]);
         assert_eq!(
-            authenticate(&req, &secrets(&[KEY]), &AuthSettings::default()),
+            SPEC.authenticate(&req, &secrets(&[KEY]), &AuthSettings::default()),
             Ok(())
         );
         let s = submission(parse(&req));
@@ -172,39 +144,18 @@ mod tests {
     }
 
     #[test]
-    fn tampered_wrong_key_rotation_and_several_signatures() {
-        let settings = AuthSettings::default();
-        let req = signed_at(CREATED, AT, &["old-key", KEY]);
-        assert_eq!(authenticate(&req, &secrets(&[KEY]), &settings), Ok(()));
-        assert_eq!(
-            authenticate(&req, &secrets(&["retired", "old-key"]), &settings),
-            Ok(())
-        );
-        assert_eq!(
-            authenticate(&req, &secrets(&["wrong"]), &settings),
-            Err(AuthError::SignatureMismatch)
-        );
-        let mut tampered = req.clone();
-        tampered.body = CREATED.replace("River.Tam@", "Jubal@").into();
-        assert_eq!(
-            authenticate(&tampered, &secrets(&[KEY]), &settings),
-            Err(AuthError::SignatureMismatch)
-        );
-    }
-
-    #[test]
     fn missing_malformed_and_stale() {
         let settings = AuthSettings::default();
         let route = secrets(&[KEY]);
         let missing = request("/webhooks/calendly", &[], CREATED);
         assert_eq!(
-            authenticate(&missing, &route, &settings),
+            SPEC.authenticate(&missing, &route, &settings),
             Err(AuthError::MissingSignature("Calendly-Webhook-Signature"))
         );
         for header in ["v1=abcd", "t=1767225600", "t=soon,v1=ab", "garbage"] {
             let req = request("/webhooks/calendly", &[(SIGNATURE_HEADER, header)], CREATED);
             assert_eq!(
-                authenticate(&req, &route, &settings),
+                SPEC.authenticate(&req, &route, &settings),
                 Err(AuthError::MalformedSignature),
                 "{header}"
             );
@@ -212,13 +163,13 @@ mod tests {
         let mut stale = signed_at(CREATED, AT, &[KEY]);
         stale.received_at = UNIX_EPOCH + Duration::from_secs(AT as u64 + 301);
         assert_eq!(
-            authenticate(&stale, &route, &settings),
+            SPEC.authenticate(&stale, &route, &settings),
             Err(AuthError::StaleTimestamp)
         );
         let wide = AuthSettings {
             replay_window: Duration::from_secs(900),
         };
-        assert_eq!(authenticate(&stale, &route, &wide), Ok(()));
+        assert_eq!(SPEC.authenticate(&stale, &route, &wide), Ok(()));
     }
 
     #[test]

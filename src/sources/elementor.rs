@@ -10,12 +10,11 @@
 //!   `fields[<id>][id|type|title|value|raw_value|required]`, `meta[<key>][title|value]`, nested
 //!   back into objects: `$.fields.company.value`, `$.form.name`, `$.meta.remote_ip.value`.
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::body::{MEDIA_FORM, nest_brackets, parse_urlencoded};
-use super::form::{authenticate, recognise_fields_any_email};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::{MEDIA_FORM, nest_brackets, parse_urlencoded};
+use super::util::fields::recognise_fields_any_email;
+use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, text_at};
 
@@ -23,26 +22,8 @@ use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, text_
 pub const REMOTE_IP_LABEL: &str = "Remote IP";
 
 /// The `elementor` sender.
-pub struct Elementor;
-
-impl Sender for Elementor {
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        media_type == Some(MEDIA_FORM)
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
+pub const SPEC: SenderSpec = SenderSpec::new("elementor", Auth::RouteToken, Parse::Whole(parse))
+    .media(Media::only(&[MEDIA_FORM]));
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let flat = parse_urlencoded(&req.body)?;
@@ -142,9 +123,9 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        assert_route_token(&Elementor, &[], "");
-        assert!(Elementor.accepts_media_type(Some(MEDIA_FORM)));
-        assert!(!Elementor.accepts_media_type(Some("application/json")));
+        assert_route_token(&SPEC, &[], "");
+        assert!(SPEC.accepts_media_type(Some(MEDIA_FORM)));
+        assert!(!SPEC.accepts_media_type(Some("application/json")));
     }
 
     #[test]

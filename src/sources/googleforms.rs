@@ -17,32 +17,17 @@
 //! `respondentEmail` is empty unless the form collects email addresses. Mapping paths quote
 //! titles: `$.answers['Company name']`.
 
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::form::{authenticate, recognise_fields_any_email};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::fields::recognise_fields_any_email;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at};
 
 /// The `googleforms` sender (JSON only: the trait's default media types).
-pub struct GoogleForms;
-
-impl Sender for GoogleForms {
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
+/// The `googleforms` sender.
+pub const SPEC: SenderSpec = SenderSpec::new("googleforms", Auth::RouteToken, Parse::Whole(parse));
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let p = parse_json_object(&req.body)?;
@@ -77,9 +62,9 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        assert_route_token(&GoogleForms, &[], "{}");
-        assert!(GoogleForms.accepts_media_type(Some(JSON)));
-        assert!(!GoogleForms.accepts_media_type(Some("application/x-www-form-urlencoded")));
+        assert_route_token(&SPEC, &[], "{}");
+        assert!(SPEC.accepts_media_type(Some(JSON)));
+        assert!(!SPEC.accepts_media_type(Some("application/x-www-form-urlencoded")));
     }
 
     #[test]

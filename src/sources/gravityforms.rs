@@ -7,38 +7,19 @@
 //! `application/x-www-form-urlencoded; charset=UTF-8`, as the feed is configured; mapping paths
 //! quote the ids: `$['2']`, `$['1.3']`.
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::body::{is_form_or_json, parse_form_or_json};
-use super::form::{authenticate, recognise_fields_any_email};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_form_or_json;
+use super::util::fields::recognise_fields_any_email;
+use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Submission, first_email_like, text_at, value_as_text,
 };
 
 /// The `gravityforms` sender.
-pub struct GravityForms;
-
-impl Sender for GravityForms {
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        is_form_or_json(media_type)
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
+pub const SPEC: SenderSpec = SenderSpec::new("gravityforms", Auth::RouteToken, Parse::Whole(parse))
+    .media(Media::FORM_OR_JSON);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let p = parse_form_or_json(req)?;
@@ -158,7 +139,7 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        assert_route_token(&GravityForms, &[], "");
+        assert_route_token(&SPEC, &[], "");
     }
 
     #[test]

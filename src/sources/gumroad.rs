@@ -6,12 +6,11 @@
 //! post JSON instead. Bracketed keys are nested back, so `$.variants.Tier` selects a variant
 //! whichever encoding arrived.
 
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::{is_form_or_json, parse_form_or_json};
-use super::form::{authenticate, recognise_fields};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_form_or_json;
+use super::util::fields::recognise_fields;
+use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, is_affirmative, text_at, value_as_text,
@@ -23,30 +22,9 @@ pub const DEFAULT_TOPIC: &str = "sale";
 pub const DEFAULT_TOPICS: &[&str] = &[DEFAULT_TOPIC];
 
 /// The `gumroad` sender.
-pub struct Gumroad;
-
-impl Sender for Gumroad {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        is_form_or_json(media_type)
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
+pub const SPEC: SenderSpec = SenderSpec::new("gumroad", Auth::RouteToken, Parse::Whole(parse))
+    .media(Media::FORM_OR_JSON)
+    .topics(DEFAULT_TOPICS);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let p = parse_form_or_json(req)?;
@@ -111,7 +89,7 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        assert_route_token(&Gumroad, &[], SALE);
+        assert_route_token(&SPEC, &[], SALE);
     }
 
     #[test]
@@ -179,6 +157,6 @@ mod tests {
             "{\"email\":",
         );
         assert!(matches!(parse(&req), Err(ParseError::Json(_))));
-        assert!(!Gumroad.accepts_media_type(Some("text/plain")));
+        assert!(!SPEC.accepts_media_type(Some("text/plain")));
     }
 }

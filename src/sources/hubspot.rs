@@ -11,10 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::body::parse_json;
-use super::form::recognise_fields;
-use super::signature::{TagEncoding, check_replay_window, constant_time_eq, verify_hmac_any};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json;
+use super::util::fields::recognise_fields;
+use super::util::signature::{TagEncoding, check_replay_window, constant_time_eq, verify_hmac_any};
+use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, first_text, is_affirmative, text_at};
 
@@ -24,21 +24,34 @@ pub const SIGNATURE_HEADER: &str = "x-hubspot-signature";
 pub const SIGNATURE_VERSION_HEADER: &str = "x-hubspot-signature-version";
 
 /// The `hubspot` sender.
-pub struct HubSpot;
+pub const SPEC: SenderSpec = SenderSpec::new("hubspot", Auth::Custom(AUTH), Parse::Whole(parse));
 
-impl Sender for HubSpot {
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets, settings)
-    }
+const AUTH: CustomAuth = CustomAuth {
+    verify: authenticate,
+    headers: &[
+        SIGNATURE_V3_HEADER,
+        TIMESTAMP_HEADER,
+        SIGNATURE_HEADER,
+        SIGNATURE_VERSION_HEADER,
+    ],
+    timed: true,
+    #[cfg(any(test, feature = "testing"))]
+    sign,
+};
 
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
+/// v3: base64 HMAC of `POST` + URL + body + the timestamp in ms.
+#[cfg(any(test, feature = "testing"))]
+fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
+    use base64::prelude::*;
+    let ms = (signing.timestamp * 1000).to_string();
+    let tag = super::util::signature::hmac_sha256(
+        signing.secret.as_bytes(),
+        &[b"POST", signing.url.as_bytes(), signing.body, ms.as_bytes()],
+    );
+    vec![
+        (SIGNATURE_V3_HEADER, BASE64_STANDARD.encode(tag)),
+        (TIMESTAMP_HEADER, ms),
+    ]
 }
 
 /// v3 when HubSpot sent it (its timestamp makes replays expire); otherwise the legacy
@@ -296,7 +309,7 @@ fn identity_email(p: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
     use base64::prelude::*;
     use http::Method;

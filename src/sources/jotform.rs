@@ -9,14 +9,13 @@
 //! an answer (a part of the same name wins), `$.rawRequest.q5_company` always selects the
 //! answer, and `$.formTitle`, `$.submissionID` the metadata.
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::body::{
+use super::util::body::{
     MEDIA_FORM, MEDIA_MULTIPART, parse_json_object, parse_multipart, parse_urlencoded,
 };
-use super::form::{authenticate, recognise_fields};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::fields::recognise_fields;
+use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Submission, first_email_like, text_at, value_as_text,
@@ -26,26 +25,8 @@ use crate::submission::{
 pub const RAW_REQUEST: &str = "rawRequest";
 
 /// The `jotform` sender.
-pub struct Jotform;
-
-impl Sender for Jotform {
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        matches!(media_type, Some(MEDIA_MULTIPART) | Some(MEDIA_FORM))
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
+pub const SPEC: SenderSpec = SenderSpec::new("jotform", Auth::RouteToken, Parse::Whole(parse))
+    .media(Media::only(&[MEDIA_MULTIPART, MEDIA_FORM]));
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let parts = match req.media_type().as_deref() {
@@ -197,7 +178,7 @@ mod tests {
 
     #[test]
     fn route_token_authenticates() {
-        assert_route_token(&Jotform, &[], "");
+        assert_route_token(&SPEC, &[], "");
     }
 
     #[test]

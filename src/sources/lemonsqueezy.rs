@@ -2,51 +2,30 @@
 //! raw body, keyed by the webhook's signing secret); the topic is in `X-Event-Name`. No
 //! timestamp and no delivery id: dedupe on `meta.event_name` + `data.id`.
 
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::signature::{TagEncoding, verify_raw_body_signature};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::signature::TagEncoding;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Product, Submission, text_at};
 
-pub const SIGNATURE_HEADER: &str = "x-signature";
+pub const SIGNATURE_HEADER: &str = "X-Signature";
 pub const TOPIC_HEADER: &str = "x-event-name";
 
 pub const DEFAULT_TOPICS: &[&str] = &["order_created", "subscription_created"];
 
 /// The `lemonsqueezy` sender.
-pub struct LemonSqueezy;
-
-impl Sender for LemonSqueezy {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
-
-pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    verify_raw_body_signature(
-        req,
-        secrets,
-        SIGNATURE_HEADER,
-        "X-Signature",
-        TagEncoding::Hex,
-    )
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "lemonsqueezy",
+    Auth::BodyHmac {
+        header: SIGNATURE_HEADER,
+        encoding: TagEncoding::Hex,
+        prefix: "",
+    },
+    Parse::Whole(parse),
+)
+.topics(DEFAULT_TOPICS);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
@@ -100,8 +79,9 @@ fn products(attributes: &Value) -> Vec<Product> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::{AuthError, AuthSettings};
 
     const SECRET: &str = "ls-signing-secret";
     // Shaped like the order example of docs.lemonsqueezy.com/help/webhooks (reference section 14).
@@ -122,27 +102,6 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_hex_over_the_raw_body() {
-        let req = signed(ORDER, SECRET, "order_created");
-        assert!(authenticate(&req, &secrets(&[SECRET])).is_ok());
-        assert!(authenticate(&req, &secrets(&["ls-old-secret", SECRET])).is_ok());
-        assert_eq!(
-            authenticate(&req, &secrets(&["ls-other-secret"])),
-            Err(AuthError::SignatureMismatch)
-        );
-        let mut tampered = req.clone();
-        tampered.body = ORDER.replace("Darlene@", "Mallory@").into();
-        assert_eq!(
-            authenticate(&tampered, &secrets(&[SECRET])),
-            Err(AuthError::SignatureMismatch)
-        );
-        // Hex is compared case-insensitively.
-        let upper = hex::encode_upper(hmac_sha256(SECRET.as_bytes(), &[ORDER.as_bytes()]));
-        let req = request("/", &[(SIGNATURE_HEADER, &upper)], ORDER);
-        assert!(authenticate(&req, &secrets(&[SECRET])).is_ok());
-    }
-
-    #[test]
     fn missing_and_malformed_headers() {
         let unsigned = request(
             "/webhooks/lemonsqueezy",
@@ -150,12 +109,12 @@ mod tests {
             ORDER,
         );
         assert_eq!(
-            authenticate(&unsigned, &secrets(&[SECRET])),
+            SPEC.authenticate(&unsigned, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MissingSignature("X-Signature"))
         );
         let garbage = request("/", &[(SIGNATURE_HEADER, "sha256=zz")], ORDER);
         assert_eq!(
-            authenticate(&garbage, &secrets(&[SECRET])),
+            SPEC.authenticate(&garbage, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MalformedSignature)
         );
     }

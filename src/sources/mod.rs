@@ -1,9 +1,11 @@
-//! Sources: one module per sender. Each authenticates a request against the route's secrets
-//! and parses it into one normalised [`Submission`](crate::submission::Submission).
+//! Sources: one module per sender, each a [`SenderSpec`] (how it authenticates, what it posts)
+//! and a parse function into one normalised [`Submission`](crate::submission::Submission);
+//! what they share is in [`util`]. [`SENDERS`] is the registry.
 
 pub mod batch;
-pub mod body;
 pub mod calendly;
+#[cfg(test)]
+mod conformance;
 pub mod elementor;
 pub mod form;
 pub mod googleforms;
@@ -13,26 +15,22 @@ pub mod hubspot;
 pub mod jotform;
 pub mod lemonsqueezy;
 pub mod paddle;
-pub mod projection;
 pub mod shopify;
-pub mod signature;
+pub mod spec;
 pub mod standardwebhooks;
 pub mod stripe;
 pub mod tally;
 pub mod typeform;
+pub mod util;
 pub mod webflow;
 pub mod woocommerce;
 pub mod wpforms;
 
 use std::time::Duration;
 
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::inbound::InboundRequest;
-use crate::submission::Parsed;
-use projection::Projection;
+pub use spec::{Auth, CustomAuth, Media, Parse, SenderSpec};
 
 /// Default replay window for senders that sign a timestamp (Stripe's SDK default).
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(300);
@@ -95,162 +93,41 @@ impl Default for AuthSettings {
     }
 }
 
-/// One sender: how it authenticates and how its body becomes a submission.
-/// Senders that post JSON, have no handshake and handle every topic need only the last two.
-pub trait Sender: Sync {
-    /// Topics a route handles unless its configuration names others; empty = every request.
-    fn default_topics(&self) -> &'static [&'static str] {
-        &[]
-    }
+/// The built-in senders. Each has a default route named after it.
+pub const SENDERS: &[&SenderSpec] = &[
+    &form::SPEC,
+    &shopify::SPEC,
+    &woocommerce::SPEC,
+    &stripe::SPEC,
+    &gumroad::SPEC,
+    &jotform::SPEC,
+    &gravityforms::SPEC,
+    &elementor::SPEC,
+    &wpforms::SPEC,
+    &googleforms::SPEC,
+    &batch::SPEC,
+    &typeform::SPEC,
+    &tally::SPEC,
+    &lemonsqueezy::SPEC,
+    &paddle::SPEC,
+    &webflow::SPEC,
+    &calendly::SPEC,
+    &hubspot::SPEC,
+    &standardwebhooks::SPEC,
+];
 
-    /// Whether the sender posts bodies of this media type (others are answered 415).
-    /// JSON senders: a missing Content-Type is tolerated, the body still must be JSON.
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        matches!(media_type, None | Some(body::MEDIA_JSON))
-    }
-
-    /// A larger body limit than the function's default, for senders that post batches.
-    fn max_body_bytes(&self) -> Option<usize> {
-        None
-    }
-
-    /// A handshake or ping the sender sends unsigned and expects answered 200.
-    fn handshake(&self, _req: &InboundRequest) -> Option<&'static str> {
-        None
-    }
-
-    /// Verifies the request against the route's secrets, before anything parses the body.
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError>;
-
-    /// Parses a verified request into a submission (or a reason to ignore it).
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError>;
-
-    /// The JSONPaths of the payload the sender reads itself, for senders whose payloads are
-    /// large enough that parsing only what is read pays (orders with line items). `None`:
-    /// the whole payload is kept.
-    fn reads(&self) -> Option<&'static [&'static str]> {
-        None
-    }
-
-    /// `parse`, keeping only the parts of a JSON payload in `reads`: the sender's own
-    /// (`Sender::reads`) and its route's paths.
-    fn parse_reading(
-        &self,
-        req: &InboundRequest,
-        _reads: &Projection,
-    ) -> Result<Parsed, ParseError> {
-        self.parse(req)
-    }
+/// The sender a mapping file names.
+pub fn sender(name: &str) -> Option<&'static SenderSpec> {
+    SENDERS.iter().copied().find(|sender| sender.name == name)
 }
 
-/// Declares the built-in senders: the `SenderKind` enum (its serde names are the mapping
-/// file's `sender` values and the default route names) and each kind's adapter.
-macro_rules! senders {
-    ($($variant:ident => $name:literal, $adapter:path;)*) => {
-        /// The built-in senders. Each has a default route named after it.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum SenderKind {
-            $(#[serde(rename = $name)] $variant,)*
-        }
-
-        impl SenderKind {
-            pub const ALL: &'static [SenderKind] = &[$(SenderKind::$variant),*];
-
-            /// The sender's name, also its default route.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(SenderKind::$variant => $name,)*
-                }
-            }
-
-            /// The module that authenticates and parses this sender's requests.
-            pub fn adapter(self) -> &'static dyn Sender {
-                match self {
-                    $(SenderKind::$variant => &$adapter,)*
-                }
-            }
-        }
-    };
-}
-
-senders! {
-    Form => "form", form::Form;
-    Shopify => "shopify", shopify::Shopify;
-    WooCommerce => "woocommerce", woocommerce::WooCommerce;
-    Stripe => "stripe", stripe::Stripe;
-    Gumroad => "gumroad", gumroad::Gumroad;
-    Jotform => "jotform", jotform::Jotform;
-    GravityForms => "gravityforms", gravityforms::GravityForms;
-    Elementor => "elementor", elementor::Elementor;
-    WpForms => "wpforms", wpforms::WpForms;
-    GoogleForms => "googleforms", googleforms::GoogleForms;
-    Batch => "batch", batch::Batch;
-    Typeform => "typeform", typeform::Typeform;
-    Tally => "tally", tally::Tally;
-    LemonSqueezy => "lemonsqueezy", lemonsqueezy::LemonSqueezy;
-    Paddle => "paddle", paddle::Paddle;
-    Webflow => "webflow", webflow::Webflow;
-    Calendly => "calendly", calendly::Calendly;
-    HubSpot => "hubspot", hubspot::HubSpot;
-    StandardWebhooks => "standardwebhooks", standardwebhooks::StandardWebhooks;
-}
-
-impl SenderKind {
-    pub fn default_topics(self) -> &'static [&'static str] {
-        self.adapter().default_topics()
-    }
-
-    pub fn accepts_media_type(self, media_type: Option<&str>) -> bool {
-        self.adapter().accepts_media_type(media_type)
-    }
-
-    pub fn max_body_bytes(self) -> Option<usize> {
-        self.adapter().max_body_bytes()
-    }
-
-    pub fn handshake(self, req: &InboundRequest) -> Option<&'static str> {
-        self.adapter().handshake(req)
-    }
-
-    pub fn authenticate(
-        self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        self.adapter().authenticate(req, secrets, settings)
-    }
-
-    pub fn parse(self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        self.adapter().parse(req)
-    }
-
-    pub fn parse_reading(
-        self,
-        req: &InboundRequest,
-        reads: &Projection,
-    ) -> Result<Parsed, ParseError> {
-        self.adapter().parse_reading(req, reads)
-    }
-
-    /// What a route of this sender reads of a payload, given the route's own paths.
-    pub fn projection<'a>(self, route_paths: impl IntoIterator<Item = &'a str>) -> Projection {
-        match self.adapter().reads() {
-            Some(own) => Projection::of_paths(own.iter().copied().chain(route_paths)),
-            None => Projection::All,
-        }
-    }
-}
-
-impl std::fmt::Display for SenderKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// Every sender's name, for errors that list them.
+pub fn sender_names() -> String {
+    SENDERS
+        .iter()
+        .map(|sender| sender.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Test helpers shared by the sender modules.
@@ -280,9 +157,10 @@ pub(crate) mod test_support {
 
     /// Parsing only what the sender says it reads (`Sender::reads`) gives the same submission
     /// as parsing the whole payload, and does skip something of each request.
-    pub fn assert_reads_suffice(sender: &dyn super::Sender, requests: &[InboundRequest]) {
-        let reads =
-            super::Projection::of_paths(sender.reads().expect("the sender reads").iter().copied());
+    pub fn assert_reads_suffice(sender: &super::SenderSpec, requests: &[InboundRequest]) {
+        let reads = super::util::projection::Projection::of_paths(
+            sender.reads().expect("the sender reads").iter().copied(),
+        );
         for req in requests {
             let whole = submission(sender.parse(req));
             let read = submission(sender.parse_reading(req, &reads));
@@ -297,7 +175,7 @@ pub(crate) mod test_support {
 
     /// A token-authenticated sender: the route's token passes; a near miss and a missing
     /// token are refused. `headers` go with every request (e.g. a signature to ignore).
-    pub fn assert_route_token(sender: &dyn super::Sender, headers: &[(&str, &str)], body: &str) {
+    pub fn assert_route_token(sender: &super::SenderSpec, headers: &[(&str, &str)], body: &str) {
         let route = secrets(&["route-token-1"]);
         let settings = super::AuthSettings::default();
         let with = |query: &str| request(&format!("/webhooks/r{query}"), headers, body);

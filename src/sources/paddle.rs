@@ -10,9 +10,9 @@
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::signature::{TagEncoding, check_replay_window, verify_hmac_any};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::signature::{TagEncoding, check_replay_window, verify_hmac_any};
+use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, text_at};
 
@@ -36,25 +36,26 @@ pub struct SignatureHeader<'a> {
 }
 
 /// The `paddle` sender.
-pub struct Paddle;
+pub const SPEC: SenderSpec =
+    SenderSpec::new("paddle", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
 
-impl Sender for Paddle {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
+const AUTH: CustomAuth = CustomAuth {
+    verify: authenticate,
+    headers: &[SIGNATURE_HEADER],
+    timed: true,
+    #[cfg(any(test, feature = "testing"))]
+    sign,
+};
 
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets, settings)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
+/// `ts=<unix>;h1=<hex HMAC of "ts:body">`.
+#[cfg(any(test, feature = "testing"))]
+fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
+    let ts = signing.timestamp.to_string();
+    let tag = super::util::signature::hmac_sha256(
+        signing.secret.as_bytes(),
+        &[ts.as_bytes(), b":", signing.body],
+    );
+    vec![(SIGNATURE_HEADER, format!("ts={ts};h1={}", hex::encode(tag)))]
 }
 
 /// Parses `ts=…;h1=…[;h1=…]`; other schemes are ignored.
@@ -143,7 +144,7 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
     use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,19 +1,18 @@
 //! `shopify`: orders, customers and checkouts, signed with `X-Shopify-Hmac-Sha256`
 //! (base64 HMAC-SHA256 of the raw body, keyed by the app's client secret). No timestamp.
 
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object_reading;
-use super::projection::Projection;
-use super::signature::{TagEncoding, verify_raw_body_signature};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object_reading;
+use super::util::projection::Projection;
+use super::util::signature::TagEncoding;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, is_affirmative, products_at, text_at,
 };
 
-pub const SIGNATURE_HEADER: &str = "x-shopify-hmac-sha256";
+pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
 pub const TOPIC_HEADER: &str = "x-shopify-topic";
 /// Shared by every delivery of one merchant action: Shopify's recommended de-duplication key.
 pub const EVENT_ID_HEADER: &str = "x-shopify-event-id";
@@ -27,38 +26,19 @@ pub const DEFAULT_TOPICS: &[&str] = &[
 ];
 
 /// The `shopify` sender.
-pub struct Shopify;
-
-impl Sender for Shopify {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-
-    fn reads(&self) -> Option<&'static [&'static str]> {
-        Some(READS)
-    }
-
-    fn parse_reading(
-        &self,
-        req: &InboundRequest,
-        reads: &Projection,
-    ) -> Result<Parsed, ParseError> {
-        parse_reading(req, reads)
-    }
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "shopify",
+    Auth::BodyHmac {
+        header: SIGNATURE_HEADER,
+        encoding: TagEncoding::Base64,
+        prefix: "",
+    },
+    Parse::Reading {
+        reads: READS,
+        parse,
+    },
+)
+.topics(DEFAULT_TOPICS);
 
 /// Everything `order_fields` and `customer_fields` read: an order's line items are most of its
 /// bytes, and only their SKUs and titles are used.
@@ -92,21 +72,7 @@ const READS: &[&str] = &[
     "$.accepts_marketing",
 ];
 
-pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    verify_raw_body_signature(
-        req,
-        secrets,
-        SIGNATURE_HEADER,
-        "X-Shopify-Hmac-Sha256",
-        TagEncoding::Base64,
-    )
-}
-
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
-    parse_reading(req, &Projection::All)
-}
-
-pub fn parse_reading(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
+pub fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
     let topic = req
         .header(TOPIC_HEADER)
         .ok_or(ParseError::MissingTopic("X-Shopify-Topic header"))?
@@ -181,8 +147,9 @@ fn customer_fields(p: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{assert_reads_suffice, request, secrets};
+    use crate::crypto::hmac_sha256;
+    use crate::sources::test_support::{assert_reads_suffice, request};
+
     use base64::prelude::*;
 
     const ORDER: &str = r#"{"id":1,"email":"jon@example.com","buyer_accepts_marketing":true,"browser_ip":"203.0.113.9","customer":{"first_name":"Jon","last_name":"Snow","phone":null},"billing_address":{"company":"Night's Watch","phone":"+1 555 0100"},"line_items":[{"sku":"SKU-1","title":"Cloak"},{"sku":"","title":"Sword"}]}"#;
@@ -201,29 +168,8 @@ mod tests {
     }
 
     #[test]
-    fn signature_over_raw_body() {
-        let req = signed(ORDER, "shpss_secret", "orders/create");
-        assert!(authenticate(&req, &secrets(&["shpss_secret"])).is_ok());
-        assert_eq!(
-            authenticate(&req, &secrets(&["other"])),
-            Err(AuthError::SignatureMismatch)
-        );
-        let mut tampered = req.clone();
-        tampered.body = ORDER.replace("Jon", "Jan").into();
-        assert_eq!(
-            authenticate(&tampered, &secrets(&["shpss_secret"])),
-            Err(AuthError::SignatureMismatch)
-        );
-        let unsigned = request("/webhooks/shopify", &[], ORDER);
-        assert!(matches!(
-            authenticate(&unsigned, &secrets(&["shpss_secret"])),
-            Err(AuthError::MissingSignature(_))
-        ));
-    }
-
-    #[test]
     fn order_defaults() {
-        let Parsed::Submission(s) = parse(&signed(ORDER, "k", "orders/paid")).unwrap() else {
+        let Parsed::Submission(s) = SPEC.parse(&signed(ORDER, "k", "orders/paid")).unwrap() else {
             panic!("not a submission");
         };
         assert_eq!(s.topic.as_deref(), Some("orders/paid"));
@@ -242,7 +188,8 @@ mod tests {
     #[test]
     fn customer_consent_from_marketing_state() {
         let body = r#"{"email":"a@b.co","first_name":"A","email_marketing_consent":{"state":"not_subscribed"},"default_address":{"company":"Co"}}"#;
-        let Parsed::Submission(s) = parse(&signed(body, "k", "customers/create")).unwrap() else {
+        let Parsed::Submission(s) = SPEC.parse(&signed(body, "k", "customers/create")).unwrap()
+        else {
             panic!("not a submission");
         };
         assert_eq!(s.consent, Some(false));
@@ -252,7 +199,7 @@ mod tests {
     #[test]
     fn missing_topic_is_a_parse_error() {
         let req = request("/webhooks/shopify", &[], ORDER);
-        assert!(matches!(parse(&req), Err(ParseError::MissingTopic(_))));
+        assert!(matches!(SPEC.parse(&req), Err(ParseError::MissingTopic(_))));
     }
 
     #[test]
@@ -260,6 +207,6 @@ mod tests {
         let customer = r#"{"email":"a@b.co","first_name":"A","last_name":"B","phone":"1","accepts_marketing":"yes","addresses":[{"company":"Co","city":"X"}],"orders_count":3}"#;
         let requests = [(ORDER, "orders/paid"), (customer, "customers/create")]
             .map(|(body, topic)| signed(body, "k", topic));
-        assert_reads_suffice(&Shopify, &requests);
+        assert_reads_suffice(&SPEC, &requests);
     }
 }

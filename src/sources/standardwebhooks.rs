@@ -8,10 +8,10 @@ use base64::prelude::*;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::form::recognise_fields;
-use super::signature::{TagEncoding, check_replay_window, constant_time_eq, hmac_sha256};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::fields::recognise_fields;
+use super::util::signature::{TagEncoding, check_replay_window, constant_time_eq, hmac_sha256};
+use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at};
 
@@ -28,21 +28,42 @@ pub const SECRET_PREFIX: &str = "whsec_";
 const SIGNATURE_VERSION: &str = "v1";
 
 /// The `standardwebhooks` sender.
-pub struct StandardWebhooks;
+pub const SPEC: SenderSpec =
+    SenderSpec::new("standardwebhooks", Auth::Custom(AUTH), Parse::Whole(parse));
 
-impl Sender for StandardWebhooks {
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets, settings)
-    }
+const AUTH: CustomAuth = CustomAuth {
+    verify: authenticate,
+    headers: &[SIGNATURE_HEADER, TIMESTAMP_HEADER, ID_HEADER],
+    timed: true,
+    #[cfg(any(test, feature = "testing"))]
+    sign,
+};
 
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
+/// `v1,<base64 HMAC of "{id}.{timestamp}.{body}">`, keyed by the decoded `whsec_` secret.
+#[cfg(any(test, feature = "testing"))]
+fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
+    let key = signing_key(&SecretString::from(signing.secret.to_string()))
+        .map(|key| key.expose_secret().to_vec())
+        .unwrap_or_default();
+    let ts = signing.timestamp.to_string();
+    let tag = hmac_sha256(
+        &key,
+        &[
+            signing.id.as_bytes(),
+            b".",
+            ts.as_bytes(),
+            b".",
+            signing.body,
+        ],
+    );
+    vec![
+        (
+            SIGNATURE_HEADER,
+            format!("v1,{}", BASE64_STANDARD.encode(tag)),
+        ),
+        (TIMESTAMP_HEADER, ts),
+        (ID_HEADER, signing.id.to_string()),
+    ]
 }
 
 /// The `webhook-*` header, else its `svix-*` twin.

@@ -1,18 +1,16 @@
 //! `stripe`: Checkout sessions, customers and invoices, signed with `Stripe-Signature`
 //! (`t=<unix>,v1=<hex>`: HMAC-SHA256 of `t.body`, keyed by the `whsec_` string as is).
 
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::signature::{TagEncoding, check_replay_window, verify_hmac_any};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, products_at, text_at,
 };
 
-pub const SIGNATURE_HEADER: &str = "stripe-signature";
+pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
 
 pub const DEFAULT_TOPICS: &[&str] = &[
     "checkout.session.completed",
@@ -20,85 +18,15 @@ pub const DEFAULT_TOPICS: &[&str] = &[
     "invoice.paid",
 ];
 
-/// The parts of a `Stripe-Signature` header that matter: the timestamp and every `v1`.
-#[derive(Debug, PartialEq)]
-pub struct SignatureHeader<'a> {
-    pub timestamp: i64,
-    pub v1: Vec<&'a str>,
-}
-
-/// Parses `t=…,v1=…[,v1=…][,v0=…]`; unknown schemes (test-mode `v0`) are ignored.
 /// The `stripe` sender.
-pub struct Stripe;
-
-impl Sender for Stripe {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets, settings)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
-
-pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, AuthError> {
-    let mut timestamp = None;
-    let mut v1 = Vec::new();
-    for item in header.split(',') {
-        let Some((key, value)) = item.trim().split_once('=') else {
-            continue;
-        };
-        match key {
-            "t" => timestamp = value.parse::<i64>().ok(),
-            "v1" => v1.push(value),
-            _ => {}
-        }
-    }
-    match timestamp {
-        Some(timestamp) if !v1.is_empty() => Ok(SignatureHeader { timestamp, v1 }),
-        _ => Err(AuthError::MalformedSignature),
-    }
-}
-
-pub fn authenticate(
-    req: &InboundRequest,
-    secrets: &[SecretString],
-    settings: &AuthSettings,
-) -> Result<(), AuthError> {
-    verify_timestamped_signature(req, secrets, settings, SIGNATURE_HEADER, "Stripe-Signature")
-}
-
-/// Verifies a `t=<unix>,v1=<hex>[,v1=…]` header over `"{t}.{body}"` within the replay window:
-/// Stripe's scheme, which Calendly uses too.
-pub fn verify_timestamped_signature(
-    req: &InboundRequest,
-    secrets: &[SecretString],
-    settings: &AuthSettings,
-    header_name: &str,
-    header_display_name: &'static str,
-) -> Result<(), AuthError> {
-    let header = req
-        .header(header_name)
-        .ok_or(AuthError::MissingSignature(header_display_name))?;
-    let parsed = parse_signature_header(header)?;
-    let timestamp = parsed.timestamp.to_string();
-    verify_hmac_any(
-        secrets,
-        &[timestamp.as_bytes(), b".", &req.body],
-        &parsed.v1,
-        TagEncoding::Hex,
-    )?;
-    check_replay_window(parsed.timestamp, req.received_at, settings.replay_window)
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "stripe",
+    Auth::Timestamped {
+        header: SIGNATURE_HEADER,
+    },
+    Parse::Whole(parse),
+)
+.topics(DEFAULT_TOPICS);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
@@ -173,8 +101,9 @@ fn invoice_fields(o: &Value) -> (ContactFields, Option<bool>, Vec<Product>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
-    use crate::sources::test_support::{request, secrets};
+    use crate::crypto::hmac_sha256;
+    use crate::sources::test_support::request;
+
     use std::time::{Duration, UNIX_EPOCH};
 
     const SECRET: &str = "whsec_test_secret";
@@ -193,51 +122,6 @@ mod tests {
         let mut req = request("/webhooks/stripe", &[(SIGNATURE_HEADER, &header)], BODY);
         req.received_at = UNIX_EPOCH + Duration::from_secs(t as u64 + 10);
         req
-    }
-
-    #[test]
-    fn header_parsing() {
-        let h = parse_signature_header("t=12,v1=aa,v0=bb,v1=cc").unwrap();
-        assert_eq!(
-            h,
-            SignatureHeader {
-                timestamp: 12,
-                v1: vec!["aa", "cc"]
-            }
-        );
-        assert_eq!(
-            parse_signature_header("v1=aa"),
-            Err(AuthError::MalformedSignature)
-        );
-        assert_eq!(
-            parse_signature_header("t=12"),
-            Err(AuthError::MalformedSignature)
-        );
-        assert_eq!(
-            parse_signature_header("t=x,v1=aa"),
-            Err(AuthError::MalformedSignature)
-        );
-    }
-
-    #[test]
-    fn any_v1_matches_and_window_applies() {
-        let settings = AuthSettings::default();
-        let req = signed_at(1_700_000_000, &["whsec_old", SECRET]);
-        assert!(authenticate(&req, &secrets(&[SECRET]), &settings).is_ok());
-        assert_eq!(
-            authenticate(&req, &secrets(&["whsec_other"]), &settings),
-            Err(AuthError::SignatureMismatch)
-        );
-        let mut late = req.clone();
-        late.received_at = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 301);
-        assert_eq!(
-            authenticate(&late, &secrets(&[SECRET]), &settings),
-            Err(AuthError::StaleTimestamp)
-        );
-        let wide = AuthSettings {
-            replay_window: Duration::from_secs(600),
-        };
-        assert!(authenticate(&late, &secrets(&[SECRET]), &wide).is_ok());
     }
 
     #[test]

@@ -7,51 +7,30 @@
 //! "Company"…) through the form sender's field recognition; consent from a `CHECKBOX` field.
 //! Choice values are option ids, resolved to the options' text before labels are matched.
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::body::parse_json_object;
-use super::form::recognise_fields;
-use super::signature::{TagEncoding, verify_raw_body_signature};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::fields::recognise_fields;
+use super::util::signature::TagEncoding;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "tally-signature";
+pub const SIGNATURE_HEADER: &str = "Tally-Signature";
 
 pub const DEFAULT_TOPICS: &[&str] = &["FORM_RESPONSE"];
 
 /// The `tally` sender.
-pub struct Tally;
-
-impl Sender for Tally {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
-
-pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    verify_raw_body_signature(
-        req,
-        secrets,
-        SIGNATURE_HEADER,
-        "Tally-Signature",
-        TagEncoding::Base64,
-    )
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "tally",
+    Auth::BodyHmac {
+        header: SIGNATURE_HEADER,
+        encoding: TagEncoding::Base64,
+        prefix: "",
+    },
+    Parse::Whole(parse),
+)
+.topics(DEFAULT_TOPICS);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
@@ -154,8 +133,9 @@ fn resolved_value(field: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::{AuthError, AuthSettings};
     use base64::prelude::*;
     use serde_json::json;
 
@@ -176,27 +156,10 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_base64_over_the_raw_body() {
-        let req = signed_with(BODY, SECRET);
-        assert!(authenticate(&req, &secrets(&[SECRET])).is_ok());
-        assert!(authenticate(&req, &secrets(&["tally-old", SECRET])).is_ok());
-        assert_eq!(
-            authenticate(&req, &secrets(&["tally-other"])),
-            Err(AuthError::SignatureMismatch)
-        );
-        let mut tampered = req.clone();
-        tampered.body = BODY.replace("Grace@", "Mallory@").into();
-        assert_eq!(
-            authenticate(&tampered, &secrets(&[SECRET])),
-            Err(AuthError::SignatureMismatch)
-        );
-    }
-
-    #[test]
     fn missing_and_malformed_headers() {
         let unsigned = request("/webhooks/tally", &[], BODY);
         assert_eq!(
-            authenticate(&unsigned, &secrets(&[SECRET])),
+            SPEC.authenticate(&unsigned, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MissingSignature("Tally-Signature"))
         );
         let garbage = request(
@@ -205,7 +168,7 @@ mod tests {
             BODY,
         );
         assert_eq!(
-            authenticate(&garbage, &secrets(&[SECRET])),
+            SPEC.authenticate(&garbage, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MalformedSignature)
         );
     }

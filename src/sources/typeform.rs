@@ -7,16 +7,15 @@
 //! form's owner knows: select them in the route, e.g.
 //! `first_name = "$.form_response.answers[?@.field.ref == 'first_name'].text"`.
 
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::signature::{TagEncoding, verify_hmac_any};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object;
+use super::util::signature::TagEncoding;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "typeform-signature";
+pub const SIGNATURE_HEADER: &str = "Typeform-Signature";
 /// The scheme prefix of the header value.
 pub const SIGNATURE_PREFIX: &str = "sha256=";
 
@@ -26,37 +25,16 @@ pub const DEFAULT_TOPICS: &[&str] = &["form_response"];
 const CONSENT_FIELD_TYPES: &[&str] = &["legal", "yes_no"];
 
 /// The `typeform` sender.
-pub struct Typeform;
-
-impl Sender for Typeform {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
-
-pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    let header = req
-        .header(SIGNATURE_HEADER)
-        .ok_or(AuthError::MissingSignature("Typeform-Signature"))?;
-    let tag = header
-        .trim()
-        .strip_prefix(SIGNATURE_PREFIX)
-        .ok_or(AuthError::MalformedSignature)?;
-    verify_hmac_any(secrets, &[&req.body], &[tag], TagEncoding::Base64)
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "typeform",
+    Auth::BodyHmac {
+        header: SIGNATURE_HEADER,
+        encoding: TagEncoding::Base64,
+        prefix: SIGNATURE_PREFIX,
+    },
+    Parse::Whole(parse),
+)
+.topics(DEFAULT_TOPICS);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
@@ -118,9 +96,10 @@ fn consent(answers: &[Value]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::hmac_sha256;
     use crate::mapping::{Mapping, MappingOutcome, map_submission};
-    use crate::sources::signature::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
+    use crate::sources::{AuthError, AuthSettings};
     use base64::prelude::*;
 
     const SECRET: &str = "tf-webhook-secret";
@@ -140,35 +119,17 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_prefixed_base64_over_the_raw_body() {
-        let req = signed_with(BODY, SECRET);
-        assert!(authenticate(&req, &secrets(&[SECRET])).is_ok());
-        // Rotation: any of the route's secrets verifies.
-        assert!(authenticate(&req, &secrets(&["tf-old", SECRET])).is_ok());
-        assert_eq!(
-            authenticate(&req, &secrets(&["tf-other"])),
-            Err(AuthError::SignatureMismatch)
-        );
-        let mut tampered = req.clone();
-        tampered.body = BODY.replace("Ada@", "Eve@").into();
-        assert_eq!(
-            authenticate(&tampered, &secrets(&[SECRET])),
-            Err(AuthError::SignatureMismatch)
-        );
-    }
-
-    #[test]
     fn missing_and_malformed_headers() {
         let unsigned = request("/webhooks/typeform", &[], BODY);
         assert_eq!(
-            authenticate(&unsigned, &secrets(&[SECRET])),
+            SPEC.authenticate(&unsigned, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MissingSignature("Typeform-Signature"))
         );
         let tag = BASE64_STANDARD.encode(hmac_sha256(SECRET.as_bytes(), &[BODY.as_bytes()]));
         // The tag without its `sha256=` prefix is not Typeform's format.
         let bare = request("/webhooks/typeform", &[(SIGNATURE_HEADER, &tag)], BODY);
         assert_eq!(
-            authenticate(&bare, &secrets(&[SECRET])),
+            SPEC.authenticate(&bare, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MalformedSignature)
         );
         let not_base64 = request(
@@ -177,7 +138,7 @@ mod tests {
             BODY,
         );
         assert_eq!(
-            authenticate(&not_base64, &secrets(&[SECRET])),
+            SPEC.authenticate(&not_base64, &secrets(&[SECRET]), &AuthSettings::default()),
             Err(AuthError::MalformedSignature)
         );
         // Hex is not base64 of 32 bytes, so a hex tag cannot pass either.
@@ -187,7 +148,10 @@ mod tests {
             &[(SIGNATURE_HEADER, &format!("sha256={hex_tag}"))],
             BODY,
         );
-        assert!(authenticate(&hex_req, &secrets(&[SECRET])).is_err());
+        assert!(
+            SPEC.authenticate(&hex_req, &secrets(&[SECRET]), &AuthSettings::default())
+                .is_err()
+        );
     }
 
     #[test]

@@ -6,10 +6,11 @@
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::body::parse_json_object;
-use super::form::{TOKEN_PARAM, recognise_fields};
-use super::signature::{TagEncoding, check_replay_window, verify_hmac_any, verify_token};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::spec::TOKEN_PARAM;
+use super::util::body::parse_json_object;
+use super::util::fields::recognise_fields;
+use super::util::signature::{TagEncoding, check_replay_window, verify_hmac_any, verify_token};
+use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{Parsed, Submission, text_at, value_as_text};
 
@@ -20,25 +21,26 @@ pub const FORM_SUBMISSION: &str = "form_submission";
 pub const DEFAULT_TOPICS: &[&str] = &[FORM_SUBMISSION];
 
 /// The `webflow` sender.
-pub struct Webflow;
+pub const SPEC: SenderSpec =
+    SenderSpec::new("webflow", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
 
-impl Sender for Webflow {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
+const AUTH: CustomAuth = CustomAuth {
+    verify: authenticate,
+    headers: &[SIGNATURE_HEADER, TIMESTAMP_HEADER],
+    timed: true,
+    #[cfg(any(test, feature = "testing"))]
+    sign,
+};
 
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets, settings)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
+/// The v2 site-webhook signature: hex HMAC of `"{ms}:{body}"`, and the timestamp in ms.
+#[cfg(any(test, feature = "testing"))]
+fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
+    let ms = (signing.timestamp * 1000).to_string();
+    let tag = super::util::signature::hmac_sha256(
+        signing.secret.as_bytes(),
+        &[ms.as_bytes(), b":", signing.body],
+    );
+    vec![(SIGNATURE_HEADER, hex::encode(tag)), (TIMESTAMP_HEADER, ms)]
 }
 
 /// Signed (either Webflow header present) → signature and replay window; unsigned → route token.
@@ -111,7 +113,7 @@ pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
     use crate::sources::test_support::{request, secrets, submission};
     use std::time::{Duration, UNIX_EPOCH};
 

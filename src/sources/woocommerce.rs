@@ -1,16 +1,14 @@
 //! `woocommerce`: orders and customers, signed with `X-WC-Webhook-Signature`
 //! (base64 HMAC-SHA256 of the raw body). Its unsigned creation ping is answered 200.
 
-use secrecy::SecretString;
-
-use super::body::parse_json_object_reading;
-use super::projection::Projection;
-use super::signature::{TagEncoding, verify_raw_body_signature};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_json_object_reading;
+use super::util::projection::Projection;
+use super::util::signature::TagEncoding;
+use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, first_text, products_at, text_at};
 
-pub const SIGNATURE_HEADER: &str = "x-wc-webhook-signature";
+pub const SIGNATURE_HEADER: &str = "X-WC-Webhook-Signature";
 pub const TOPIC_HEADER: &str = "x-wc-webhook-topic";
 
 pub const DEFAULT_TOPICS: &[&str] = &["order.created", "order.updated", "customer.created"];
@@ -18,42 +16,20 @@ pub const DEFAULT_TOPICS: &[&str] = &["order.created", "order.updated", "custome
 /// WooCommerce's `deliver_ping()`: the form body `webhook_id=<digits>` with no signature.
 /// It must get exactly 200 or the admin shows an error.
 /// The `woocommerce` sender.
-pub struct WooCommerce;
-
-impl Sender for WooCommerce {
-    fn default_topics(&self) -> &'static [&'static str] {
-        DEFAULT_TOPICS
-    }
-
-    fn handshake(&self, req: &InboundRequest) -> Option<&'static str> {
-        handshake(req)
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-
-    fn reads(&self) -> Option<&'static [&'static str]> {
-        Some(READS)
-    }
-
-    fn parse_reading(
-        &self,
-        req: &InboundRequest,
-        reads: &Projection,
-    ) -> Result<Parsed, ParseError> {
-        parse_reading(req, reads)
-    }
-}
+pub const SPEC: SenderSpec = SenderSpec::new(
+    "woocommerce",
+    Auth::BodyHmac {
+        header: SIGNATURE_HEADER,
+        encoding: TagEncoding::Base64,
+        prefix: "",
+    },
+    Parse::Reading {
+        reads: READS,
+        parse,
+    },
+)
+.topics(DEFAULT_TOPICS)
+.handshake(handshake);
 
 /// Everything `parse` reads: of an order's line items (with their meta data, taxes and images,
 /// most of its bytes), only the SKUs and names.
@@ -79,21 +55,7 @@ pub fn handshake(req: &InboundRequest) -> Option<&'static str> {
         .then_some("WooCommerce webhook creation ping")
 }
 
-pub fn authenticate(req: &InboundRequest, secrets: &[SecretString]) -> Result<(), AuthError> {
-    verify_raw_body_signature(
-        req,
-        secrets,
-        SIGNATURE_HEADER,
-        "X-WC-Webhook-Signature",
-        TagEncoding::Base64,
-    )
-}
-
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
-    parse_reading(req, &Projection::All)
-}
-
-pub fn parse_reading(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
+pub fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
     let topic = req
         .header(TOPIC_HEADER)
         .ok_or(ParseError::MissingTopic("X-WC-Webhook-Topic header"))?
@@ -141,7 +103,8 @@ pub fn parse_reading(req: &InboundRequest, reads: &Projection) -> Result<Parsed,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::hmac_sha256;
+    use crate::crypto::hmac_sha256;
+    use crate::sources::AuthSettings;
     use crate::sources::test_support::{assert_reads_suffice, request, secrets};
     use base64::prelude::*;
 
@@ -163,8 +126,11 @@ mod tests {
             &[(SIGNATURE_HEADER, &tag), (TOPIC_HEADER, "order.created")],
             body,
         );
-        assert!(authenticate(&req, &secrets(&["wc-secret"])).is_ok());
-        let Parsed::Submission(s) = parse(&req).unwrap() else {
+        assert!(
+            SPEC.authenticate(&req, &secrets(&["wc-secret"]), &AuthSettings::default())
+                .is_ok()
+        );
+        let Parsed::Submission(s) = SPEC.parse(&req).unwrap() else {
             panic!("not a submission")
         };
         assert_eq!(s.contact.email.as_deref(), Some("renee@example.com"));
@@ -183,6 +149,6 @@ mod tests {
         let customer = r#"{"id":3,"email":"c@d.co","first_name":"C","last_name":"D","billing":{"company":"Org"},"avatar_url":"https://x"}"#;
         let requests = [(order, "order.created"), (customer, "customer.created")]
             .map(|(body, topic)| request("/webhooks/woocommerce", &[(TOPIC_HEADER, topic)], body));
-        assert_reads_suffice(&WooCommerce, &requests);
+        assert_reads_suffice(&SPEC, &requests);
     }
 }

@@ -7,35 +7,15 @@
 //! share mapping paths. WPForms joins multi-line values (address, checkboxes) with `||`.
 //! WPForms' default method is GET, which this function answers 405: set the webhook to POST.
 
-use secrecy::SecretString;
-
-use super::body::{is_form_or_json, parse_form_or_json};
-use super::form::{authenticate, recognise_fields_any_email};
-use super::{AuthError, AuthSettings, ParseError, Sender};
+use super::util::body::parse_form_or_json;
+use super::util::fields::recognise_fields_any_email;
+use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{Parsed, Submission};
 
 /// The `wpforms` sender.
-pub struct WpForms;
-
-impl Sender for WpForms {
-    fn accepts_media_type(&self, media_type: Option<&str>) -> bool {
-        is_form_or_json(media_type)
-    }
-
-    fn authenticate(
-        &self,
-        req: &InboundRequest,
-        secrets: &[SecretString],
-        _settings: &AuthSettings,
-    ) -> Result<(), AuthError> {
-        authenticate(req, secrets)
-    }
-
-    fn parse(&self, req: &InboundRequest) -> Result<Parsed, ParseError> {
-        parse(req)
-    }
-}
+pub const SPEC: SenderSpec =
+    SenderSpec::new("wpforms", Auth::RouteToken, Parse::Whole(parse)).media(Media::FORM_OR_JSON);
 
 pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_form_or_json(req)?;
@@ -66,7 +46,7 @@ mod tests {
             "x-wpforms-webhook-signature",
             "t=1767225600,v=00000000000000000000000000000000",
         )];
-        assert_route_token(&WpForms, &signed, "{}");
+        assert_route_token(&SPEC, &signed, "{}");
     }
 
     #[test]

@@ -4,30 +4,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::prelude::*;
-use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
-use super::AuthError;
+pub use crate::crypto::{constant_time_eq, hmac_sha256};
 use crate::inbound::InboundRequest;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// HMAC-SHA256 of the concatenated parts, keyed by `key`.
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
-}
-
-/// Constant-time equality of two byte strings (length is not secret).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
-}
+use crate::sources::{AuthError, AuthSettings};
 
 /// How a sender encodes its signature tag.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +25,15 @@ impl TagEncoding {
             TagEncoding::Base64 => BASE64_STANDARD.decode(tag).ok(),
             // Hex is compared case-insensitively by decoding it.
             TagEncoding::Hex => hex::decode(tag).ok(),
+        }
+    }
+
+    /// Encodes a tag as a sender would send it (tests and fuzzing sign with it).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn encode(self, tag: &[u8]) -> String {
+        match self {
+            TagEncoding::Base64 => BASE64_STANDARD.encode(tag),
+            TagEncoding::Hex => hex::encode(tag),
         }
     }
 }
@@ -80,18 +70,53 @@ pub fn verify_hmac_any(
     }
 }
 
-/// For senders that sign the raw body alone and send one tag in one header.
-pub fn verify_raw_body_signature(
+/// The parts of a Stripe-style signature header that matter: the timestamp and every `v1`.
+#[derive(Debug, PartialEq)]
+pub struct TimestampedHeader<'a> {
+    pub timestamp: i64,
+    pub v1: Vec<&'a str>,
+}
+
+/// Parses `t=…,v1=…[,v1=…][,v0=…]`; unknown schemes (Stripe's test-mode `v0`) are ignored.
+pub fn parse_timestamped_header(header: &str) -> Result<TimestampedHeader<'_>, AuthError> {
+    let mut timestamp = None;
+    let mut v1 = Vec::new();
+    for item in header.split(',') {
+        let Some((key, value)) = item.trim().split_once('=') else {
+            continue;
+        };
+        match key {
+            "t" => timestamp = value.parse::<i64>().ok(),
+            "v1" => v1.push(value),
+            _ => {}
+        }
+    }
+    match timestamp {
+        Some(timestamp) if !v1.is_empty() => Ok(TimestampedHeader { timestamp, v1 }),
+        _ => Err(AuthError::MalformedSignature),
+    }
+}
+
+/// Verifies a `t=<unix>,v1=<hex>[,v1=…]` header over `"{t}.{body}"` within the replay window:
+/// Stripe's scheme, which Calendly uses too.
+pub fn verify_timestamped(
     req: &InboundRequest,
     secrets: &[SecretString],
-    header: &str,
-    header_display_name: &'static str,
-    encoding: TagEncoding,
+    settings: &AuthSettings,
+    header: &'static str,
 ) -> Result<(), AuthError> {
-    let tag = req
+    let value = req
         .header(header)
-        .ok_or(AuthError::MissingSignature(header_display_name))?;
-    verify_hmac_any(secrets, &[&req.body], &[tag], encoding)
+        .ok_or(AuthError::MissingSignature(header))?;
+    let parsed = parse_timestamped_header(value)?;
+    let timestamp = parsed.timestamp.to_string();
+    verify_hmac_any(
+        secrets,
+        &[timestamp.as_bytes(), b".", &req.body],
+        &parsed.v1,
+        TagEncoding::Hex,
+    )?;
+    check_replay_window(parsed.timestamp, req.received_at, settings.replay_window)
 }
 
 /// Checks a sender's Unix timestamp (seconds) against the replay window around `now`.
@@ -196,5 +221,29 @@ mod tests {
             Err(AuthError::TokenMismatch)
         );
         assert_eq!(verify_token(&route, None), Err(AuthError::MissingToken));
+    }
+
+    #[test]
+    fn header_parsing() {
+        let h = parse_timestamped_header("t=12,v1=aa,v0=bb,v1=cc").unwrap();
+        assert_eq!(
+            h,
+            TimestampedHeader {
+                timestamp: 12,
+                v1: vec!["aa", "cc"]
+            }
+        );
+        assert_eq!(
+            parse_timestamped_header("v1=aa"),
+            Err(AuthError::MalformedSignature)
+        );
+        assert_eq!(
+            parse_timestamped_header("t=12"),
+            Err(AuthError::MalformedSignature)
+        );
+        assert_eq!(
+            parse_timestamped_header("t=x,v1=aa"),
+            Err(AuthError::MalformedSignature)
+        );
     }
 }

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use serde_json::{Map, Value};
 
-use super::ParseError;
 use super::projection::{self, ProjectedParseError, Projection};
 use crate::inbound::InboundRequest;
+use crate::sources::ParseError;
 
 pub const MEDIA_JSON: &str = "application/json";
 pub const MEDIA_FORM: &str = "application/x-www-form-urlencoded";
