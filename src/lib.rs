@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod deadline;
 pub mod delivery;
 pub mod edge;
+pub mod email;
 /// Entry points of the fuzz targets (`fuzz/`) and their regression tests; not an API, and
 /// not in the production build.
 #[cfg(feature = "fuzzing")]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::activecampaign::bulk::request_body;
 use crate::delivery::batch::plan_batch;
-use crate::edge::{Plan, interpret, resolve_route};
+use crate::edge::{Arrival, Plan, arrive, interpret};
 use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, Route};
 use crate::secrets::AppSecret;
@@ -20,12 +20,13 @@ pub fn field_lines(pairs: &[(String, String)]) -> Vec<String> {
 
 /// A JSON report of what the webhook function would do with `req`.
 pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> Value {
-    let route = match resolve_route(mapping, DEFAULT_MAX_BODY_BYTES, req) {
-        Ok(route) => route,
+    let arrival = match arrive(mapping, DEFAULT_MAX_BODY_BYTES, req) {
+        Ok(arrival) => arrival,
         Err(error) => return json!({"status": error.status().as_u16(), "error": error.to_string()}),
     };
+    let route = arrival.route();
     let mut report = json!({"route": route.name, "sender": route.sender.name});
-    if let Some(reason) = route.sender.handshake_of(req) {
+    if let Arrival::Handshake { reason, .. } = arrival {
         report["outcome"] = json!({"status": "ignored", "reason": reason});
         return report;
     }

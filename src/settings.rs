@@ -68,6 +68,9 @@ pub enum SecretLocation {
     File(PathBuf),
 }
 
+/// Imports younger than this are left to their callback by the import reconciler.
+pub const DEFAULT_RECONCILE_MIN_AGE: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub secret: SecretLocation,
@@ -168,10 +171,8 @@ impl Settings {
             delivery,
             queue_url: get(ENV_QUEUE_URL),
             retry_schedule,
-            reconcile_min_age: number(ENV_RECONCILE_MIN_AGE_SECS, "seconds, above 0")?.map_or(
-                crate::imports::reconcile::DEFAULT_MIN_AGE,
-                Duration::from_secs,
-            ),
+            reconcile_min_age: number(ENV_RECONCILE_MIN_AGE_SECS, "seconds, above 0")?
+                .map_or(DEFAULT_RECONCILE_MIN_AGE, Duration::from_secs),
             dead_letter_queue: get(ENV_DLQ_URL),
             callback_url: get(ENV_CALLBACK_URL),
             imports_table: get(ENV_IMPORTS_TABLE),

@@ -111,7 +111,7 @@ pub fn value_as_text(value: &Value) -> Option<String> {
 
 /// Whether a text looks like an email address (the mapping stage validates it again).
 pub fn looks_like_email(text: &str) -> bool {
-    crate::mapping::normalise_email(text).is_some()
+    crate::email::normalise_email(text).is_some()
 }
 
 /// The first string among `values` that looks like an email address, looking inside arrays

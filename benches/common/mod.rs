@@ -5,7 +5,7 @@
 #[path = "../../tests/support/mod.rs"]
 pub mod support;
 
-use ac_webhook_sync::edge::{Plan, interpret, resolve_route};
+use ac_webhook_sync::edge::{Arrival, Plan, arrive, verify_and_interpret};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::secrets::AppSecret;
@@ -24,20 +24,10 @@ pub const ORDER_EVENT: &str = "shopify-orders-paid";
 /// What the function does with a request before delivering it; returns the size of what
 /// would be sent, so nothing is optimised away.
 pub fn plan_and_encode(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> usize {
-    let Ok(route) = resolve_route(mapping, DEFAULT_MAX_BODY_BYTES, req) else {
+    let Ok(Arrival::Request(route)) = arrive(mapping, DEFAULT_MAX_BODY_BYTES, req) else {
         return 0;
     };
-    if route.sender.handshake_of(req).is_some() {
-        return 0;
-    }
-    if route
-        .sender
-        .authenticate(req, secret.route_secrets(&route.name), &route.auth)
-        .is_err()
-    {
-        return 0;
-    }
-    match interpret(route, req) {
+    match verify_and_interpret(route, req, secret) {
         Ok(Plan::Contact { contact, .. }) => contact.encode().len(),
         Ok(Plan::Batch { contacts, .. }) => contacts.iter().map(|c| c.encode().len()).sum(),
         Ok(Plan::Answer { .. }) | Err(_) => 0,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Sandbox, v1_json, v3_forbidden};
-use ac_webhook_sync::mapping::normalise_email;
+use ac_webhook_sync::email::normalise_email;
 
 pub const BULK_IMPORT_PATH: &str = "/api/3/import/bulk_import";
 pub const IMPORT_INFO_PATH: &str = "/api/3/import/info";

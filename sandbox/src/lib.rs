@@ -35,7 +35,7 @@ pub use traffic::{DEFAULT_REQUESTS_PER_SECOND, Fault, FaultKind};
 /// stands in for ActiveCampaign, so a typo in the client is not mirrored here).
 pub const V1_PATH: &str = "/admin/api.php";
 pub const API_TOKEN_HEADER: &str = "API-TOKEN";
-use ac_webhook_sync::mapping::normalise_email;
+use ac_webhook_sync::email::normalise_email;
 
 /// The key the stand-in accepts unless told otherwise (matches `local/secret.json`).
 pub const DEFAULT_API_KEY: &str = "local-dev-key";

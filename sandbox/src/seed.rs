@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use ac_webhook_sync::mapping::normalise_email;
+use ac_webhook_sync::email::normalise_email;
 
 /// The bundled seed, matching the bundled `mapping.toml`.
 const BUNDLED: &str = include_str!("../../local/sandbox-seed.toml");

@@ -17,8 +17,7 @@ pub const MIN_BULK_CONTACTS: usize = 10;
 pub const MAX_CONTACTS_PER_IMPORT: usize = 250;
 /// Kept below the documented 400,000-byte limit, as peers do.
 pub const MAX_IMPORT_BYTES: usize = 350_000;
-/// The importer's own limit: 100 requests per minute.
-pub const DEFAULT_IMPORTS_PER_SECOND: f64 = 100.0 / 60.0;
+pub use super::client::DEFAULT_IMPORTS_PER_SECOND;
 /// How the importer says it is over its rate limit (with HTTP 400, not 429).
 const RATE_LIMIT_MESSAGE: &str = "rate limit";
 

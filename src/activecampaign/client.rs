@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::contact_sync::ContactSync;
 use super::pacer::Pacer;
-use super::response::{V1Answer, list_statuses, parse_v1, subscriber_id};
+use super::response::{SubscriberStatus, V1Answer, list_statuses, parse_v1, subscriber_id};
 
 pub const V1_PATH: &str = "/admin/api.php";
 /// The cheapest authenticated v3 call: who the key belongs to.
@@ -42,6 +42,9 @@ pub struct Account<'a> {
     pub api_key: &'a SecretString,
 }
 
+/// The Bulk Contact Importer's documented pace: 100 imports a minute.
+pub const DEFAULT_IMPORTS_PER_SECOND: f64 = 100.0 / 60.0;
+
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     /// Upper bound of one HTTP call (connect, send, read).
@@ -58,7 +61,7 @@ impl Default for ClientSettings {
         Self {
             call_timeout: Duration::from_secs(10),
             requests_per_second: super::pacer::DEFAULT_REQUESTS_PER_SECOND,
-            imports_per_second: super::bulk::DEFAULT_IMPORTS_PER_SECOND,
+            imports_per_second: DEFAULT_IMPORTS_PER_SECOND,
             base_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(4),
         }
@@ -82,30 +85,6 @@ pub enum SyncResult {
 pub enum ListLookup {
     NotFound,
     Found(std::collections::BTreeMap<u64, SubscriberStatus>),
-}
-
-/// A contact's status on one list, as `contact_view_email` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscriberStatus {
-    /// 0: waiting for a double opt-in confirmation.
-    Unconfirmed,
-    /// 1.
-    Active,
-    /// 2.
-    Unsubscribed,
-    /// 3.
-    Bounced,
-    /// Listed, but with a status this client does not read.
-    Unknown,
-}
-
-impl SubscriberStatus {
-    /// Whether `status=1` may be sent without the route being an explicit opt-in: only for a
-    /// contact already active there. Anything else (unsubscribed, bounced, unconfirmed, or
-    /// unreadable) would be overwritten by a subscribe.
-    pub fn allows_subscribe(self) -> bool {
-        self == SubscriberStatus::Active
-    }
 }
 
 /// Why a call did not get an answer that settles the contact.

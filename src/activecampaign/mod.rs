@@ -6,8 +6,6 @@ pub mod contact_sync;
 pub mod pacer;
 pub mod response;
 
-pub use client::{
-    AcError, Account, ActiveCampaignClient, ClientSettings, ListLookup, SubscriberStatus,
-    SyncResult,
-};
+pub use client::{AcError, Account, ActiveCampaignClient, ClientSettings, ListLookup, SyncResult};
 pub use contact_sync::ContactSync;
+pub use response::SubscriberStatus;

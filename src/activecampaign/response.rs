@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::SubscriberStatus;
-
 /// What a 2xx v1 body says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum V1Answer {
@@ -61,6 +59,30 @@ pub fn subscriber_id(body: &Value) -> Option<u64> {
     body.get("subscriber_id")
         .and_then(as_integer)
         .and_then(|id| u64::try_from(id).ok())
+}
+
+/// A contact's status on one list, as `contact_view_email` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberStatus {
+    /// 0: waiting for a double opt-in confirmation.
+    Unconfirmed,
+    /// 1.
+    Active,
+    /// 2.
+    Unsubscribed,
+    /// 3.
+    Bounced,
+    /// Listed, but with a status this client does not read.
+    Unknown,
+}
+
+impl SubscriberStatus {
+    /// Whether `status=1` may be sent without the route being an explicit opt-in: only for a
+    /// contact already active there. Anything else (unsubscribed, bounced, unconfirmed, or
+    /// unreadable) would be overwritten by a subscribe.
+    pub fn allows_subscribe(self) -> bool {
+        self == SubscriberStatus::Active
+    }
 }
 
 /// List statuses from a `contact_view_email` answer: `lists` is an object (or array) whose

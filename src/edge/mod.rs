@@ -14,7 +14,7 @@ use serde_json::json;
 use thiserror::Error;
 use tokio::time::Instant;
 
-pub use plan::{Plan, interpret, resolve_route};
+pub use plan::{Arrival, Plan, arrive, interpret, resolve_route, verify_and_interpret};
 pub use response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookError};
 
 use crate::activecampaign::ActiveCampaignClient;
@@ -221,21 +221,21 @@ impl WebhookApp {
         deadline: Instant,
         log: &mut RequestLog,
     ) -> Result<(Outcome, Option<String>), WebhookError> {
-        let route = resolve_route(&self.mapping, self.limits.max_body_bytes, req)?;
+        let route = match arrive(&self.mapping, self.limits.max_body_bytes, req)? {
+            Arrival::Handshake { route, reason } => {
+                log.route = Some(route.name.clone());
+                let outcome = Outcome::Ignored {
+                    reason: reason.to_string(),
+                };
+                return Ok((outcome, None));
+            }
+            Arrival::Request(route) => route,
+        };
         log.route = Some(route.name.clone());
-        if let Some(reason) = route.sender.handshake_of(req) {
-            let outcome = Outcome::Ignored {
-                reason: reason.to_string(),
-            };
-            return Ok((outcome, None));
-        }
         let secret = crate::secrets::before_deadline(deadline, self.secrets.get())
             .await
             .map_err(|e| unavailable(e.into()))?;
-        route
-            .sender
-            .authenticate(req, secret.route_secrets(&route.name), &route.auth)?;
-        let (contact, submission, redirect) = match interpret(route, req)? {
+        let (contact, submission, redirect) = match verify_and_interpret(route, req, &secret)? {
             Plan::Answer {
                 outcome,
                 redirect,

@@ -1,6 +1,7 @@
-//! The network-free part of handling a webhook: which route, and what a verified request comes
-//! to (content type, parsing, topic, mapping). The webhook function delivers what it plans;
-//! the preview command prints it. One path, so a preview is what the function would send.
+//! The network-free part of handling a webhook, the one sequence every caller runs: route →
+//! handshake ([`arrive`]), then authenticate → content type → parse → topic → map
+//! ([`verify_and_interpret`]). The webhook function delivers what it plans, the benchmarks
+//! time it, and the preview prints it (verifying apart, to show a refusal and go on).
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use crate::activecampaign::ContactSync;
 use crate::inbound::InboundRequest;
 use crate::mapping::config::is_valid_route_name;
 use crate::mapping::{Mapping, MappingOutcome, Route, map_submission};
+use crate::secrets::AppSecret;
 use crate::submission::{BatchRow, Parsed, Submission};
 
 /// What a verified request comes to before anything is delivered.
@@ -34,6 +36,51 @@ pub enum Plan {
         row_of_email: HashMap<String, usize>,
         summary: BatchSummary,
     },
+}
+
+/// Where a request arrived: its route, and whether it is the sender's unsigned handshake.
+#[derive(Debug, Clone, Copy)]
+pub enum Arrival<'m> {
+    /// A handshake or ping to answer 200 with this reason, unverified.
+    Handshake {
+        route: &'m Route,
+        reason: &'static str,
+    },
+    /// A request to verify with the route's secrets.
+    Request(&'m Route),
+}
+
+impl<'m> Arrival<'m> {
+    pub fn route(&self) -> &'m Route {
+        match *self {
+            Arrival::Handshake { route, .. } | Arrival::Request(route) => route,
+        }
+    }
+}
+
+/// The checks that need no secret: the route (404, 405, 413), then the handshake.
+pub fn arrive<'m>(
+    mapping: &'m Mapping,
+    max_body_bytes: usize,
+    req: &InboundRequest,
+) -> Result<Arrival<'m>, WebhookError> {
+    let route = resolve_route(mapping, max_body_bytes, req)?;
+    Ok(match route.sender.handshake_of(req) {
+        Some(reason) => Arrival::Handshake { route, reason },
+        None => Arrival::Request(route),
+    })
+}
+
+/// Authenticates `req` with the route's secrets (401), then [`interpret`]s it.
+pub fn verify_and_interpret(
+    route: &Route,
+    req: &InboundRequest,
+    secret: &AppSecret,
+) -> Result<Plan, WebhookError> {
+    route
+        .sender
+        .authenticate(req, secret.route_secrets(&route.name), &route.auth)?;
+    interpret(route, req)
 }
 
 /// The route a request is for, after the checks that need no secret: 404, 405, 413.

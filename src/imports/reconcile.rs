@@ -17,8 +17,6 @@ use crate::edge::StartupError;
 use crate::secrets::before_deadline;
 use crate::settings::Settings;
 
-/// Imports younger than this are left to their callback.
-pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(600);
 /// The most imports one run settles (the rest wait for the next run): records hold their
 /// contacts (up to 350 KB each), so this keeps a run near 20 MB.
 const MAX_PER_RUN: usize = 50;

@@ -7,12 +7,11 @@ pub use config::{ListPolicy, Mapping, MappingError, Route};
 use template::{Context, Expression};
 
 use crate::activecampaign::contact_sync::{ContactSync, FieldValue, ListMembership, ListStatus};
+use crate::email::normalise_email;
 use crate::submission::{Submission, is_affirmative};
 
 /// ActiveCampaign's text columns hold 255 characters; longer values are cut, not refused.
 pub const MAX_TEXT_CHARS: usize = 255;
-/// Longest email address SMTP allows.
-const MAX_EMAIL_CHARS: usize = 254;
 /// More tags than this on one contact is a payload gone wrong, not a segment.
 pub const MAX_TAGS: usize = 50;
 /// The longest custom field value sent, in characters (longer ones are cut): long text
@@ -183,32 +182,6 @@ fn clean_text_long(value: &str) -> String {
         .collect::<String>()
         .trim()
         .to_string()
-}
-
-/// Lower-cases and checks an email address: one `@`, a local part, a dotted domain.
-/// ActiveCampaign matches contacts by email, so `Ada@X.com` and `ada@x.com` are one contact.
-pub fn normalise_email(raw: &str) -> Option<String> {
-    let email = raw.trim().trim_start_matches("mailto:").to_lowercase();
-    if email.chars().count() > MAX_EMAIL_CHARS
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return None;
-    }
-    let (local, domain) = email.split_once('@')?;
-    // An internationalised domain is sent in its ASCII (punycode) form, so `Bücher.de` and
-    // `xn--bcher-kva.de` are one contact; a domain IDNA refuses is no address.
-    let domain = if domain.is_ascii() {
-        domain.to_string()
-    } else {
-        idna::domain_to_ascii(domain).ok()?
-    };
-    let email = format!("{local}@{domain}");
-    let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && !domain.contains('@');
-    (!local.is_empty() && domain_ok && email.chars().count() <= MAX_EMAIL_CHARS).then_some(email)
 }
 
 /// Splits "Ada King Lovelace" into ("Ada", "King Lovelace").
