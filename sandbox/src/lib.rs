@@ -28,7 +28,7 @@ mod traffic;
 mod views;
 
 pub use seed::{Seed, SeedError, SeedField, SeedImport, SeedList, SeedStatus};
-pub use settings::{SandboxSettings, run};
+pub use settings::{SandboxSettings, SettingsError, run};
 pub use traffic::{DEFAULT_REQUESTS_PER_SECOND, Fault, FaultKind};
 
 /// v1's endpoint and key header, as ActiveCampaign names them (the sandbox's own copy: it

@@ -10,7 +10,7 @@ use ac_sandbox::{SandboxSettings, run};
 async fn main() -> ExitCode {
     let result = match SandboxSettings::from_env() {
         Ok(settings) => run(settings).await.map_err(|e| e.to_string()),
-        Err(message) => Err(message),
+        Err(error) => Err(error.to_string()),
     };
     result.map_or_else(
         |message| {

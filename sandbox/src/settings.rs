@@ -3,7 +3,7 @@
 use super::traffic::DEFAULT_REQUESTS_PER_SECOND;
 use axum::http::StatusCode;
 
-use super::{DEFAULT_API_KEY, DEFAULT_PORT, Fault, Language, Sandbox, Seed};
+use super::{DEFAULT_API_KEY, DEFAULT_PORT, Fault, Language, Sandbox, Seed, SeedError};
 
 pub const USAGE: &str = "usage: ac-sandbox [PORT] [--seed FILE] [--rate-limit N] [--fault JSON] [--language en|pt] [--bad-key-status N]
   PORT              AC_SANDBOX_PORT (default 4599; 127.0.0.1 only)
@@ -32,9 +32,43 @@ pub struct SandboxSettings {
     pub bad_key_status: StatusCode,
 }
 
+/// Why the sandbox's settings were refused; each message names the setting and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `--help`: the usage is the whole message.
+    #[error("{USAGE}")]
+    Usage,
+    #[error("unknown option {0}\n{USAGE}")]
+    UnknownOption(String),
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    #[error("port {0:?} is not a port (AC_SANDBOX_PORT or the first argument)")]
+    Port(String),
+    #[error("rate limit {0:?} is not a whole number (AC_SANDBOX_RATE_LIMIT or --rate-limit)")]
+    RateLimit(String),
+    #[error("{path}: {source}")]
+    SeedFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Seed {
+        path: String,
+        #[source]
+        source: SeedError,
+    },
+    #[error("{0} (AC_SANDBOX_FAULT or --fault)")]
+    Fault(String),
+    #[error("language {0:?}: en or pt")]
+    Language(String),
+    #[error("bad-key status {0:?}: an HTTP status, 200 to 599")]
+    BadKeyStatus(String),
+}
+
 impl SandboxSettings {
     /// From the process's arguments and environment.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_sources(std::env::args().skip(1), |name| std::env::var(name).ok())
     }
 
@@ -42,7 +76,7 @@ impl SandboxSettings {
     pub fn from_sources(
         args: impl IntoIterator<Item = String>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SettingsError> {
         let mut port = env("AC_SANDBOX_PORT");
         let mut seed = env("AC_SANDBOX_SEED");
         let mut rate = env("AC_SANDBOX_RATE_LIMIT");
@@ -57,40 +91,44 @@ impl SandboxSettings {
                 "--fault" => &mut fault,
                 "--language" => &mut language,
                 "--bad-key-status" => &mut bad_key_status,
-                "-h" | "--help" => return Err(USAGE.into()),
+                "-h" | "--help" => return Err(SettingsError::Usage),
                 _ if !arg.starts_with('-') => {
                     port = Some(arg);
                     continue;
                 }
-                _ => return Err(format!("unknown option {arg}\n{USAGE}")),
+                _ => return Err(SettingsError::UnknownOption(arg)),
             };
-            *target = Some(args.next().ok_or_else(|| format!("{arg} needs a value"))?);
+            *target = Some(
+                args.next()
+                    .ok_or_else(|| SettingsError::MissingValue(arg.clone()))?,
+            );
         }
         let port = match port.filter(|p| !p.is_empty()) {
-            Some(p) => p.parse().map_err(|_| format!("port {p:?} is not a port"))?,
+            Some(p) => p.parse().map_err(|_| SettingsError::Port(p))?,
             None => DEFAULT_PORT,
         };
         let requests_per_second = match rate.filter(|r| !r.is_empty()) {
-            Some(r) => r
-                .parse()
-                .map_err(|_| format!("rate limit {r:?} is not a whole number"))?,
+            Some(r) => r.parse().map_err(|_| SettingsError::RateLimit(r))?,
             None => DEFAULT_REQUESTS_PER_SECOND,
         };
         let seed = match seed.filter(|s| !s.is_empty()) {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-                Seed::from_toml(&text).map_err(|e| format!("{path}: {e}"))?
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(source) => return Err(SettingsError::SeedFile { path, source }),
+                };
+                Seed::from_toml(&text).map_err(|source| SettingsError::Seed { path, source })?
             }
             None => Seed::bundled(),
         };
         let fault = match fault.filter(|f| !f.is_empty()) {
-            Some(json) => Some(Fault::from_json(json.as_bytes())?),
+            Some(json) => Some(Fault::from_json(json.as_bytes()).map_err(SettingsError::Fault)?),
             None => None,
         };
         let language = match language.as_deref() {
             None | Some("" | "en") => Language::English,
             Some("pt") => Language::Portuguese,
-            Some(other) => return Err(format!("language {other:?}: en or pt")),
+            Some(other) => return Err(SettingsError::Language(other.to_string())),
         };
         let bad_key_status = match bad_key_status.filter(|s| !s.is_empty()) {
             Some(s) => s
@@ -99,7 +137,7 @@ impl SandboxSettings {
                 .ok()
                 .filter(|n| (200..=599).contains(n))
                 .and_then(|n| StatusCode::from_u16(n).ok())
-                .ok_or_else(|| format!("bad-key status {s:?}: an HTTP status, 200 to 599"))?,
+                .ok_or_else(|| SettingsError::BadKeyStatus(s.clone()))?,
             None => StatusCode::OK,
         };
         Ok(Self {
@@ -153,6 +191,7 @@ mod tests {
         SandboxSettings::from_sources(args.iter().map(|a| a.to_string()), |name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
+        .map_err(|e| e.to_string())
     }
 
     #[test]

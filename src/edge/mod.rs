@@ -40,10 +40,14 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Mapping(#[from] MappingError),
-    #[error("cannot read the mapping file {path}: {message}")]
-    MappingFile { path: String, message: String },
+    #[error("cannot read the mapping file {path}: {source} (check MAPPING_FILE)")]
+    MappingFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
+    HttpClient(#[from] crate::activecampaign::client::ClientBuildError),
 }
 
 /// Limits of one request.
@@ -130,9 +134,9 @@ impl WebhookApp {
         let mapping = match &settings.mapping_file {
             Some(path) => {
                 let source =
-                    std::fs::read_to_string(path).map_err(|e| StartupError::MappingFile {
+                    std::fs::read_to_string(path).map_err(|source| StartupError::MappingFile {
                         path: path.display().to_string(),
-                        message: e.to_string(),
+                        source,
                     })?;
                 Mapping::from_toml(&source)?
             }
@@ -473,8 +477,7 @@ pub fn secrets_and_client(
             secret_id: id.clone(),
         },
     };
-    let client = ActiveCampaignClient::new(settings.client.clone())
-        .map_err(|e| StartupError::HttpClient(e.to_string()))?;
+    let client = ActiveCampaignClient::new(settings.client.clone())?;
     Ok((
         Arc::new(SecretCache::new(source, settings.secret_ttl)),
         client,
