@@ -106,6 +106,20 @@ async fn activecampaign(info: Arc<Mutex<Value>>) -> MockServer {
     server
 }
 
+/// How many contacts each bulk import the fake received carried, in order.
+async fn import_sizes(ac: &MockServer) -> Vec<usize> {
+    ac.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/api/3/import/bulk_import")
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["contacts"].as_array().unwrap().len()
+        })
+        .collect()
+}
+
 fn csv_post(rows: usize) -> InboundRequest {
     let mut body = String::from("email,name\n");
     for i in 0..rows {
@@ -678,17 +692,7 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
         (600, 0),
         "{report:?}"
     );
-    let sizes: Vec<usize> = ac
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/api/3/import/bulk_import")
-        .map(|r| {
-            let body: Value = serde_json::from_slice(&r.body).unwrap();
-            body["contacts"].as_array().unwrap().len()
-        })
-        .collect();
+    let sizes = import_sizes(&ac).await;
     assert_eq!(sizes, vec![200, 200, 200]);
 }
 
@@ -720,17 +724,7 @@ async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
         answered_queued > 0 && answered_queued < 3000,
         "part queued: {answer}"
     );
-    let imported: usize = ac
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/api/3/import/bulk_import")
-        .map(|r| {
-            let body: Value = serde_json::from_slice(&r.body).unwrap();
-            body["contacts"].as_array().unwrap().len()
-        })
-        .sum();
+    let imported: usize = import_sizes(&ac).await.iter().sum();
     assert_eq!(
         (imported, answer["imported"].as_u64()),
         (3000 - answered_queued, Some(imported as u64)),

@@ -282,16 +282,12 @@ impl ImportStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => match output.attributes() {
+        match if_condition_held(result)? {
+            Some(output) => match output.attributes() {
                 Some(item) => parse(reference, item).map(Claim::Claimed),
                 None => Err(StoreError::Malformed("claim returned no record".into())),
             },
-            Err(error) => {
-                let service = error.into_service_error();
-                if !service.is_conditional_check_failed_exception() {
-                    return Err(unavailable(service));
-                }
+            None => {
                 let item = self.item(reference).await?;
                 let until = item
                     .as_ref()
@@ -331,17 +327,8 @@ impl ImportStore {
             .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let service = error.into_service_error();
-                if service.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable(service))
-                }
-            }
-        }
+        // Settled meanwhile: nothing is left to send.
+        if_condition_held(result).map(|_| ())
     }
 
     /// Records the final outcome once. Returns `false` when it was already recorded.
@@ -374,15 +361,27 @@ impl ImportStore {
             .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let service = error.into_service_error();
-                if service.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(unavailable(service))
-                }
+        if_condition_held(result).map(|held| held.is_some())
+    }
+}
+
+/// A conditional write's output, `None` when its condition did not hold.
+fn if_condition_held<T>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >,
+    >,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(error) => {
+            let service = error.into_service_error();
+            if service.is_conditional_check_failed_exception() {
+                Ok(None)
+            } else {
+                Err(unavailable(service))
             }
         }
     }
