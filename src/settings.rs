@@ -90,8 +90,9 @@ pub struct Settings {
     /// The contact queue (`QUEUE_URL`): where the webhook sends, and the sync-worker hides
     /// messages it hands back.
     pub queue_url: Option<String>,
-    /// How long the sync-worker hides a message it hands back for retry.
-    pub retry_schedule: crate::delivery::queue::RetrySchedule,
+    /// The sync-worker's retry backoff, first step and cap (`None`: the worker's defaults).
+    pub retry_base: Option<Duration>,
+    pub retry_max: Option<Duration>,
     /// Imports younger than this are left to their callback by the reconciler.
     pub reconcile_min_age: Duration,
 }
@@ -160,17 +161,11 @@ impl Settings {
                 });
             }
         };
-        let mut retry_schedule = crate::delivery::queue::RetrySchedule::default();
-        if let Some(secs) = number(ENV_RETRY_BASE_SECS, "seconds, above 0")? {
-            retry_schedule.base = Duration::from_secs(secs);
-        }
-        if let Some(secs) = number(ENV_RETRY_MAX_SECS, "seconds, above 0")? {
-            retry_schedule.max = Duration::from_secs(secs);
-        }
         Ok(Self {
             delivery,
             queue_url: get(ENV_QUEUE_URL),
-            retry_schedule,
+            retry_base: number(ENV_RETRY_BASE_SECS, "seconds, above 0")?.map(Duration::from_secs),
+            retry_max: number(ENV_RETRY_MAX_SECS, "seconds, above 0")?.map(Duration::from_secs),
             reconcile_min_age: number(ENV_RECONCILE_MIN_AGE_SECS, "seconds, above 0")?
                 .map_or(DEFAULT_RECONCILE_MIN_AGE, Duration::from_secs),
             dead_letter_queue: get(ENV_DLQ_URL),

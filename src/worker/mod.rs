@@ -210,7 +210,13 @@ impl SyncWorker {
             settings.max_receive_count,
         )
         .with_callback_url(settings.callback_url.clone())
-        .with_source_queue(source_queue, settings.retry_schedule)
+        .with_source_queue(source_queue, {
+            let defaults = RetrySchedule::default();
+            RetrySchedule {
+                base: settings.retry_base.unwrap_or(defaults.base),
+                max: settings.retry_max.unwrap_or(defaults.max),
+            }
+        })
         .with_invocation_budget(settings.invocation_budget))
     }
 
