@@ -357,12 +357,13 @@ pub(crate) fn classify_import(
                     .collect()
             })
             .unwrap_or_default();
-        if failures.is_empty() && message.is_empty() {
-            // A 400 that gives no reason (an empty body, a proxy's page) is not the importer's
-            // validation answer: nothing was queued, so sending the same chunk again is safe,
-            // and splitting it to find a culprit would only spend the single-contact quota.
+        if body.trim_ascii().is_empty() {
+            // An empty 400 is not the importer's validation answer (that names the failures):
+            // nothing was queued, so the same chunk is sent again rather than split, which
+            // would spend the single-contact quota. Any other 400 (a proxy's page that may
+            // answer one contact's content every time) is split as a refusal.
             return Attempt::Retry {
-                reason: "bulk import answered 400 without a reason".into(),
+                reason: "bulk import answered 400 with an empty body".into(),
                 after: None,
             };
         }
@@ -682,16 +683,17 @@ mod tests {
             classify_import(reqwest::StatusCode::OK, &headers, b""),
             Attempt::Retry { .. }
         ));
-        for reasonless in [
-            &b""[..],
-            b"{}",
-            b"<html>Bad Request</html>",
-            br#"{"success":0}"#,
-        ] {
+        for empty in [&b""[..], b" \n"] {
+            assert!(matches!(
+                classify_import(reqwest::StatusCode::BAD_REQUEST, &headers, empty),
+                Attempt::Retry { .. }
+            ));
+        }
+        for reasonless in [&b"{}"[..], b"<html>Bad Request</html>"] {
             assert!(
                 matches!(
                     classify_import(reqwest::StatusCode::BAD_REQUEST, &headers, reasonless),
-                    Attempt::Retry { .. }
+                    Attempt::Done(ImportAnswer::Invalid { .. })
                 ),
                 "{}",
                 String::from_utf8_lossy(reasonless)

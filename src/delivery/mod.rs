@@ -219,16 +219,23 @@ impl Delivery {
             messages.push((message.to_json(), vec![message.contact]));
         }
         let (bodies, carried): (Vec<String>, Vec<Vec<ContactSync>>) = messages.into_iter().unzip();
-        let (sent, error) = match queue.send_many(bodies, &[], deadline).await {
-            Ok(sent) => (sent, None),
-            Err(partly) => (partly.sent, Some(partly.error)),
+        let (sent, also_sent, error) = match queue.send_many(bodies, &[], deadline).await {
+            Ok(sent) => (sent, Vec::new(), None),
+            Err(partly) => (partly.sent, partly.also_sent, Some(partly.error)),
         };
-        let queued = carried[..sent].iter().map(Vec::len).sum();
-        left.extend(carried.into_iter().skip(sent).flatten());
+        let (mut queued, mut messages) = (0, 0);
+        for (index, contacts) in carried.into_iter().enumerate() {
+            if index < sent || also_sent.contains(&index) {
+                queued += contacts.len();
+                messages += 1;
+            } else {
+                left.extend(contacts);
+            }
+        }
         Ok(BatchQueued {
             queued: QueuedContacts {
                 contacts: queued,
-                messages: sent,
+                messages,
             },
             left,
             error,

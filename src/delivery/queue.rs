@@ -50,11 +50,13 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// A [`ContactQueue::send_many`] that stopped part-way: the first `sent` bodies are queued.
+/// A [`ContactQueue::send_many`] that stopped part-way: the first `sent` bodies are queued,
+/// and those at `also_sent` after them.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{error} ({sent} sent before it)")]
 pub struct PartlySent {
     pub sent: usize,
+    pub also_sent: Vec<usize>,
     #[source]
     pub error: QueueError,
 }
@@ -123,8 +125,9 @@ impl ContactQueue {
 
     /// Sends many bodies with `SendMessageBatch`: ten per request and at most 256 KiB
     /// together, entries SQS refuses sent again once. On failure it says how far it got:
-    /// every body before [`PartlySent::sent`] is in the queue, so a caller that keeps that
-    /// count resends only the rest (at most one request's bodies twice, merged by the worker).
+    /// every body before [`PartlySent::sent`] is in the queue, and so are those listed in
+    /// [`PartlySent::also_sent`] (taken from the request that failed), so a caller resends
+    /// only the rest.
     pub async fn send_many(
         &self,
         bodies: Vec<String>,
@@ -133,9 +136,10 @@ impl ContactQueue {
     ) -> Result<usize, PartlySent> {
         const MAX_ENTRIES: usize = 10;
         const MAX_REQUEST_BYTES: usize = 256 * 1024;
-        let mut groups: Vec<Vec<String>> = Vec::new();
+        // Each request's bodies, by their index in `bodies`.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut size = 0;
-        for body in bodies {
+        for (index, body) in bodies.iter().enumerate() {
             let starts_group = groups
                 .last()
                 .is_none_or(|g| g.len() == MAX_ENTRIES || size + body.len() > MAX_REQUEST_BYTES);
@@ -145,41 +149,57 @@ impl ContactQueue {
             }
             size += body.len();
             if let Some(group) = groups.last_mut() {
-                group.push(body);
+                group.push(index);
             }
         }
         let mut sent = 0;
         for group in groups {
-            let count = group.len();
-            let mut pending = group;
+            let mut pending = group.clone();
             for attempt in 0..2 {
                 if pending.is_empty() {
                     break;
                 }
-                pending = match self.send_group(&pending, attributes, deadline).await {
-                    Ok(failed) => failed,
-                    Err(error) => return Err(PartlySent { sent, error }),
+                let entries: Vec<&str> = pending.iter().map(|&i| bodies[i].as_str()).collect();
+                let outcome = self.send_group(&entries, attributes, deadline).await;
+                let error = match outcome {
+                    Ok(refused) => {
+                        pending = refused
+                            .iter()
+                            .filter_map(|&p| pending.get(p).copied())
+                            .collect();
+                        if attempt == 0 || pending.is_empty() {
+                            continue;
+                        }
+                        QueueError::Unavailable(format!(
+                            "{} messages refused by SendMessageBatch",
+                            pending.len()
+                        ))
+                    }
+                    Err(error) => error,
                 };
-                if attempt == 1 && !pending.is_empty() {
-                    let error = QueueError::Unavailable(format!(
-                        "{} messages refused by SendMessageBatch",
-                        pending.len()
-                    ));
-                    return Err(PartlySent { sent, error });
-                }
+                let also_sent = group
+                    .iter()
+                    .copied()
+                    .filter(|i| !pending.contains(i))
+                    .collect();
+                return Err(PartlySent {
+                    sent,
+                    also_sent,
+                    error,
+                });
             }
-            sent += count;
+            sent += group.len();
         }
         Ok(sent)
     }
 
-    /// One `SendMessageBatch`; returns the bodies SQS did not take.
+    /// One `SendMessageBatch`; returns the positions in `bodies` of those SQS did not take.
     async fn send_group(
         &self,
-        bodies: &[String],
+        bodies: &[&str],
         attributes: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<Vec<String>, QueueError> {
+    ) -> Result<Vec<usize>, QueueError> {
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .min(SEND_TIMEOUT);
@@ -193,7 +213,7 @@ impl ContactQueue {
             for (i, body) in bodies.iter().enumerate() {
                 let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(body);
+                    .message_body(*body);
                 for (name, value) in attributes {
                     entry = entry.message_attributes(*name, string_attribute(value)?);
                 }
@@ -214,7 +234,7 @@ impl ContactQueue {
             .failed()
             .iter()
             .filter_map(|f| f.id().parse::<usize>().ok())
-            .filter_map(|i| bodies.get(i).cloned())
+            .filter(|&i| i < bodies.len())
             .collect())
     }
 

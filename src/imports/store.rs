@@ -259,53 +259,53 @@ impl ImportStore {
     /// Takes the record for one settler for `lease` (a failed import's requeue runs for
     /// seconds: two settlers at once would send its contacts back twice).
     pub async fn claim(&self, reference: &str, lease: Duration) -> Result<Claim, StoreError> {
-        let now = now_secs();
-        let result = self
-            .client
-            .get()
-            .await
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, AttributeValue::S(reference.to_string()))
-            .update_expression("SET #until = :until")
-            .condition_expression(
-                "#status = :submitted AND (attribute_not_exists(#until) OR #until <= :now)",
-            )
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#until", SETTLING_UNTIL)
-            .expression_attribute_values(
-                ":until",
-                AttributeValue::N((now + lease.as_secs().max(1)).to_string()),
-            )
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match if_condition_held(result)? {
-            Some(output) => match output.attributes() {
-                Some(item) => parse(reference, item).map(Claim::Claimed),
-                None => Err(StoreError::Malformed("claim returned no record".into())),
-            },
-            None => {
-                let item = self.item(reference).await?;
-                let until = item
-                    .as_ref()
-                    .filter(|item| {
-                        item.get(STATUS)
-                            .and_then(|v| v.as_s().ok())
-                            .map(String::as_str)
-                            == Some(SUBMITTED)
-                    })
-                    .and_then(|item| number(item, SETTLING_UNTIL));
-                Ok(match until {
-                    Some(until) => Claim::Busy {
-                        for_secs: until.saturating_sub(now_secs()).max(1),
-                    },
-                    None => Claim::Settled,
-                })
+        // Twice: a settler that gives its claim up between the refused write and the read
+        // leaves the record open and free, and this settler takes it.
+        for _ in 0..2 {
+            let now = now_secs();
+            let result = self
+                .client
+                .get()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .key(KEY, AttributeValue::S(reference.to_string()))
+                .update_expression("SET #until = :until")
+                .condition_expression(
+                    "#status = :submitted AND (attribute_not_exists(#until) OR #until <= :now)",
+                )
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#until", SETTLING_UNTIL)
+                .expression_attribute_values(
+                    ":until",
+                    AttributeValue::N((now + lease.as_secs().max(1)).to_string()),
+                )
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            if let Some(output) = if_condition_held(result)? {
+                return match output.attributes() {
+                    Some(item) => parse(reference, item).map(Claim::Claimed),
+                    None => Err(StoreError::Malformed("claim returned no record".into())),
+                };
+            }
+            let Some(item) = self.item(reference).await? else {
+                return Ok(Claim::Settled);
+            };
+            let status = item.get(STATUS).and_then(|v| v.as_s().ok());
+            if status.map(String::as_str) != Some(SUBMITTED) {
+                return Ok(Claim::Settled);
+            }
+            let left =
+                number(&item, SETTLING_UNTIL).map_or(0, |until| until.saturating_sub(now_secs()));
+            if left > 0 {
+                return Ok(Claim::Busy { for_secs: left });
             }
         }
+        // Open and free, yet taken from under this settler twice: let the caller come back.
+        Ok(Claim::Busy { for_secs: 1 })
     }
 
     /// Keeps how far a requeue got (while the record is open), so the next settler sends
