@@ -740,3 +740,36 @@ async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
         .sum();
     assert_eq!(queued, answered_queued);
 }
+
+#[tokio::test]
+async fn entries_sqs_took_from_a_request_it_answered_in_part_are_not_imported_as_well() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let store = table(&moto.endpoint).await;
+    let (_, queue_url) = queue(&moto.endpoint).await;
+    let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
+    // 3,000 contacts in 12 messages: SQS takes all of the first request's entries but its
+    // last, then the retry of that one fails.
+    let webhook: WebhookApp = app_with(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        fast_client(),
+        6 << 20,
+    )
+    .with_callback_url(Some("https://callback.example/".into()))
+    .with_import_store(Some(store.clone()))
+    .with_queue(ContactQueue::new(
+        support::moto::sqs_taking_all_but_one(&moto.endpoint),
+        &queue_url,
+    ));
+    let answer = send(&webhook, &csv_post(3000)).await.json_body();
+    let queued = answer["queued"].as_u64().unwrap() as usize;
+    let imported: usize = import_sizes(&ac).await.iter().sum();
+    // Before, the whole request counted as not sent: 0 queued, and its taken entries
+    // imported inline as well.
+    assert!(queued > 0, "the taken entries count as queued: {answer}");
+    assert_eq!(
+        queued + imported,
+        3000,
+        "each contact queued or imported, none both: {answer}"
+    );
+}

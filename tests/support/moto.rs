@@ -111,3 +111,83 @@ pub fn sqs_failing_after(endpoint: &str, ok: usize) -> aws_sdk_sqs::Client {
             .build(),
     )
 }
+
+/// SQS that takes all but the last entry of the first `SendMessageBatch` (it answers that
+/// entry failed, as SQS does for an entry it refuses) and then goes down: a request taken in
+/// part, whose retry fails.
+#[derive(Debug, Default)]
+pub struct TakesAllButOne {
+    requests: std::sync::atomic::AtomicUsize,
+    ids: std::sync::Mutex<Vec<String>>,
+}
+
+impl aws_sdk_sqs::config::Intercept for TakesAllButOne {
+    fn name(&self) -> &'static str {
+        "TakesAllButOne"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_sqs::config::RuntimeComponents,
+        _config: &mut aws_sdk_sqs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        if self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            return Err("queue went down (test fault)".into());
+        }
+        let body: serde_json::Value = context
+            .request()
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        *self.ids.lock().unwrap() = body["Entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["Id"].as_str().map(str::to_string))
+            .collect();
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_sqs::config::interceptors::BeforeDeserializationInterceptorContextMut<
+            '_,
+        >,
+        _components: &aws_sdk_sqs::config::RuntimeComponents,
+        _config: &mut aws_sdk_sqs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        let ids = self.ids.lock().unwrap().clone();
+        let Some((last, taken)) = ids.split_last() else {
+            return Ok(());
+        };
+        let answer = serde_json::json!({
+            "Successful": taken.iter().map(|id| serde_json::json!({
+                "Id": id, "MessageId": format!("m-{id}"), "MD5OfMessageBody": "00"
+            })).collect::<Vec<_>>(),
+            "Failed": [{"Id": last, "SenderFault": false, "Code": "InternalError", "Message": "test"}],
+        });
+        *context.response_mut().body_mut() =
+            aws_smithy_types::body::SdkBody::from(answer.to_string());
+        Ok(())
+    }
+}
+
+/// An SQS client of moto at `endpoint` that takes all but one entry of its first request.
+pub fn sqs_taking_all_but_one(endpoint: &str) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(endpoint)
+            .interceptor(TakesAllButOne::default())
+            .build(),
+    )
+}
