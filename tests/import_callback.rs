@@ -106,6 +106,19 @@ async fn activecampaign(info: Arc<Mutex<Value>>) -> MockServer {
     server
 }
 
+/// The webhook function in queue mode, recording imports in `store`, its 6 MiB batches sent
+/// to `queue`.
+fn batch_webhook(ac: &MockServer, store: &ImportStore, queue: ContactQueue) -> WebhookApp {
+    app_with(
+        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        fast_client(),
+        6 << 20,
+    )
+    .with_callback_url(Some("https://callback.example/".into()))
+    .with_import_store(Some(store.clone()))
+    .with_queue(queue)
+}
+
 /// How many contacts each bulk import the fake received carried, in order.
 async fn import_sizes(ac: &MockServer) -> Vec<usize> {
     ac.received_requests()
@@ -705,17 +718,14 @@ async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
     let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
     // 3,000 contacts are 12 messages of 250: the first SendMessageBatch (as many as fit in
     // 256 KiB) goes through, then the queue goes down.
-    let webhook: WebhookApp = app_with(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
-        fast_client(),
-        6 << 20,
-    )
-    .with_callback_url(Some("https://callback.example/".into()))
-    .with_import_store(Some(store.clone()))
-    .with_queue(ContactQueue::new(
-        support::moto::sqs_failing_after(&moto.endpoint, 1),
-        &queue_url,
-    ));
+    let webhook = batch_webhook(
+        &ac,
+        &store,
+        ContactQueue::new(
+            support::moto::sqs_failing_after(&moto.endpoint, 1),
+            &queue_url,
+        ),
+    );
     let answer = send(&webhook, &csv_post(3000)).await;
     assert_eq!(answer.status, 200);
     let answer = answer.json_body();
@@ -750,17 +760,14 @@ async fn entries_sqs_took_from_a_request_it_answered_in_part_are_not_imported_as
     let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
     // 3,000 contacts in 12 messages: SQS takes all of the first request's entries but its
     // last, then the retry of that one fails.
-    let webhook: WebhookApp = app_with(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
-        fast_client(),
-        6 << 20,
-    )
-    .with_callback_url(Some("https://callback.example/".into()))
-    .with_import_store(Some(store.clone()))
-    .with_queue(ContactQueue::new(
-        support::moto::sqs_taking_all_but_one(&moto.endpoint),
-        &queue_url,
-    ));
+    let webhook = batch_webhook(
+        &ac,
+        &store,
+        ContactQueue::new(
+            support::moto::sqs_taking_all_but_one(&moto.endpoint),
+            &queue_url,
+        ),
+    );
     let answer = send(&webhook, &csv_post(3000)).await.json_body();
     let queued = answer["queued"].as_u64().unwrap() as usize;
     let imported: usize = import_sizes(&ac).await.iter().sum();

@@ -95,8 +95,11 @@ impl aws_sdk_sqs::config::Intercept for FailAfter {
     }
 }
 
-/// An SQS client of moto at `endpoint` whose requests fail after the first `ok`.
-pub fn sqs_failing_after(endpoint: &str, ok: usize) -> aws_sdk_sqs::Client {
+/// An SQS client of moto at `endpoint` with `fault` between it and the server.
+fn sqs_with(
+    endpoint: &str,
+    fault: impl aws_sdk_sqs::config::Intercept + 'static,
+) -> aws_sdk_sqs::Client {
     use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
     aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()
@@ -104,11 +107,19 @@ pub fn sqs_failing_after(endpoint: &str, ok: usize) -> aws_sdk_sqs::Client {
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
             .endpoint_url(endpoint)
-            .interceptor(FailAfter {
-                ok,
-                seen: Default::default(),
-            })
+            .interceptor(fault)
             .build(),
+    )
+}
+
+/// An SQS client of moto at `endpoint` whose requests fail after the first `ok`.
+pub fn sqs_failing_after(endpoint: &str, ok: usize) -> aws_sdk_sqs::Client {
+    sqs_with(
+        endpoint,
+        FailAfter {
+            ok,
+            seen: Default::default(),
+        },
     )
 }
 
@@ -180,14 +191,5 @@ impl aws_sdk_sqs::config::Intercept for TakesAllButOne {
 
 /// An SQS client of moto at `endpoint` that takes all but one entry of its first request.
 pub fn sqs_taking_all_but_one(endpoint: &str) -> aws_sdk_sqs::Client {
-    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .endpoint_url(endpoint)
-            .interceptor(TakesAllButOne::default())
-            .build(),
-    )
+    sqs_with(endpoint, TakesAllButOne::default())
 }
