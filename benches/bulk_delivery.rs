@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
-use ac_webhook_sync::edge::{Limits, WebhookApp};
+use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::secret::{FixedSecret, SecretCache};
 use http::HeaderMap;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -50,7 +50,7 @@ fn app(api_url: &str) -> WebhookApp {
     WebhookApp::new(
         Mapping::bundled().unwrap(),
         Arc::new(SecretCache::new(
-            SecretSource::Fixed(secret.to_string()),
+            FixedSecret(secret.to_string()),
             Duration::from_secs(300),
         )),
         client,

@@ -12,8 +12,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use ac_webhook_sync::edge::lambda;
-use ac_webhook_sync::imports::callback::{CallbackApp, MAX_CALLBACK_BODY_BYTES};
+use ac_webhook_sync::aws::lambda::function_url as lambda;
+use ac_webhook_sync::functions::import_callback::{CallbackApp, MAX_CALLBACK_BODY_BYTES};
 use base64::Engine;
 use serde_json::json;
 
@@ -192,8 +192,8 @@ fn run_case(path: &str, function: &str) {
             "import-callback" => {
                 let app = CallbackApp::new(
                     None,
-                    std::sync::Arc::new(ac_webhook_sync::secrets::SecretCache::new(
-                        ac_webhook_sync::secrets::SecretSource::Fixed(secret),
+                    std::sync::Arc::new(ac_webhook_sync::secret::SecretCache::new(
+                        ac_webhook_sync::secret::FixedSecret(secret),
                         Duration::from_secs(300),
                     )),
                     support::fast_client(),
@@ -203,24 +203,31 @@ fn run_case(path: &str, function: &str) {
             }
             _ => {
                 let mut app = support::app_with(
-                    ac_webhook_sync::secrets::SecretSource::Fixed(secret),
+                    ac_webhook_sync::secret::FixedSecret(secret),
                     support::fast_client(),
                     6 << 20,
                 );
                 if function == "webhook-queue" {
-                    app = app.with_queue(ac_webhook_sync::delivery::ContactQueue::new(
-                        aws_sdk_sqs::Client::from_conf(
-                            aws_sdk_sqs::Config::builder()
-                                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-                                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-                                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                                    "test", "test", None, None, "bench",
-                                ))
-                                .endpoint_url("http://127.0.0.1:9")
-                                .build(),
-                        ),
-                        "http://127.0.0.1:9/queue/contacts",
-                    ));
+                    app =
+                        app.with_queue(std::sync::Arc::new(
+                            ac_webhook_sync::aws::sqs::SqsQueue::new(
+                                aws_sdk_sqs::Client::from_conf(
+                                    aws_sdk_sqs::Config::builder()
+                                        .behavior_version(
+                                            aws_sdk_sqs::config::BehaviorVersion::latest(),
+                                        )
+                                        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                                        .credentials_provider(
+                                            aws_sdk_sqs::config::Credentials::new(
+                                                "test", "test", None, None, "bench",
+                                            ),
+                                        )
+                                        .endpoint_url("http://127.0.0.1:9")
+                                        .build(),
+                                ),
+                                "http://127.0.0.1:9/queue/contacts",
+                            ),
+                        ));
                 }
                 app.handle(&request, deadline).await.status.as_u16()
             }

@@ -141,7 +141,7 @@ def main():
             f"<= {ORDER_TARGET_US:g} µs", plan <= ORDER_TARGET_US)
         row("  same bytes, bare serde_json::from_slice::<Value>, median", f"{serde:.1f} µs")
         row("  ratio to the bare parse", f"{plan / serde:.2f}x")
-        row("  Function URL event decode (edge::lambda) of that order", f"{decode:.1f} µs")
+        row("  Function URL event decode (the Lambda adapter) of that order", f"{decode:.1f} µs")
         events = sorted(glob.glob(os.path.join(CRITERION, "events", "*", "new", "estimates.json")))
         medians = sorted((json.load(open(p))["median"]["point_estimate"] / 1000, p.split(os.sep)[-3])
                          for p in events)

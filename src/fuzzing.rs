@@ -14,13 +14,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::activecampaign::bulk::{classify_import, classify_info};
 use crate::activecampaign::client::parse_retry_after;
+use crate::activecampaign::importer::{classify_import, classify_info};
 use crate::activecampaign::response::{list_statuses, parse_v1, subscriber_id};
 use crate::inbound::InboundRequest;
 use crate::mapping::template::{Context, Expression, MAX_EXPANSIONS};
 use crate::mapping::{MAX_TAGS, MAX_TEXT_CHARS, Mapping, MappingOutcome, map_submission};
-use crate::secrets::AppSecret;
+use crate::secret::AppSecret;
 use crate::sources::batch::{MAX_ROWS, MEDIA_CSV};
 use crate::sources::spec::Signing;
 use crate::sources::util::body::{

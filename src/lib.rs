@@ -1,31 +1,33 @@
 //! ac-webhook-sync: verified webhooks in, ActiveCampaign contacts out.
 //!
-//! The pipeline, one module per stage:
-//! [`sources`] (authenticate + parse, one module per sender) →
-//! [`mapping`] (route configuration → `contact_sync` parameters) →
-//! [`delivery`] (inline sync through the [`activecampaign`] client) →
-//! [`edge`] (status codes, and the thin Lambda adapter).
+//! The core, one module per stage, each importing only those below it:
+//! [`pipeline`] (route → handshake → authenticate → parse → map, over [`sources`] and
+//! [`mapping`]) → [`delivery`] (inline, or the queue; the batch split) → [`activecampaign`]
+//! (the paced and retrying client). [`functions`] are the four Lambda functions as plain
+//! apps; [`aws`] is everything that knows AWS: Secrets Manager, SQS and DynamoDB behind the
+//! core's seams, the Lambda adapters and each function's setup.
 
 pub mod activecampaign;
 pub mod aws;
 pub mod crypto;
 pub mod deadline;
 pub mod delivery;
-pub mod edge;
 pub mod email;
+pub mod functions;
 /// Entry points of the fuzz targets (`fuzz/`) and their regression tests; not an API, and
 /// not in the production build.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod imports;
 pub mod inbound;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
+pub mod pipeline;
 pub mod preview;
 pub mod redact;
-pub mod secrets;
+pub mod response;
+pub mod secret;
 pub mod settings;
 pub mod sources;
 pub mod submission;
-pub mod worker;

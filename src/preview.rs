@@ -4,12 +4,12 @@
 
 use serde_json::{Value, json};
 
-use crate::activecampaign::bulk::request_body;
-use crate::delivery::batch::plan_batch;
-use crate::edge::{Arrival, Plan, arrive, interpret};
+use crate::activecampaign::importer::request_body;
+use crate::delivery::import::plan_batch;
 use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, Route};
-use crate::secrets::AppSecret;
+use crate::pipeline::{Arrival, Plan, arrive, interpret};
+use crate::secret::AppSecret;
 use crate::settings::DEFAULT_MAX_BODY_BYTES;
 use crate::sources::util::projection::Projection;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::activecampaign::ClientSettings;
-use crate::secrets::DEFAULT_SECRET_TTL;
+use crate::secret::DEFAULT_SECRET_TTL;
 
 pub const ENV_SECRET_ID: &str = "SECRET_ID";
 pub const ENV_SECRET_FILE: &str = "SECRET_FILE";

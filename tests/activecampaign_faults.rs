@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant as StdInstant};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
-use ac_webhook_sync::secrets::SecretSource;
+use ac_webhook_sync::secret::FixedSecret;
 use serde_json::json;
 use support::*;
 use wiremock::matchers::{header, method};
@@ -92,7 +92,7 @@ async fn activecampaign_down_is_503_with_retry_after() {
     let _logs = logs::checked();
     let server = scripted(vec![ResponseTemplate::new(503)]).await;
     let app = app_with(
-        SecretSource::Fixed(local_secret_json(&server.uri())),
+        FixedSecret(local_secret_json(&server.uri())),
         fast_client(),
         1024 * 1024,
     );
@@ -171,7 +171,7 @@ async fn slow_answers_time_out_and_are_retried() {
     })
     .unwrap();
     let app = app_with(
-        SecretSource::Fixed(local_secret_json(&server.uri())),
+        FixedSecret(local_secret_json(&server.uri())),
         client,
         1 << 20,
     );
@@ -230,7 +230,7 @@ async fn bodies_over_the_limit_are_413() {
     let _logs = logs::checked();
     let server = MockServer::start().await;
     let app = app_with(
-        SecretSource::Fixed(local_secret_json(&server.uri())),
+        FixedSecret(local_secret_json(&server.uri())),
         fast_client(),
         64,
     );
@@ -243,7 +243,7 @@ async fn bodies_over_the_limit_are_413() {
 async fn malformed_secret_is_503_and_names_no_value() {
     let _logs = logs::checked();
     let app = app_with(
-        SecretSource::Fixed(r#"{"api_url":"https://x.api-us1.com","api_key":"k-very-secret","webhook_secrets":{"form":7}}"#.into()),
+        FixedSecret(r#"{"api_url":"https://x.api-us1.com","api_key":"k-very-secret","webhook_secrets":{"form":7}}"#.into()),
         fast_client(),
         1 << 20,
     );
@@ -296,7 +296,7 @@ async fn the_stand_in_answers_like_activecampaign() {
     assert!(jon.tags.contains("sku:IPOD2008PINK"));
     // A wrong key is refused.
     let wrong = app_with(
-        SecretSource::Fixed(local_secret_json(&url).replace(LOCAL_API_KEY, "wrong")),
+        FixedSecret(local_secret_json(&url).replace(LOCAL_API_KEY, "wrong")),
         fast_client(),
         1 << 20,
     );

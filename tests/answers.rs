@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use ac_webhook_sync::delivery::ContactQueue;
-use ac_webhook_sync::edge::{Limits, WebhookApp};
+use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::secret::{FixedSecret, SecretCache, SecretFile};
 use http::HeaderMap;
 use serde_json::{Value, json};
 use support::*;
@@ -101,7 +101,7 @@ async fn a_key_answered_200_result_code_0_is_re_read_and_the_contact_synced_with
         value.to_string()
     };
     std::fs::write(&file, secret("old-key")).unwrap();
-    let app = app_with(SecretSource::File(file.clone()), fast_client(), 1 << 20);
+    let app = app_with(SecretFile(file.clone()), fast_client(), 1 << 20);
     assert_eq!(send_event(&app, "form-json").await.status, 503);
     // The operator rotates the key: the next refusal re-reads the secret and syncs.
     std::fs::write(&file, secret(LOCAL_API_KEY)).unwrap();
@@ -278,7 +278,7 @@ async fn a_long_retry_after_is_the_wait_told_to_the_sender_capped_at_fifteen_min
 }
 
 /// A route with ten custom fields, each taken from the payload.
-fn big_fields_app(api_url: &str, queue: Option<ContactQueue>) -> WebhookApp {
+fn big_fields_app(api_url: &str, queue: Option<Arc<dyn ContactQueue>>) -> WebhookApp {
     let mut toml = String::from("[routes.big]\nsender = \"form\"\n[routes.big.fields]\n");
     for (id, key) in FIELD_KEYS.iter().enumerate() {
         toml.push_str(&format!("\"{}\" = \"$.{key}\"\n", id + 1));
@@ -288,7 +288,7 @@ fn big_fields_app(api_url: &str, queue: Option<ContactQueue>) -> WebhookApp {
     let app = WebhookApp::new(
         Mapping::from_toml(&toml).unwrap(),
         Arc::new(SecretCache::new(
-            SecretSource::Fixed(secret.to_string()),
+            FixedSecret(secret.to_string()),
             Duration::from_secs(300),
         )),
         fast_client(),
@@ -324,7 +324,7 @@ async fn a_contact_too_large_for_the_queue_is_413_naming_its_field_not_an_outage
     mount_accepting(&server, 3).await;
     // A queue nobody listens on: the size check comes first, so it is never reached (and
     // no inline fallback syncs the contact as if the queue were down).
-    let queue = ContactQueue::new(
+    let queue = support::moto::sqs_queue(
         aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::Config::builder()
                 .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())

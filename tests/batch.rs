@@ -286,7 +286,7 @@ async fn imports_carry_a_callback_token_only_this_deployment_can_make() {
     let secret = secrecy::SecretString::from("local-callback-secret".to_string());
     assert_eq!(
         param("token"),
-        ac_webhook_sync::activecampaign::bulk::callback_token(&secret, &param("ref"))
+        ac_webhook_sync::delivery::callback::callback_token(&secret, &param("ref"))
     );
     assert_eq!(
         callback["headers"][0]["value"].as_str().unwrap(),
@@ -320,7 +320,7 @@ async fn a_malformed_batch_is_400_naming_the_row() {
 #[tokio::test]
 async fn the_preview_splits_a_batch_as_delivery_does_at_every_size() {
     let _logs = logs::checked();
-    let secret = ac_webhook_sync::secrets::AppSecret::from_json(&local_secret_json(
+    let secret = ac_webhook_sync::secret::AppSecret::from_json(&local_secret_json(
         "https://acct.api-us1.com",
     ))
     .unwrap();
@@ -362,7 +362,7 @@ async fn a_batch_too_big_for_one_invocation_is_413_before_anything_is_imported()
     let server = fake_activecampaign().await;
     // The importer's real pace (100 a minute) and the tests' 5 s budget.
     let app = app_with(
-        ac_webhook_sync::secrets::SecretSource::Fixed(local_secret_json(&server.uri())),
+        ac_webhook_sync::secret::FixedSecret(local_secret_json(&server.uri())),
         ac_webhook_sync::activecampaign::ActiveCampaignClient::new(Default::default()).unwrap(),
         6 << 20,
     );
@@ -390,11 +390,11 @@ async fn a_queue_mode_batch_too_big_for_inline_while_the_queue_is_down_is_503_no
     let _logs = logs::checked();
     let server = fake_activecampaign().await;
     let app = app_with(
-        ac_webhook_sync::secrets::SecretSource::Fixed(local_secret_json(&server.uri())),
+        ac_webhook_sync::secret::FixedSecret(local_secret_json(&server.uri())),
         ac_webhook_sync::activecampaign::ActiveCampaignClient::new(Default::default()).unwrap(),
         6 << 20,
     )
-    .with_queue(ac_webhook_sync::delivery::ContactQueue::new(
+    .with_queue(support::moto::sqs_queue(
         support::moto::sqs_failing_after("http://127.0.0.1:9", 0),
         "http://127.0.0.1:9/123456789012/contacts",
     ));
@@ -412,7 +412,7 @@ async fn a_callback_url_without_its_secret_is_an_error_naming_the_key_not_silent
     let mut secret: Value = serde_json::from_str(&local_secret_json(&server.uri())).unwrap();
     secret.as_object_mut().unwrap().remove("callback_secret");
     let app = app_with(
-        ac_webhook_sync::secrets::SecretSource::Fixed(secret.to_string()),
+        ac_webhook_sync::secret::FixedSecret(secret.to_string()),
         fast_client(),
         1 << 20,
     )

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ac_webhook_sync::edge::WebhookApp;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::functions::webhook::WebhookApp;
+use ac_webhook_sync::secret::SecretCache;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use axum::Router;
 use axum::extract::{Query, State};
@@ -138,15 +138,15 @@ async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>) {
     let sm_counts = Arc::new(Counts::default());
     let ac_url = fake_activecampaign(ac_counts.clone()).await;
     let sm_url = fake_secrets_manager(sm_counts.clone(), local_secret_json(&ac_url)).await;
-    let source = SecretSource::SecretsManager {
-        client: secrets_manager_client(&sm_url).into(),
-        secret_id: SECRET_ID.into(),
-    };
+    let source = ac_webhook_sync::aws::secrets_manager::SecretsManager::new(
+        secrets_manager_client(&sm_url),
+        SECRET_ID,
+    );
     let app = WebhookApp::new(
         ac_webhook_sync::mapping::Mapping::bundled().unwrap(),
         Arc::new(SecretCache::new(source, ttl)),
         fast_client(),
-        ac_webhook_sync::edge::Limits {
+        ac_webhook_sync::functions::webhook::Limits {
             max_body_bytes: 1024 * 1024,
             invocation_budget: Duration::from_secs(5),
         },

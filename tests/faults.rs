@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use ac_webhook_sync::activecampaign::ContactSync;
 use ac_webhook_sync::delivery::{InlineDelivery, QueuedContact};
-use ac_webhook_sync::edge::{HttpResponse, Limits, WebhookApp};
-use ac_webhook_sync::imports::callback::CallbackApp;
+use ac_webhook_sync::functions::import_callback::CallbackApp;
+use ac_webhook_sync::functions::sync_worker::{QueueRecord, SyncWorker};
+use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::mapping::Mapping;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
-use ac_webhook_sync::worker::{QueueRecord, SyncWorker};
+use ac_webhook_sync::response::HttpResponse;
+use ac_webhook_sync::secret::{FixedSecret, SecretCache};
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use serde_json::json;
 use support::*;
@@ -322,10 +323,10 @@ async fn secret_cache_at(
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .load()
         .await;
-    let source = SecretSource::SecretsManager {
-        client: aws_sdk_secretsmanager::Client::new(&config).into(),
-        secret_id: "acws".into(),
-    };
+    let source = ac_webhook_sync::aws::secrets_manager::SecretsManager::new(
+        aws_sdk_secretsmanager::Client::new(&config),
+        "acws",
+    );
     (store, Arc::new(SecretCache::new(source, ttl)))
 }
 
@@ -535,7 +536,7 @@ async fn no_contact_starves_behind_one_that_always_times_out() {
         .await;
     mount_contact_sync(&ac, ok_sync()).await;
     let secrets = Arc::new(SecretCache::new(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         TTL,
     ));
     let client = ac_webhook_sync::activecampaign::ActiveCampaignClient::new(
@@ -557,7 +558,7 @@ async fn no_contact_starves_behind_one_that_always_times_out() {
     )
     .with_source_queue(
         None,
-        ac_webhook_sync::worker::RetrySchedule {
+        ac_webhook_sync::functions::sync_worker::RetrySchedule {
             base: Duration::ZERO,
             max: Duration::ZERO,
         },

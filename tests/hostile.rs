@@ -6,15 +6,16 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use ac_webhook_sync::edge::lambda::{self, FunctionUrlEvent};
+use ac_webhook_sync::aws::lambda::function_url::{self as lambda, FunctionUrlEvent};
 use std::sync::Arc;
 
 use ac_webhook_sync::crypto::hmac_sha256;
-use ac_webhook_sync::edge::{HttpResponse, Limits, WebhookApp};
+use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::mapping::{MAX_TAGS, MAX_TEXT_CHARS};
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::response::HttpResponse;
+use ac_webhook_sync::secret::{FixedSecret, SecretCache};
 use base64::Engine;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -300,7 +301,7 @@ async fn over_long_names_tags_and_too_many_tags_are_cut_to_activecampaigns_limit
     let app = WebhookApp::new(
         mapping,
         Arc::new(SecretCache::new(
-            SecretSource::Fixed(local_secret_json(&server.uri()).replace("\"form\"", "\"tagged\"")),
+            FixedSecret(local_secret_json(&server.uri()).replace("\"form\"", "\"tagged\"")),
             Duration::from_secs(300),
         )),
         fast_client(),

@@ -8,12 +8,13 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ac_webhook_sync::aws::dynamodb::ImportTable;
 use ac_webhook_sync::delivery::ContactQueue;
-use ac_webhook_sync::edge::WebhookApp;
-use ac_webhook_sync::imports::ImportStore;
-use ac_webhook_sync::imports::callback::CallbackApp;
+use ac_webhook_sync::delivery::ImportStore;
+use ac_webhook_sync::functions::import_callback::CallbackApp;
+use ac_webhook_sync::functions::webhook::WebhookApp;
 use ac_webhook_sync::inbound::InboundRequest;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::secret::{FixedSecret, SecretCache};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -30,7 +31,7 @@ fn credentials() -> Credentials {
     Credentials::new("test", "test", None, None, "tests")
 }
 
-async fn table(endpoint: &str) -> ImportStore {
+async fn table(endpoint: &str) -> Arc<ImportTable> {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -59,7 +60,7 @@ async fn table(endpoint: &str) -> ImportStore {
         .send()
         .await
         .unwrap();
-    ImportStore::new(client, "imports")
+    Arc::new(ImportTable::new(client, "imports"))
 }
 
 async fn queue(endpoint: &str) -> (aws_sdk_sqs::Client, String) {
@@ -108,9 +109,13 @@ async fn activecampaign(info: Arc<Mutex<Value>>) -> MockServer {
 
 /// The webhook function in queue mode, recording imports in `store`, its 6 MiB batches sent
 /// to `queue`.
-fn batch_webhook(ac: &MockServer, store: &ImportStore, queue: ContactQueue) -> WebhookApp {
+fn batch_webhook(
+    ac: &MockServer,
+    store: &Arc<ImportTable>,
+    queue: Arc<dyn ContactQueue>,
+) -> WebhookApp {
     app_with(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         fast_client(),
         6 << 20,
     )
@@ -196,11 +201,11 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
     let info = Arc::new(Mutex::new(json!({"status": "active"})));
     let ac = activecampaign(info.clone()).await;
     let secrets = Arc::new(SecretCache::new(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         Duration::from_secs(300),
     ));
     let webhook: WebhookApp = app_with(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         fast_client(),
         1 << 20,
     )
@@ -210,7 +215,7 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
         Some(store.clone()),
         secrets,
         fast_client(),
-        Some(ContactQueue::new(sqs.clone(), &queue_url)),
+        Some(support::moto::sqs_queue(sqs.clone(), &queue_url)),
     );
     let deadline = || Instant::now() + Duration::from_secs(5);
 
@@ -352,10 +357,14 @@ async fn a_callback_over_its_limit_is_413_before_anything_is_parsed_or_checked()
 
 /// A failed import of `contacts` recorded under a fresh reference at `generation`; returns
 /// the callback that reports it.
-async fn failed_import(store: &ImportStore, generation: u32, contacts: usize) -> InboundRequest {
+async fn failed_import(
+    store: &Arc<ImportTable>,
+    generation: u32,
+    contacts: usize,
+) -> InboundRequest {
     let reference = format!("queue-test-{generation}-{contacts}");
     store
-        .record(&ac_webhook_sync::imports::ImportRecord {
+        .record(&ac_webhook_sync::delivery::ImportRecord {
             reference: reference.clone(),
             batch_id: format!("batch-g{generation}"),
             route: "queue".into(),
@@ -373,7 +382,7 @@ async fn failed_import(store: &ImportStore, generation: u32, contacts: usize) ->
         .await
         .unwrap();
     let secret = secrecy::SecretString::from("local-callback-secret".to_string());
-    let token = ac_webhook_sync::activecampaign::bulk::callback_token(&secret, &reference);
+    let token = ac_webhook_sync::delivery::callback::callback_token(&secret, &reference);
     callback_post(&reference, &token)
 }
 
@@ -419,7 +428,7 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
     let ac = activecampaign(info).await;
     let secrets = || {
         Arc::new(SecretCache::new(
-            SecretSource::Fixed(local_secret_json(&ac.uri())),
+            FixedSecret(local_secret_json(&ac.uri())),
             Duration::from_secs(300),
         ))
     };
@@ -431,7 +440,7 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
         Some(store.clone()),
         secrets(),
         fast_client(),
-        Some(ContactQueue::new(
+        Some(support::moto::sqs_queue(
             aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::Config::builder()
                     .behavior_version(BehaviorVersion::latest())
@@ -449,9 +458,9 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
         Some(store.clone()),
         secrets(),
         fast_client(),
-        Some(ContactQueue::new(sqs.clone(), &queue_url)),
+        Some(support::moto::sqs_queue(sqs.clone(), &queue_url)),
     )
-    .with_dead_letters(Some(ContactQueue::new(sqs.clone(), &dlq_url)), 3);
+    .with_dead_letters(Some(support::moto::sqs_queue(sqs.clone(), &dlq_url)), 3);
     let retried = callbacks.handle(&callback, deadline()).await.json_body();
     assert_eq!(retried["status"], "recorded", "{retried}");
     assert_eq!(retried["requeued"], 30);
@@ -506,11 +515,11 @@ async fn a_requeue_stopped_part_way_is_finished_by_the_retry_and_nothing_is_sent
         CallbackApp::new(
             Some(store.clone()),
             Arc::new(SecretCache::new(
-                SecretSource::Fixed(local_secret_json(&ac.uri())),
+                FixedSecret(local_secret_json(&ac.uri())),
                 Duration::from_secs(300),
             )),
             fast_client(),
-            Some(ContactQueue::new(queue, &queue_url)),
+            Some(support::moto::sqs_queue(queue, &queue_url)),
         )
     };
     let deadline = || Instant::now() + Duration::from_secs(8);
@@ -552,7 +561,7 @@ async fn a_requeue_stopped_part_way_is_finished_by_the_retry_and_nothing_is_sent
 
 #[tokio::test]
 async fn one_settler_at_a_time_holds_a_record_and_gives_it_up() {
-    use ac_webhook_sync::imports::Claim;
+    use ac_webhook_sync::delivery::Claim;
     let moto = Moto::start();
     let store = table(&moto.endpoint).await;
     failed_import(&store, 0, 3).await;
@@ -589,17 +598,17 @@ async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
     let callbacks = CallbackApp::new(
         Some(store.clone()),
         Arc::new(SecretCache::new(
-            SecretSource::Fixed(local_secret_json(&ac.uri())),
+            FixedSecret(local_secret_json(&ac.uri())),
             Duration::from_secs(300),
         )),
         fast_client(),
-        Some(ContactQueue::new(sqs.clone(), &queue_url)),
+        Some(support::moto::sqs_queue(sqs.clone(), &queue_url)),
     );
     // Two imports whose callbacks never arrive (or arrived before their records existed).
     failed_import(&store, 0, 12).await;
     failed_import(&store, 1, 20).await;
     let reconciler =
-        ac_webhook_sync::imports::reconcile::Reconciler::new(callbacks, Duration::ZERO);
+        ac_webhook_sync::functions::import_reconciler::Reconciler::new(callbacks, Duration::ZERO);
     let report = reconciler
         .run(Instant::now() + Duration::from_secs(10))
         .await;
@@ -634,9 +643,9 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let info = Arc::new(Mutex::new(json!({"status": "active"})));
     let ac = activecampaign(info).await;
-    let queue = ContactQueue::new(sqs.clone(), &queue_url);
+    let queue = support::moto::sqs_queue(sqs.clone(), &queue_url);
     let webhook: WebhookApp = app_with(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         fast_client(),
         6 << 20,
     )
@@ -661,10 +670,10 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
     assert_eq!(repeat["first"], answer);
     // The worker imports each message as one bulk import: 200 + 200 + 200.
     let secrets = Arc::new(SecretCache::new(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         Duration::from_secs(300),
     ));
-    let worker = ac_webhook_sync::worker::SyncWorker::new(
+    let worker = ac_webhook_sync::functions::sync_worker::SyncWorker::new(
         ac_webhook_sync::delivery::InlineDelivery::new(fast_client(), secrets.clone()),
         secrets,
         None,
@@ -685,16 +694,14 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
         if received.is_empty() {
             break;
         }
-        records.extend(
-            received
-                .into_iter()
-                .map(|m| ac_webhook_sync::worker::QueueRecord {
-                    message_id: m.message_id().unwrap().to_string(),
-                    receipt_handle: m.receipt_handle().unwrap().to_string(),
-                    body: m.body().unwrap().to_string(),
-                    receive_count: 1,
-                }),
-        );
+        records.extend(received.into_iter().map(|m| {
+            ac_webhook_sync::functions::sync_worker::QueueRecord {
+                message_id: m.message_id().unwrap().to_string(),
+                receipt_handle: m.receipt_handle().unwrap().to_string(),
+                body: m.body().unwrap().to_string(),
+                receive_count: 1,
+            }
+        }));
     }
     assert_eq!(records.len(), 3, "three batch messages");
     let report = worker
@@ -721,7 +728,7 @@ async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
     let webhook = batch_webhook(
         &ac,
         &store,
-        ContactQueue::new(
+        support::moto::sqs_queue(
             support::moto::sqs_failing_after(&moto.endpoint, 1),
             &queue_url,
         ),
@@ -763,7 +770,7 @@ async fn entries_sqs_took_from_a_request_it_answered_in_part_are_not_imported_as
     let webhook = batch_webhook(
         &ac,
         &store,
-        ContactQueue::new(
+        support::moto::sqs_queue(
             support::moto::sqs_taking_all_but_one(&moto.endpoint),
             &queue_url,
         ),

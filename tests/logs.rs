@@ -4,7 +4,7 @@
 
 mod support;
 
-use ac_webhook_sync::secrets::SecretSource;
+use ac_webhook_sync::secret::FixedSecret;
 use serde_json::Value;
 use support::logs::{Captured, secret_values};
 use support::*;
@@ -105,7 +105,7 @@ async fn no_secret_token_signature_or_email_is_logged() {
         .mount(&down)
         .await;
     let short = app_with(
-        SecretSource::Fixed(local_secret_json(&down.uri())),
+        FixedSecret(local_secret_json(&down.uri())),
         fast_client(),
         1 << 20,
     );

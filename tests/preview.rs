@@ -5,7 +5,7 @@ mod support;
 
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::preview::{field_lines, preview};
-use ac_webhook_sync::secrets::AppSecret;
+use ac_webhook_sync::secret::AppSecret;
 use serde_json::{Value, json};
 use support::*;
 use wiremock::matchers::{method, path, query_param};

@@ -4,16 +4,16 @@
 
 mod support;
 
-use ac_webhook_sync::edge::{Plan, interpret, resolve_route};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::{Mapping, Route};
+use ac_webhook_sync::pipeline::{Plan, interpret, resolve_route};
 use ac_webhook_sync::settings::DEFAULT_MAX_BODY_BYTES;
 use ac_webhook_sync::sources::util::projection::Projection;
 use serde_json::json;
 use support::*;
 
 /// What a plan delivers or answers, without the payload it was read from.
-fn summary(plan: Result<Plan, ac_webhook_sync::edge::WebhookError>) -> String {
+fn summary(plan: Result<Plan, ac_webhook_sync::response::WebhookError>) -> String {
     match plan {
         Err(error) => format!("error {}: {error}", error.status()),
         Ok(Plan::Answer {

@@ -8,10 +8,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant as StdInstant};
 
-use ac_webhook_sync::delivery::{ContactQueue, InlineDelivery};
-use ac_webhook_sync::edge::WebhookApp;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
-use ac_webhook_sync::worker::{QueueRecord, REASON_ATTRIBUTE, SyncWorker};
+use ac_webhook_sync::delivery::InlineDelivery;
+use ac_webhook_sync::functions::sync_worker::{QueueRecord, REASON_ATTRIBUTE, SyncWorker};
+use ac_webhook_sync::functions::webhook::WebhookApp;
+use ac_webhook_sync::secret::{FixedSecret, SecretCache};
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::HeaderMap;
@@ -62,7 +62,7 @@ async fn queues(moto: &Moto) -> Queues {
 
 fn secrets(api_url: &str) -> Arc<SecretCache> {
     Arc::new(SecretCache::new(
-        SecretSource::Fixed(local_secret_json(api_url)),
+        FixedSecret(local_secret_json(api_url)),
         Duration::from_secs(300),
     ))
 }
@@ -72,18 +72,18 @@ fn worker(q: &Queues, api_url: &str, max_receive_count: u32) -> SyncWorker {
     SyncWorker::new(
         InlineDelivery::new(fast_client(), secrets.clone()),
         secrets,
-        Some(ContactQueue::new(q.client.clone(), &q.dlq)),
+        Some(support::moto::sqs_queue(q.client.clone(), &q.dlq)),
         max_receive_count,
     )
 }
 
 fn queued_app(q: &Queues, api_url: &str) -> WebhookApp {
     app_with(
-        SecretSource::Fixed(local_secret_json(api_url)),
+        FixedSecret(local_secret_json(api_url)),
         fast_client(),
         1 << 20,
     )
-    .with_queue(ContactQueue::new(q.client.clone(), &q.queue))
+    .with_queue(support::moto::sqs_queue(q.client.clone(), &q.queue))
 }
 
 /// What Lambda's SQS event source does: receive up to 10, invoke, delete what succeeded.
@@ -299,7 +299,7 @@ async fn burst(people: usize, per_second: usize) -> (usize, usize, usize) {
     let worker = SyncWorker::new(
         InlineDelivery::new(client, cache.clone()),
         cache,
-        Some(ContactQueue::new(q.client.clone(), &q.dlq)),
+        Some(support::moto::sqs_queue(q.client.clone(), &q.dlq)),
         5,
     );
     drain(&q, &worker, Duration::from_secs(10)).await;
@@ -402,7 +402,7 @@ async fn an_outage_retries_until_the_last_receive_then_dead_letters_with_the_rea
 async fn without_a_queue_the_webhook_syncs_inline_or_answers_503() {
     let _logs = logs::checked();
     let closed = format!("http://127.0.0.1:{}", support::moto::free_port());
-    let unreachable = ContactQueue::new(
+    let unreachable = support::moto::sqs_queue(
         sqs_client(&closed),
         format!("{closed}/123456789012/contacts"),
     );
@@ -413,7 +413,7 @@ async fn without_a_queue_the_webhook_syncs_inline_or_answers_503() {
     )
     .await;
     let app = app_with(
-        SecretSource::Fixed(local_secret_json(&ac.uri())),
+        FixedSecret(local_secret_json(&ac.uri())),
         fast_client(),
         1 << 20,
     )
@@ -429,7 +429,7 @@ async fn without_a_queue_the_webhook_syncs_inline_or_answers_503() {
         .mount(&down)
         .await;
     let app = app_with(
-        SecretSource::Fixed(local_secret_json(&down.uri())),
+        FixedSecret(local_secret_json(&down.uri())),
         fast_client(),
         1 << 20,
     )
@@ -550,8 +550,8 @@ async fn a_long_retry_after_hides_the_batch_for_the_wait_and_spends_no_attempts(
     let app = queued_app(&q, &ac.uri());
     send(&app, &form_post("first@example.com")).await;
     let worker = worker(&q, &ac.uri(), 5).with_source_queue(
-        Some(ContactQueue::new(q.client.clone(), &q.queue)),
-        ac_webhook_sync::worker::RetrySchedule {
+        Some(support::moto::sqs_queue(q.client.clone(), &q.queue)),
+        ac_webhook_sync::functions::sync_worker::RetrySchedule {
             base: Duration::ZERO,
             max: Duration::ZERO,
         },
@@ -687,10 +687,11 @@ impl Respond for Outage {
 
 /// The outage schedule at 1/30 scale (a second for 30 s): base 1 s, doubling, at most 30 s,
 /// ten receives; so a 15-minute outage is 30 s and a 10-minute key refusal 20 s.
-const SCALED: ac_webhook_sync::worker::RetrySchedule = ac_webhook_sync::worker::RetrySchedule {
-    base: Duration::from_secs(1),
-    max: Duration::from_secs(30),
-};
+const SCALED: ac_webhook_sync::functions::sync_worker::RetrySchedule =
+    ac_webhook_sync::functions::sync_worker::RetrySchedule {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+    };
 
 async fn ride_out(down: ResponseTemplate, outage: Duration, people: usize) {
     let moto = Moto::start();
@@ -740,10 +741,13 @@ async fn ride_out(down: ResponseTemplate, outage: Duration, people: usize) {
     let worker = SyncWorker::new(
         InlineDelivery::new(client, cache.clone()),
         cache,
-        Some(ContactQueue::new(q.client.clone(), &q.dlq)),
+        Some(support::moto::sqs_queue(q.client.clone(), &q.dlq)),
         10,
     )
-    .with_source_queue(Some(ContactQueue::new(q.client.clone(), &q.queue)), SCALED);
+    .with_source_queue(
+        Some(support::moto::sqs_queue(q.client.clone(), &q.queue)),
+        SCALED,
+    );
     let watch = accepted.clone();
     let wanted = expected.clone();
     let (most_receives, hidden) = event_source(

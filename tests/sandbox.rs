@@ -241,11 +241,11 @@ async fn the_whole_bulk_loop_runs_against_the_stand_in() {
     assert_eq!(settled["import_status"], "completed");
 }
 
-fn callback_for_url(url: &str) -> ac_webhook_sync::imports::callback::CallbackApp {
-    ac_webhook_sync::imports::callback::CallbackApp::new(
+fn callback_for_url(url: &str) -> ac_webhook_sync::functions::import_callback::CallbackApp {
+    ac_webhook_sync::functions::import_callback::CallbackApp::new(
         None,
-        std::sync::Arc::new(ac_webhook_sync::secrets::SecretCache::new(
-            ac_webhook_sync::secrets::SecretSource::Fixed(local_secret_json(url)),
+        std::sync::Arc::new(ac_webhook_sync::secret::SecretCache::new(
+            ac_webhook_sync::secret::FixedSecret(local_secret_json(url)),
             Duration::from_secs(300),
         )),
         fast_client(),
@@ -1014,7 +1014,7 @@ async fn the_client_rides_out_the_rate_limit_and_every_fault() {
 /// One webhook with `fault` switched on: synced all the same, the contact written.
 async fn after_fault(
     sandbox: &Sandbox,
-    app: &ac_webhook_sync::edge::WebhookApp,
+    app: &ac_webhook_sync::functions::webhook::WebhookApp,
     fault: &str,
     email: &str,
 ) {
@@ -1038,7 +1038,7 @@ async fn the_client_at_its_default_pace_never_meets_the_rate_limit() {
         .with_rate_limit(5);
     let url = serve(&sandbox).await;
     let app = app_with(
-        ac_webhook_sync::secrets::SecretSource::Fixed(local_secret_json(&url)),
+        ac_webhook_sync::secret::FixedSecret(local_secret_json(&url)),
         ac_webhook_sync::activecampaign::ActiveCampaignClient::new(Default::default()).unwrap(),
         1 << 20,
     );

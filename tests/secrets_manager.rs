@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use ac_webhook_sync::edge::WebhookApp;
+use ac_webhook_sync::functions::webhook::WebhookApp;
 use ac_webhook_sync::settings::Settings;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use serde_json::json;

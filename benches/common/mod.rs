@@ -5,10 +5,10 @@
 #[path = "../../tests/support/mod.rs"]
 pub mod support;
 
-use ac_webhook_sync::edge::{Arrival, Plan, arrive, verify_and_interpret};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
-use ac_webhook_sync::secrets::AppSecret;
+use ac_webhook_sync::pipeline::{Arrival, Plan, arrive, verify_and_interpret};
+use ac_webhook_sync::secret::AppSecret;
 use ac_webhook_sync::settings::DEFAULT_MAX_BODY_BYTES;
 use base64::Engine;
 use hmac::{KeyInit, Mac};

@@ -1,8 +1,8 @@
 //! The ActiveCampaign sink: `contact_sync` parameters, the paced and retrying client.
 
-pub mod bulk;
 pub mod client;
 pub mod contact_sync;
+pub mod importer;
 pub mod pacer;
 pub mod response;
 

@@ -5,9 +5,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use ac_webhook_sync::edge::lambda::from_json;
+use ac_webhook_sync::aws::lambda::function_url::from_json;
 use ac_webhook_sync::mapping::Mapping;
-use ac_webhook_sync::secrets::AppSecret;
+use ac_webhook_sync::secret::AppSecret;
 
 const USAGE: &str = "usage: preview EVENT.json [--mapping FILE] [--secret FILE]";
 

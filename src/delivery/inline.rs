@@ -8,12 +8,12 @@ use tokio::time::Instant;
 
 use super::{DeliveryError, DeliveryOutcome};
 
+use super::ImportStore;
 use crate::activecampaign::contact_sync::{ListMembership, ListStatus};
 use crate::activecampaign::{
     AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
 };
-use crate::imports::ImportStore;
-use crate::secrets::{AppSecret, SecretCache, before_deadline};
+use crate::secret::{AppSecret, SecretCache, before_deadline};
 
 /// Synchronous delivery to ActiveCampaign within the invocation.
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub struct InlineDelivery {
     client: ActiveCampaignClient,
     secrets: Arc<SecretCache>,
     /// Where bulk imports are recorded for their callback.
-    imports: Option<ImportStore>,
+    imports: Option<Arc<dyn ImportStore>>,
 }
 
 impl InlineDelivery {
@@ -34,13 +34,13 @@ impl InlineDelivery {
     }
 
     /// Records every bulk import in `store`, for the import-callback function.
-    pub fn with_import_store(mut self, store: Option<ImportStore>) -> Self {
+    pub fn with_import_store(mut self, store: Option<Arc<dyn ImportStore>>) -> Self {
         self.imports = store;
         self
     }
 
-    pub(crate) fn imports(&self) -> Option<&ImportStore> {
-        self.imports.as_ref()
+    pub(crate) fn imports(&self) -> Option<&dyn ImportStore> {
+        self.imports.as_deref()
     }
 
     pub(crate) fn client(&self) -> &ActiveCampaignClient {

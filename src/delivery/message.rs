@@ -84,10 +84,10 @@ impl QueuedBatch {
     pub fn pack(route: &str, exclude_automations: bool, contacts: Vec<ContactSync>) -> Vec<Self> {
         let sizes = contacts
             .iter()
-            .map(crate::activecampaign::bulk::json_size)
+            .map(crate::activecampaign::importer::json_size)
             .collect();
         let queued_at_ms = QueuedContact::new(route, None, ContactSync::default()).queued_at_ms;
-        crate::activecampaign::bulk::balanced_chunks(
+        crate::activecampaign::importer::balanced_chunks(
             contacts,
             sizes,
             MAX_BATCH_MESSAGE_CONTACTS,

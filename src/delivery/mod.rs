@@ -1,7 +1,9 @@
 //! The delivery stage: gets a mapped contact into ActiveCampaign, or durably into the queue
 //! that the sync-worker drains, or says why neither happened (the sender must retry).
 
-pub mod batch;
+pub mod callback;
+pub mod import;
+pub mod import_store;
 pub mod inline;
 pub mod message;
 pub mod queue;
@@ -12,15 +14,16 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
-pub use batch::{BatchResult, ImportOptions, ImportedBatch, RejectedContact};
+pub use import::{BatchDelivered, ImportOptions, ImportedBatch, RejectedContact};
+pub use import_store::{Claim, ImportRecord, ImportStore, MemoryImportStore, StoreError};
 pub use inline::InlineDelivery;
 pub use message::{QueuedBatch, QueuedContact, TooLarge};
-pub use queue::{ContactQueue, PartlySent, QueueError};
+pub use queue::{ContactQueue, MemoryQueue, PartlySent, QueueError, RetrySchedule};
 
 use crate::activecampaign::{AcError, ContactSync};
 use crate::mapping::Route;
 use crate::redact::mask_email;
-use crate::secrets::{AppSecret, SecretError};
+use crate::secret::{AppSecret, SecretError};
 
 /// Suggested wait for the sender when no better figure is known.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -89,7 +92,7 @@ pub enum Delivery {
     /// Send to SQS and answer at once; when the queue cannot be reached, sync inline instead,
     /// so that nothing is acknowledged that was not kept.
     Queue {
-        queue: ContactQueue,
+        queue: Arc<dyn ContactQueue>,
         fallback: InlineDelivery,
     },
 }
@@ -114,7 +117,7 @@ pub struct BatchQueued {
 /// or field, then redrive).
 #[derive(Clone)]
 pub struct RefusalKeeper {
-    dead_letters: Option<ContactQueue>,
+    dead_letters: Option<Arc<dyn ContactQueue>>,
 }
 
 /// Message attribute that says why a message was dead-lettered.
@@ -127,7 +130,7 @@ pub fn rejected_reason(message: &str) -> String {
 }
 
 impl RefusalKeeper {
-    pub fn new(dead_letters: Option<ContactQueue>) -> Self {
+    pub fn new(dead_letters: Option<Arc<dyn ContactQueue>>) -> Self {
         Self { dead_letters }
     }
 
@@ -135,10 +138,7 @@ impl RefusalKeeper {
     /// the dead-letter queue when one is configured. Best effort: the sender has its answer
     /// (`rejected`) either way, and a failure here is logged.
     pub async fn keep(&self, message: &QueuedContact, reason: &str, deadline: Instant) {
-        crate::imports::metrics::emit(crate::imports::metrics::rejected_contacts(
-            &message.route,
-            1,
-        ));
+        crate::metrics::emit(crate::metrics::rejected_contacts(&message.route, 1));
         let Some(dlq) = &self.dead_letters else {
             return;
         };
@@ -160,7 +160,7 @@ impl RefusalKeeper {
 
 impl Delivery {
     /// Records bulk imports in `store` for the import-callback function.
-    pub fn with_import_store(self, store: Option<crate::imports::ImportStore>) -> Self {
+    pub fn with_import_store(self, store: Option<Arc<dyn ImportStore>>) -> Self {
         match self {
             Delivery::Inline(inline) => Delivery::Inline(inline.with_import_store(store)),
             Delivery::Queue { queue, fallback } => Delivery::Queue {
@@ -195,10 +195,11 @@ impl Delivery {
         let Delivery::Queue { queue, .. } = self else {
             return Err(contacts);
         };
-        let contacts = batch::merge_by_email(contacts);
+        let contacts = import::merge_by_email(contacts);
         let (bulk, single): (Vec<ContactSync>, Vec<ContactSync>) =
             contacts.into_iter().partition(|c| {
-                crate::activecampaign::bulk::to_bulk_contact(c, route.exclude_automations).is_ok()
+                crate::activecampaign::importer::to_bulk_contact(c, route.exclude_automations)
+                    .is_ok()
             });
         let mut left = Vec::new();
         // Each message's body, with the contacts it carries.

@@ -1,18 +1,33 @@
-//! The SQS queue between the webhook function and the sync-worker (and its dead-letter queue).
+//! The queue between the webhook function and the sync-worker, as the core sees it: SQS in a
+//! deployment ([`crate::aws::sqs::SqsQueue`]), [`MemoryQueue`] in tests.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageAttributeValue;
 use thiserror::Error;
 use tokio::time::Instant;
 
 use super::QueuedContact;
-use crate::aws::LazyClient;
 
-/// Longest a send may take before the contact is synced inline instead.
-const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// SQS's longest visibility timeout: 12 hours.
-const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A [`ContactQueue::send_many`] that stopped part-way: the first `sent` bodies are queued,
+/// and those at `also_sent` after them.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{error} ({sent} sent before it)")]
+pub struct PartlySent {
+    pub sent: usize,
+    pub also_sent: Vec<usize>,
+    #[source]
+    pub error: QueueError,
+}
 
 /// How long a message handed back for retry stays hidden: the backoff of its receive count
 /// (`base`, doubling per receive, capped at `max`), or longer if ActiveCampaign asked to wait.
@@ -44,241 +59,131 @@ impl RetrySchedule {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum QueueError {
-    #[error("queue unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// A [`ContactQueue::send_many`] that stopped part-way: the first `sent` bodies are queued,
-/// and those at `also_sent` after them.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{error} ({sent} sent before it)")]
-pub struct PartlySent {
-    pub sent: usize,
-    pub also_sent: Vec<usize>,
-    #[source]
-    pub error: QueueError,
-}
-
-#[derive(Debug, Clone)]
-pub struct ContactQueue {
-    client: LazyClient<aws_sdk_sqs::Client>,
-    queue_url: String,
-}
-
-impl ContactQueue {
-    pub fn new(
-        client: impl Into<LazyClient<aws_sdk_sqs::Client>>,
-        queue_url: impl Into<String>,
-    ) -> Self {
-        Self {
-            client: client.into(),
-            queue_url: queue_url.into(),
-        }
-    }
-
-    /// The queue at `queue_url`, its client built from the environment on the first send.
-    pub fn from_environment(queue_url: impl Into<String>) -> Self {
-        Self {
-            client: LazyClient::from_environment(),
-            queue_url: queue_url.into(),
-        }
-    }
-
-    /// Sends a contact; returns the SQS message id.
-    pub async fn send(
-        &self,
-        message: &QueuedContact,
-        deadline: Instant,
-    ) -> Result<String, QueueError> {
-        self.send_body(message.to_json(), &[], deadline).await
-    }
-
-    /// Hides a received message for `delay` (`ChangeMessageVisibility`, whole seconds, at
-    /// most 12 hours).
-    pub async fn change_visibility(
-        &self,
-        receipt_handle: &str,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
-        let seconds = delay.min(MAX_VISIBILITY).as_secs_f64().ceil() as i32;
-        let change = async {
-            self.client
-                .get()
-                .await
-                .change_message_visibility()
-                .queue_url(&self.queue_url)
-                .receipt_handle(receipt_handle)
-                .visibility_timeout(seconds)
-                .send()
-                .await
-                .map_err(|e| {
-                    QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-                })
-        };
-        tokio::time::timeout(SEND_TIMEOUT, change)
-            .await
-            .map_err(|_| QueueError::Unavailable("timed out".into()))??;
-        Ok(())
-    }
-
-    /// Sends many bodies with `SendMessageBatch`: ten per request and at most 256 KiB
-    /// together, entries SQS refuses sent again once. On failure it says how far it got:
-    /// every body before [`PartlySent::sent`] is in the queue, and so are those listed in
-    /// [`PartlySent::also_sent`] (taken from the request that failed), so a caller resends
-    /// only the rest.
-    pub async fn send_many(
-        &self,
-        bodies: Vec<String>,
-        attributes: &[(&str, &str)],
-        deadline: Instant,
-    ) -> Result<usize, PartlySent> {
-        const MAX_ENTRIES: usize = 10;
-        const MAX_REQUEST_BYTES: usize = 256 * 1024;
-        // Each request's bodies, by their index in `bodies`.
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut size = 0;
-        for (index, body) in bodies.iter().enumerate() {
-            let starts_group = groups
-                .last()
-                .is_none_or(|g| g.len() == MAX_ENTRIES || size + body.len() > MAX_REQUEST_BYTES);
-            if starts_group {
-                groups.push(Vec::new());
-                size = 0;
-            }
-            size += body.len();
-            if let Some(group) = groups.last_mut() {
-                group.push(index);
-            }
-        }
-        let mut sent = 0;
-        for group in groups {
-            let mut pending = group.clone();
-            for attempt in 0..2 {
-                if pending.is_empty() {
-                    break;
-                }
-                let entries: Vec<&str> = pending.iter().map(|&i| bodies[i].as_str()).collect();
-                let outcome = self.send_group(&entries, attributes, deadline).await;
-                let error = match outcome {
-                    Ok(refused) => {
-                        pending = refused
-                            .iter()
-                            .filter_map(|&p| pending.get(p).copied())
-                            .collect();
-                        if attempt == 0 || pending.is_empty() {
-                            continue;
-                        }
-                        QueueError::Unavailable(format!(
-                            "{} messages refused by SendMessageBatch",
-                            pending.len()
-                        ))
-                    }
-                    Err(error) => error,
-                };
-                let also_sent = group
-                    .iter()
-                    .copied()
-                    .filter(|i| !pending.contains(i))
-                    .collect();
-                return Err(PartlySent {
-                    sent,
-                    also_sent,
-                    error,
-                });
-            }
-            sent += group.len();
-        }
-        Ok(sent)
-    }
-
-    /// One `SendMessageBatch`; returns the positions in `bodies` of those SQS did not take.
-    async fn send_group(
-        &self,
-        bodies: &[&str],
-        attributes: &[(&str, &str)],
-        deadline: Instant,
-    ) -> Result<Vec<usize>, QueueError> {
-        let budget = deadline
-            .saturating_duration_since(Instant::now())
-            .min(SEND_TIMEOUT);
-        let send = async {
-            let mut request = self
-                .client
-                .get()
-                .await
-                .send_message_batch()
-                .queue_url(&self.queue_url);
-            for (i, body) in bodies.iter().enumerate() {
-                let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(*body);
-                for (name, value) in attributes {
-                    entry = entry.message_attributes(*name, string_attribute(value)?);
-                }
-                request = request.entries(
-                    entry
-                        .build()
-                        .map_err(|e| QueueError::Unavailable(e.to_string()))?,
-                );
-            }
-            request.send().await.map_err(|e| {
-                QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-            })
-        };
-        let output = tokio::time::timeout(budget, send)
-            .await
-            .map_err(|_| QueueError::Unavailable("timed out".into()))??;
-        Ok(output
-            .failed()
-            .iter()
-            .filter_map(|f| f.id().parse::<usize>().ok())
-            .filter(|&i| i < bodies.len())
-            .collect())
-    }
-
-    /// Sends a raw body with string attributes (dead letters carry their `reason`).
-    pub async fn send_body(
+/// Where contacts wait for the sync-worker, and refused ones for an operator.
+#[async_trait::async_trait]
+pub trait ContactQueue: Send + Sync {
+    /// Sends a raw body with string attributes (dead letters carry their `reason`); returns
+    /// the message id.
+    async fn send_body(
         &self,
         body: String,
         attributes: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<String, QueueError> {
-        let budget = deadline
-            .saturating_duration_since(Instant::now())
-            .min(SEND_TIMEOUT);
-        // Building the client on first use (loading the SDK configuration) counts against the
-        // budget too.
-        let send = async {
-            let mut request = self
-                .client
-                .get()
-                .await
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(body);
-            for (name, value) in attributes {
-                request = request.message_attributes(*name, string_attribute(value)?);
-            }
-            request.send().await.map_err(|e| {
-                QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-            })
-        };
-        let output = tokio::time::timeout(budget, send)
-            .await
-            .map_err(|_| QueueError::Unavailable("timed out".into()))??;
-        Ok(output.message_id().unwrap_or_default().to_string())
+    ) -> Result<String, QueueError>;
+
+    /// Sends many bodies. On failure it says how far it got: every body before
+    /// [`PartlySent::sent`] is in the queue, and so are those listed in
+    /// [`PartlySent::also_sent`], so a caller resends only the rest.
+    async fn send_many(
+        &self,
+        bodies: Vec<String>,
+        attributes: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<usize, PartlySent>;
+
+    /// Hides a received message for `delay` (at most [`MAX_VISIBILITY`]).
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
+
+    /// Sends a contact; returns the message id.
+    async fn send(&self, message: &QueuedContact, deadline: Instant) -> Result<String, QueueError> {
+        self.send_body(message.to_json(), &[], deadline).await
     }
 }
 
-/// A `String` message attribute.
-fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(|e| QueueError::Unavailable(e.to_string()))
+/// A message in a [`MemoryQueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryMessage {
+    pub id: String,
+    pub body: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A queue in memory, for tests and local runs: it takes everything and keeps it in order.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    messages: Mutex<Vec<MemoryMessage>>,
+    hidden: Mutex<Vec<(String, Duration)>>,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What was sent, in order.
+    pub fn messages(&self) -> Vec<MemoryMessage> {
+        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// The receipt handles given to [`ContactQueue::change_visibility`], with their delays.
+    pub fn hidden(&self) -> Vec<(String, Duration)> {
+        self.hidden.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    fn push(&self, body: String, attributes: &[(&str, &str)]) -> Result<String, QueueError> {
+        let mut messages = self
+            .messages
+            .lock()
+            .map_err(|_| QueueError::Unavailable("memory queue poisoned".into()))?;
+        let id = format!("memory-{}", messages.len() + 1);
+        messages.push(MemoryMessage {
+            id: id.clone(),
+            body,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+        Ok(id)
+    }
+}
+
+#[async_trait::async_trait]
+impl ContactQueue for MemoryQueue {
+    async fn send_body(
+        &self,
+        body: String,
+        attributes: &[(&str, &str)],
+        _deadline: Instant,
+    ) -> Result<String, QueueError> {
+        self.push(body, attributes)
+    }
+
+    async fn send_many(
+        &self,
+        bodies: Vec<String>,
+        attributes: &[(&str, &str)],
+        _deadline: Instant,
+    ) -> Result<usize, PartlySent> {
+        let count = bodies.len();
+        for (sent, body) in bodies.into_iter().enumerate() {
+            if let Err(error) = self.push(body, attributes) {
+                return Err(PartlySent {
+                    sent,
+                    also_sent: Vec::new(),
+                    error,
+                });
+            }
+        }
+        Ok(count)
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let mut hidden = self
+            .hidden
+            .lock()
+            .map_err(|_| QueueError::Unavailable("memory queue poisoned".into()))?;
+        hidden.push((receipt_handle.to_string(), delay.min(MAX_VISIBILITY)));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

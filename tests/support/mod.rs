@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
-use ac_webhook_sync::edge::{HttpResponse, Limits, WebhookApp, lambda};
+use ac_webhook_sync::aws::lambda::function_url as lambda;
+use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
-use ac_webhook_sync::secrets::{SecretCache, SecretSource};
+use ac_webhook_sync::response::HttpResponse;
+use ac_webhook_sync::secret::{FixedSecret, SecretCache, SecretSource};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::matchers::{header, method, path, query_param};
@@ -49,7 +51,7 @@ pub fn fast_client() -> ActiveCampaignClient {
 }
 
 pub fn app_with(
-    secret: SecretSource,
+    secret: impl SecretSource + 'static,
     client: ActiveCampaignClient,
     max_body_bytes: usize,
 ) -> WebhookApp {
@@ -72,7 +74,7 @@ pub fn app_for(server: &MockServer) -> WebhookApp {
 /// The app with the local secret's `api_url` set to `url`.
 pub fn app_for_url(url: &str) -> WebhookApp {
     app_with(
-        SecretSource::Fixed(local_secret_json(url)),
+        FixedSecret(local_secret_json(url)),
         fast_client(),
         1024 * 1024,
     )
@@ -80,11 +82,13 @@ pub fn app_for_url(url: &str) -> WebhookApp {
 
 /// The import-callback function with the local secret pointed at `server` (no import store:
 /// the batch id comes from the callback).
-pub fn callback_for(server: &MockServer) -> ac_webhook_sync::imports::callback::CallbackApp {
-    ac_webhook_sync::imports::callback::CallbackApp::new(
+pub fn callback_for(
+    server: &MockServer,
+) -> ac_webhook_sync::functions::import_callback::CallbackApp {
+    ac_webhook_sync::functions::import_callback::CallbackApp::new(
         None,
         Arc::new(SecretCache::new(
-            SecretSource::Fixed(local_secret_json(&server.uri())),
+            FixedSecret(local_secret_json(&server.uri())),
             Duration::from_secs(300),
         )),
         fast_client(),

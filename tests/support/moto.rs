@@ -22,6 +22,14 @@ fn moto_binary() -> PathBuf {
     PathBuf::from("moto_server")
 }
 
+/// The SQS queue at `url`, as the functions take it.
+pub fn sqs_queue(
+    client: aws_sdk_sqs::Client,
+    url: impl Into<String>,
+) -> std::sync::Arc<dyn ac_webhook_sync::delivery::ContactQueue> {
+    std::sync::Arc::new(ac_webhook_sync::aws::sqs::SqsQueue::new(client, url))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,54 +1,27 @@
-//! The HTTP edge of the webhook function: routes a request through authenticate → parse →
-//! map → deliver, and turns the result into the SPEC's status codes. Lambda-free, so tests
-//! drive it directly; `lambda` adapts it to Function URL events.
-
-pub mod lambda;
-pub mod plan;
-pub mod response;
+//! The webhook function: a request through the pipeline (route → handshake → authenticate →
+//! parse → map), then delivery, then the SPEC's status codes. Lambda-free, so tests drive it
+//! directly; `aws::lambda::function_url` adapts it to Function URL events.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::Method;
-use serde_json::json;
-use thiserror::Error;
 use tokio::time::Instant;
 
-pub use plan::{Arrival, Plan, arrive, interpret, resolve_route, verify_and_interpret};
-pub use response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookError};
-
+use super::{HEALTH_PATH, health};
 use crate::activecampaign::ActiveCampaignClient;
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
+use crate::delivery::callback::CallbackTarget;
 use crate::delivery::{
-    ContactQueue, Delivery, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedContact,
-    RefusalKeeper,
+    ContactQueue, Delivery, DeliveryError, DeliveryOutcome, ImportStore, InlineDelivery,
+    QueuedContact, RefusalKeeper,
 };
 use crate::inbound::InboundRequest;
-use crate::mapping::{Mapping, MappingError, Route};
+use crate::mapping::{Mapping, Route};
+use crate::pipeline::{Arrival, Plan, arrive, verify_and_interpret};
 use crate::redact::mask_email;
-use crate::secrets::{SecretCache, SecretSource};
-use crate::settings::{ConfigError, DeliveryMode, SecretLocation, Settings};
-
-pub const HEALTH_PATH: &str = "/health";
-pub const WEBHOOK_PREFIX: &str = "/webhooks/";
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Why the function could not start.
-#[derive(Debug, Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Mapping(#[from] MappingError),
-    #[error("cannot read the mapping file {path}: {source} (check MAPPING_FILE)")]
-    MappingFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] crate::activecampaign::client::ClientBuildError),
-}
+use crate::response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookError};
+use crate::secret::{AppSecret, SecretCache, before_deadline};
 
 /// Limits of one request.
 #[derive(Debug, Clone)]
@@ -97,13 +70,13 @@ impl WebhookApp {
     }
 
     /// Keeps contacts that ActiveCampaign refused in this dead-letter queue, with the reason.
-    pub fn with_dead_letters(mut self, queue: Option<ContactQueue>) -> Self {
+    pub fn with_dead_letters(mut self, queue: Option<Arc<dyn ContactQueue>>) -> Self {
         self.refusals = RefusalKeeper::new(queue);
         self
     }
 
     /// Records bulk imports in `store` for the import-callback function.
-    pub fn with_import_store(mut self, store: Option<crate::imports::ImportStore>) -> Self {
+    pub fn with_import_store(mut self, store: Option<Arc<dyn ImportStore>>) -> Self {
         self.delivery = self.delivery.with_import_store(store);
         self
     }
@@ -116,7 +89,7 @@ impl WebhookApp {
 
     /// Delivers through the queue (answering `queued`), syncing inline only when the queue
     /// cannot be reached.
-    pub fn with_queue(mut self, queue: ContactQueue) -> Self {
+    pub fn with_queue(mut self, queue: Arc<dyn ContactQueue>) -> Self {
         let fallback = match self.delivery {
             Delivery::Inline(inline)
             | Delivery::Queue {
@@ -125,46 +98,6 @@ impl WebhookApp {
         };
         self.delivery = Delivery::Queue { queue, fallback };
         self
-    }
-
-    /// Builds the app from settings. Nothing here touches the network: the secret is read on
-    /// the first request that needs it.
-    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        settings.check_imports_callback()?;
-        let mapping = match &settings.mapping_file {
-            Some(path) => {
-                let source =
-                    std::fs::read_to_string(path).map_err(|source| StartupError::MappingFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Mapping::from_toml(&source)?
-            }
-            None => Mapping::bundled()?,
-        };
-        let (secrets, client) = secrets_and_client(settings)?;
-        let app = Self::new(
-            mapping,
-            secrets,
-            client,
-            Limits {
-                max_body_bytes: settings.max_body_bytes,
-                invocation_budget: settings.invocation_budget,
-            },
-        );
-        let app = app
-            .with_callback_url(settings.callback_url.clone())
-            .with_import_store(crate::imports::ImportStore::from_settings(settings))
-            .with_dead_letters(
-                settings
-                    .dead_letter_queue
-                    .as_ref()
-                    .map(ContactQueue::from_environment),
-            );
-        Ok(match &settings.delivery {
-            DeliveryMode::Inline => app,
-            DeliveryMode::Queue(url) => app.with_queue(ContactQueue::from_environment(url)),
-        })
     }
 
     /// The instant by which this invocation must answer.
@@ -236,7 +169,7 @@ impl WebhookApp {
             Arrival::Request(route) => route,
         };
         log.route = Some(route.name.clone());
-        let secret = crate::secrets::before_deadline(deadline, self.secrets.get())
+        let secret = before_deadline(deadline, self.secrets.get())
             .await
             .map_err(|e| unavailable(e.into()))?;
         let (contact, submission, redirect) = match verify_and_interpret(route, req, &secret)? {
@@ -336,7 +269,7 @@ impl WebhookApp {
         contacts: Vec<crate::activecampaign::ContactSync>,
         row_of_email: std::collections::HashMap<String, usize>,
         mut summary: BatchSummary,
-        secret: Arc<crate::secrets::AppSecret>,
+        secret: Arc<AppSecret>,
         deadline: Instant,
     ) -> Result<Outcome, WebhookError> {
         // Set when the queue took only part of a batch: the rest is imported inline.
@@ -358,11 +291,9 @@ impl WebhookApp {
             }
             Err(inline) => inline,
         };
-        let callback = crate::activecampaign::bulk::CallbackTarget::required(
-            self.callback_url.as_ref(),
-            secret.callback_secret.as_ref(),
-        )
-        .map_err(|e| unavailable(e.into()))?;
+        let callback =
+            CallbackTarget::required(self.callback_url.as_ref(), secret.callback_secret.as_ref())
+                .map_err(|e| unavailable(e.into()))?;
         let result = self
             .delivery
             .inline()
@@ -455,31 +386,4 @@ fn outcome_reason(outcome: &Outcome) -> Option<&str> {
         | Outcome::Ignored { reason }
         | Outcome::Rejected { reason } => Some(reason),
     }
-}
-
-/// The health answer: the build version, no secret, no network.
-pub fn health() -> HttpResponse {
-    HttpResponse::json(
-        http::StatusCode::OK,
-        &json!({ "status": "ok", "version": VERSION }),
-    )
-}
-
-/// The secret cache and the ActiveCampaign client every function builds the same way.
-/// Nothing here touches the network or builds an AWS client: both wait for their first call.
-pub fn secrets_and_client(
-    settings: &Settings,
-) -> Result<(Arc<SecretCache>, ActiveCampaignClient), StartupError> {
-    let source = match &settings.secret {
-        SecretLocation::File(path) => SecretSource::File(path.clone()),
-        SecretLocation::SecretsManager(id) => SecretSource::SecretsManager {
-            client: crate::aws::LazyClient::from_environment(),
-            secret_id: id.clone(),
-        },
-    };
-    let client = ActiveCampaignClient::new(settings.client.clone())?;
-    Ok((
-        Arc::new(SecretCache::new(source, settings.secret_ttl)),
-        client,
-    ))
 }

@@ -1,18 +1,17 @@
-//! One record per bulk import, keyed by the callback reference: which batch, from which
-//! route, with which contacts (to retry a failed import), and whether its outcome has been
-//! recorded. The first terminal callback wins; repeats change nothing.
+//! The import store of a deployment: a DynamoDB table with one item per bulk import (keyed
+//! by the callback reference) and one per batch answer, expired by TTL; every change of state
+//! a conditional write.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use thiserror::Error;
 
-use crate::activecampaign::ContactSync;
 use crate::aws::LazyClient;
+use crate::delivery::import_store::{
+    Claim, ImportRecord, ImportStore, REPEAT_WINDOW, SUBMITTED, StoreError, now_secs,
+};
 
-/// The status of a record whose outcome is not yet recorded.
-pub const SUBMITTED: &str = "submitted";
 /// Records expire (DynamoDB TTL) after this long.
 const RECORD_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -36,72 +35,22 @@ const REQUEUED_UPTO: &str = "requeued_upto";
 const SETTLING_UNTIL: &str = "settling_until";
 /// The status of a batch-answer item (never reconciled: it is no import).
 const ANSWERED: &str = "answered";
-/// How long a batch's repeat is recognised.
-pub const REPEAT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 fn answer_key(digest: &str) -> String {
     format!("batch-body#{digest}")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum StoreError {
-    #[error("import store unavailable: {0}")]
-    Unavailable(String),
-    #[error("import record is malformed: {0}")]
-    Malformed(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportRecord {
-    pub reference: String,
-    pub batch_id: String,
-    pub route: String,
-    pub contacts: Vec<ContactSync>,
-    pub status: String,
-    /// How many failed imports these contacts have been requeued from already (0 for a
-    /// first import): the callback dead-letters them instead once this reaches its limit.
-    pub generation: u32,
-    /// The import's `exclude_automations`, which requeued contacts keep.
-    pub exclude_automations: bool,
-    /// The contacts before this position are already sent back (a requeue that stopped
-    /// part-way): the next settler sends only the rest.
-    pub requeued_upto: usize,
-}
-
-/// Who may settle a record now (see [`ImportStore::claim`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// This settler has it until the lease ends; the record as it is now.
-    Claimed(ImportRecord),
-    /// Another settler has it for this many more seconds.
-    Busy { for_secs: u64 },
-    /// Its outcome is already recorded (or the record is gone).
-    Settled,
-}
-
 #[derive(Debug, Clone)]
-pub struct ImportStore {
+pub struct ImportTable {
     client: LazyClient<aws_sdk_dynamodb::Client>,
     table: String,
-}
-
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
 }
 
-impl ImportStore {
-    /// The store named by `IMPORTS_TABLE`, if any.
-    pub fn from_settings(settings: &crate::settings::Settings) -> Option<Self> {
-        let table = settings.imports_table.as_ref()?;
-        Some(Self::new(LazyClient::from_environment(), table))
-    }
-
+impl ImportTable {
     pub fn new(
         client: impl Into<LazyClient<aws_sdk_dynamodb::Client>>,
         table: impl Into<String>,
@@ -112,8 +61,27 @@ impl ImportStore {
         }
     }
 
+    /// One item, read consistently.
+    async fn item(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item)
+    }
+}
+
+#[async_trait::async_trait]
+impl ImportStore for ImportTable {
     /// Records a submitted import.
-    pub async fn record(&self, record: &ImportRecord) -> Result<(), StoreError> {
+    async fn record(&self, record: &ImportRecord) -> Result<(), StoreError> {
         let contacts = serde_json::to_string(&record.contacts)
             .map_err(|e| StoreError::Malformed(e.to_string()))?;
         let now = now_secs();
@@ -144,32 +112,16 @@ impl ImportStore {
         Ok(())
     }
 
-    pub async fn get(&self, reference: &str) -> Result<Option<ImportRecord>, StoreError> {
+    async fn get(&self, reference: &str) -> Result<Option<ImportRecord>, StoreError> {
         self.item(reference)
             .await?
             .map(|item| parse(reference, &item))
             .transpose()
     }
 
-    /// One item, read consistently.
-    async fn item(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let output = self
-            .client
-            .get()
-            .await
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY, AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item)
-    }
-
     /// Keeps a batch's first answer under the digest of its route and body, for a day: a
     /// poster that retries the same body gets that answer, and nothing is imported twice.
-    pub async fn remember_answer(
+    async fn remember_answer(
         &self,
         digest: &str,
         answer: &serde_json::Value,
@@ -195,10 +147,7 @@ impl ImportStore {
     }
 
     /// The first answer to a batch with this digest, if it came within the repeat window.
-    pub async fn recall_answer(
-        &self,
-        digest: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn recall_answer(&self, digest: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let Some(item) = self.item(&answer_key(digest)).await? else {
             return Ok(None);
         };
@@ -216,7 +165,7 @@ impl ImportStore {
     /// Records still open (not settled by a callback) that were submitted at least `min_age`
     /// ago, with when they were submitted (seconds since the epoch), oldest first; at most
     /// `limit` of them.
-    pub async fn open_records(
+    async fn open_records(
         &self,
         min_age: Duration,
         limit: usize,
@@ -258,7 +207,7 @@ impl ImportStore {
 
     /// Takes the record for one settler for `lease` (a failed import's requeue runs for
     /// seconds: two settlers at once would send its contacts back twice).
-    pub async fn claim(&self, reference: &str, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim(&self, reference: &str, lease: Duration) -> Result<Claim, StoreError> {
         // Twice: a settler that gives its claim up between the refused write and the read
         // leaves the record open and free, and this settler takes it.
         for _ in 0..2 {
@@ -310,7 +259,7 @@ impl ImportStore {
 
     /// Keeps how far a requeue got (while the record is open), so the next settler sends
     /// only the rest, and gives up the claim so it can start at once.
-    pub async fn requeue_progress(&self, reference: &str, upto: usize) -> Result<(), StoreError> {
+    async fn requeue_progress(&self, reference: &str, upto: usize) -> Result<(), StoreError> {
         let result = self
             .client
             .get()
@@ -332,7 +281,7 @@ impl ImportStore {
     }
 
     /// Records the final outcome once. Returns `false` when it was already recorded.
-    pub async fn finish(
+    async fn finish(
         &self,
         reference: &str,
         status: &str,

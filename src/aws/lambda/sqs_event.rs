@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-use super::{QueueRecord, SyncWorker};
+use crate::functions::sync_worker::{QueueRecord, SyncWorker};
 
 /// Serves the worker until the runtime stops.
 pub async fn serve(worker: SyncWorker) -> Result<(), lambda_runtime::Error> {

@@ -12,21 +12,20 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::metrics;
-use super::store::{Claim, ImportStore, SUBMITTED};
-use crate::activecampaign::bulk::{
-    CALLBACK_REF_PARAM, CALLBACK_TOKEN_HEADER, CALLBACK_TOKEN_PARAM, ImportStatus, callback_token,
-};
+use super::{HEALTH_PATH, health};
+use crate::activecampaign::importer::ImportStatus;
 use crate::activecampaign::{Account, ActiveCampaignClient, ContactSync};
 use crate::crypto::constant_time_eq;
-use crate::delivery::{ContactQueue, QueuedContact};
-use crate::edge::{
-    HEALTH_PATH, HttpResponse, StartupError, WebhookError, health, secrets_and_client,
+use crate::delivery::callback::{
+    CALLBACK_REF_PARAM, CALLBACK_TOKEN_HEADER, CALLBACK_TOKEN_PARAM, callback_token,
 };
+use crate::delivery::import_store::SUBMITTED;
+use crate::delivery::{Claim, ContactQueue, ImportStore, QueuedContact};
 use crate::inbound::InboundRequest;
+use crate::metrics;
 use crate::redact::mask_email;
-use crate::secrets::{SecretCache, before_deadline};
-use crate::settings::{DeliveryMode, Settings};
+use crate::response::{HttpResponse, WebhookError};
+use crate::secret::{AppSecret, SecretCache, before_deadline};
 use crate::sources::AuthError;
 
 /// Upper bound of one callback's work: the importer should get its answer quickly.
@@ -55,20 +54,20 @@ const PROGRESS_WRITE: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_IMPORT_GENERATIONS: u32 = 3;
 
 pub struct CallbackApp {
-    store: Option<ImportStore>,
+    store: Option<Arc<dyn ImportStore>>,
     secrets: Arc<SecretCache>,
     client: ActiveCampaignClient,
-    queue: Option<ContactQueue>,
-    dead_letters: Option<ContactQueue>,
+    queue: Option<Arc<dyn ContactQueue>>,
+    dead_letters: Option<Arc<dyn ContactQueue>>,
     max_generations: u32,
 }
 
 impl CallbackApp {
     pub fn new(
-        store: Option<ImportStore>,
+        store: Option<Arc<dyn ImportStore>>,
         secrets: Arc<SecretCache>,
         client: ActiveCampaignClient,
-        queue: Option<ContactQueue>,
+        queue: Option<Arc<dyn ContactQueue>>,
     ) -> Self {
         Self {
             store,
@@ -82,36 +81,22 @@ impl CallbackApp {
 
     /// Contacts of an import that failed `max_generations` times go to `queue` with the
     /// import's batch id and status as their reason.
-    pub fn with_dead_letters(mut self, queue: Option<ContactQueue>, max_generations: u32) -> Self {
+    pub fn with_dead_letters(
+        mut self,
+        queue: Option<Arc<dyn ContactQueue>>,
+        max_generations: u32,
+    ) -> Self {
         self.dead_letters = queue;
         self.max_generations = max_generations;
         self
-    }
-
-    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        let (secrets, client) = secrets_and_client(settings)?;
-        let queue = match &settings.delivery {
-            DeliveryMode::Queue(url) => Some(ContactQueue::from_environment(url)),
-            DeliveryMode::Inline => None,
-        };
-        Ok(
-            Self::new(ImportStore::from_settings(settings), secrets, client, queue)
-                .with_dead_letters(
-                    settings
-                        .dead_letter_queue
-                        .as_ref()
-                        .map(ContactQueue::from_environment),
-                    DEFAULT_MAX_IMPORT_GENERATIONS,
-                ),
-        )
     }
 
     pub fn deadline(&self) -> Instant {
         Instant::now() + CALLBACK_BUDGET
     }
 
-    pub(crate) fn store(&self) -> Option<&ImportStore> {
-        self.store.as_ref()
+    pub(crate) fn store(&self) -> Option<&dyn ImportStore> {
+        self.store.as_deref()
     }
 
     pub(crate) fn secrets(&self) -> &SecretCache {
@@ -140,7 +125,7 @@ impl CallbackApp {
         reference: &str,
         token: &str,
         deadline: Instant,
-    ) -> Result<Arc<crate::secrets::AppSecret>, WebhookError> {
+    ) -> Result<Arc<AppSecret>, WebhookError> {
         let secret = before_deadline(deadline, self.secrets.get())
             .await
             .map_err(unavailable)?;
@@ -203,9 +188,9 @@ impl CallbackApp {
     pub(crate) async fn settle_import(
         &self,
         reference: &str,
-        record: Option<super::ImportRecord>,
+        record: Option<crate::delivery::ImportRecord>,
         batch_id: Option<String>,
-        secret: &crate::secrets::AppSecret,
+        secret: &AppSecret,
         deadline: Instant,
     ) -> Result<Value, WebhookError> {
         let batch_id = record.as_ref().map(|r| r.batch_id.clone()).or(batch_id);
@@ -307,9 +292,9 @@ impl CallbackApp {
     async fn claim(
         &self,
         reference: &str,
-        record: super::ImportRecord,
+        record: crate::delivery::ImportRecord,
         deadline: Instant,
-    ) -> Result<Option<super::ImportRecord>, WebhookError> {
+    ) -> Result<Option<crate::delivery::ImportRecord>, WebhookError> {
         let Some(store) = &self.store else {
             return Ok(Some(record));
         };
@@ -333,7 +318,7 @@ impl CallbackApp {
     /// import's batch id and status as the reason.
     async fn requeue(
         &self,
-        record: &super::ImportRecord,
+        record: &crate::delivery::ImportRecord,
         status: &str,
         failed: &[String],
         deadline: Instant,
@@ -479,26 +464,6 @@ pub fn callback_params(req: &InboundRequest) -> HashMap<String, String> {
         }
     }
     params
-}
-
-/// The Lambda adapter: Function URL events in, responses out.
-pub async fn serve(app: CallbackApp) -> Result<(), lambda_runtime::Error> {
-    use crate::edge::lambda::{FunctionUrlEvent, answer};
-    let app = Arc::new(app);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<FunctionUrlEvent>| {
-            let app = app.clone();
-            async move {
-                let response = answer(event.payload, |req| async move {
-                    // Boxed for the same reason as the webhook's adapter.
-                    Box::pin(app.handle(&req, app.deadline())).await
-                })
-                .await;
-                Ok::<_, lambda_runtime::Error>(response)
-            }
-        },
-    ))
-    .await
 }
 
 #[cfg(test)]

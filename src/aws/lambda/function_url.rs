@@ -15,8 +15,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
 
-use super::{HttpResponse, WebhookApp};
+use crate::functions::import_callback::CallbackApp;
+use crate::functions::webhook::WebhookApp;
 use crate::inbound::{InboundRequest, parse_query};
+use crate::response::HttpResponse;
 
 /// A Function URL / HTTP API v2 event: the parts this product reads.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -88,7 +90,7 @@ impl EventError {
 }
 
 /// Serves the webhook app until the runtime stops.
-pub async fn serve(app: WebhookApp) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_webhook(app: WebhookApp) -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(app);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<FunctionUrlEvent>| {
         let app = app.clone();
@@ -103,6 +105,25 @@ pub async fn serve(app: WebhookApp) -> Result<(), lambda_runtime::Error> {
             Ok::<_, lambda_runtime::Error>(response)
         }
     }))
+    .await
+}
+
+/// Serves the import-callback app until the runtime stops.
+pub async fn serve_callback(app: CallbackApp) -> Result<(), lambda_runtime::Error> {
+    let app = Arc::new(app);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<FunctionUrlEvent>| {
+            let app = app.clone();
+            async move {
+                let response = answer(event.payload, |req| async move {
+                    // Boxed for the same reason as the webhook's adapter.
+                    Box::pin(app.handle(&req, app.deadline())).await
+                })
+                .await;
+                Ok::<_, lambda_runtime::Error>(response)
+            }
+        },
+    ))
     .await
 }
 

@@ -6,8 +6,6 @@
 //! receive. A message handed back for retry is hidden for as long as ActiveCampaign asked to
 //! wait (`Retry-After`), and at least for the backoff of its receive count.
 
-pub mod lambda;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +13,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::activecampaign::ContactSync;
-use crate::activecampaign::bulk::{CallbackTarget, MIN_BULK_CONTACTS};
+use crate::activecampaign::importer::MIN_BULK_CONTACTS;
+use crate::delivery::callback::CallbackTarget;
 use crate::delivery::{
     ContactQueue, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedBatch, QueuedContact,
     rejected_reason,
 };
-use crate::edge::{StartupError, secrets_and_client};
 use crate::redact::mask_email;
-use crate::secrets::{AppSecret, SecretCache, before_deadline};
-use crate::settings::Settings;
+use crate::secret::{AppSecret, SecretCache, before_deadline};
 
-pub use crate::delivery::queue::RetrySchedule;
+pub use crate::delivery::RetrySchedule;
 pub use crate::delivery::{REASON_ATTRIBUTE, ROUTE_ATTRIBUTE};
 /// Message attribute with the id of the message it was in the source queue.
 pub const SOURCE_ID_ATTRIBUTE: &str = "source_message_id";
@@ -130,9 +127,9 @@ struct Person {
 pub struct SyncWorker {
     delivery: InlineDelivery,
     secrets: Arc<SecretCache>,
-    dead_letters: Option<ContactQueue>,
+    dead_letters: Option<Arc<dyn ContactQueue>>,
     /// The queue the batches come from, to hide a message for a wait before handing it back.
-    source_queue: Option<ContactQueue>,
+    source_queue: Option<Arc<dyn ContactQueue>>,
     retry_schedule: RetrySchedule,
     max_receive_count: u32,
     callback_url: Option<String>,
@@ -146,7 +143,7 @@ impl SyncWorker {
     pub fn new(
         delivery: InlineDelivery,
         secrets: Arc<SecretCache>,
-        dead_letters: Option<ContactQueue>,
+        dead_letters: Option<Arc<dyn ContactQueue>>,
         max_receive_count: u32,
     ) -> Self {
         Self {
@@ -167,7 +164,7 @@ impl SyncWorker {
     /// without it they come back after the queue's own visibility timeout.
     pub fn with_source_queue(
         mut self,
-        queue: Option<ContactQueue>,
+        queue: Option<Arc<dyn ContactQueue>>,
         schedule: RetrySchedule,
     ) -> Self {
         self.source_queue = queue;
@@ -189,35 +186,6 @@ impl SyncWorker {
     pub fn with_callback_url(mut self, url: Option<String>) -> Self {
         self.callback_url = url;
         self
-    }
-
-    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        settings.check_imports_callback()?;
-        let (secrets, client) = secrets_and_client(settings)?;
-        let dead_letters = settings
-            .dead_letter_queue
-            .as_ref()
-            .map(ContactQueue::from_environment);
-        let store = crate::imports::ImportStore::from_settings(settings);
-        let source_queue = settings
-            .queue_url
-            .as_ref()
-            .map(ContactQueue::from_environment);
-        Ok(Self::new(
-            InlineDelivery::new(client, secrets.clone()).with_import_store(store),
-            secrets,
-            dead_letters,
-            settings.max_receive_count,
-        )
-        .with_callback_url(settings.callback_url.clone())
-        .with_source_queue(source_queue, {
-            let defaults = RetrySchedule::default();
-            RetrySchedule {
-                base: settings.retry_base.unwrap_or(defaults.base),
-                max: settings.retry_max.unwrap_or(defaults.max),
-            }
-        })
-        .with_invocation_budget(settings.invocation_budget))
     }
 
     pub async fn process(&self, records: Vec<QueueRecord>, deadline: Instant) -> BatchReport {
@@ -294,7 +262,7 @@ impl SyncWorker {
                 let reason =
                     format!("not tried, ActiveCampaign unavailable for the whole account: {why}");
                 tracing::warn!(wait_s = wait.as_secs(), people = people.len(), chunks = chunks.len(), reason = %why, "Account unavailable; handing the batch back until the next probe.");
-                crate::imports::metrics::emit(crate::imports::metrics::account_unavailable());
+                crate::metrics::emit(crate::metrics::account_unavailable());
                 let units = people.into_values().map(Unit::one).chain(chunks);
                 for unit in units {
                     for record in unit.records() {
@@ -458,7 +426,7 @@ impl SyncWorker {
             Err(_) => self.retry_schedule.delay(1, failure.retry_after),
         };
         tracing::warn!(error = %failure.reason, wait_s = wait.as_secs(), "Account unavailable; the circuit is open until the next probe.");
-        crate::imports::metrics::emit(crate::imports::metrics::account_unavailable());
+        crate::metrics::emit(crate::metrics::account_unavailable());
         let untried = format!(
             "not tried, ActiveCampaign unavailable for the whole account: {}",
             failure.reason
@@ -561,10 +529,7 @@ impl SyncWorker {
             let Some(contact) = batch.contacts.iter().find(|c| c.email == rejected.email) else {
                 continue;
             };
-            crate::imports::metrics::emit(crate::imports::metrics::rejected_contacts(
-                &batch.route,
-                1,
-            ));
+            crate::metrics::emit(crate::metrics::rejected_contacts(&batch.route, 1));
             report.rejected += 1;
             let Some(dlq) = &self.dead_letters else {
                 kept = false;
@@ -611,7 +576,7 @@ impl SyncWorker {
         for record in records {
             let route =
                 QueuedContact::from_json(&record.body).map_or_else(|_| String::new(), |m| m.route);
-            crate::imports::metrics::emit(crate::imports::metrics::rejected_contacts(&route, 1));
+            crate::metrics::emit(crate::metrics::rejected_contacts(&route, 1));
         }
         self.dead_letter_or_retry(
             records,

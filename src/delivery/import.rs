@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{DeliveryError, DeliveryOutcome, InlineDelivery};
-use crate::activecampaign::bulk::{
-    BulkContact, CallbackTarget, ImportAnswer, MIN_BULK_CONTACTS, chunk_sized, import_callback,
-    json_size, to_bulk_contact,
+use super::callback::{CallbackTarget, import_callback};
+use super::{DeliveryError, DeliveryOutcome, ImportRecord, InlineDelivery};
+use crate::activecampaign::importer::{
+    BulkContact, ImportAnswer, MIN_BULK_CONTACTS, chunk_sized, json_size, to_bulk_contact,
 };
 use crate::activecampaign::{AcError, Account, ContactSync};
-use crate::imports::ImportRecord;
-use crate::secrets::{AppSecret, before_deadline};
+use crate::secret::{AppSecret, before_deadline};
 
 /// One import the importer queued.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +33,7 @@ pub struct RejectedContact {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct BatchResult {
+pub struct BatchDelivered {
     /// Contacts synced one by one through `contact_sync`.
     pub synced: usize,
     pub imports: Vec<ImportedBatch>,
@@ -163,7 +162,7 @@ impl InlineDelivery {
         secret: Arc<AppSecret>,
         options: ImportOptions<'_>,
         deadline: Instant,
-    ) -> Result<BatchResult, DeliveryError> {
+    ) -> Result<BatchDelivered, DeliveryError> {
         let ImportOptions {
             route,
             callback,
@@ -187,7 +186,7 @@ impl InlineDelivery {
             imports,
             originals: by_email,
         } = plan;
-        let mut result = BatchResult::default();
+        let mut result = BatchDelivered::default();
         for contact in &one_by_one {
             self.one_by_one(contact, &secret, deadline, &mut result)
                 .await?;
@@ -230,7 +229,7 @@ impl InlineDelivery {
                     let reference = import_callback.as_ref().and_then(|c| {
                         c.params
                             .iter()
-                            .find(|p| p.key == crate::activecampaign::bulk::CALLBACK_REF_PARAM)
+                            .find(|p| p.key == crate::delivery::callback::CALLBACK_REF_PARAM)
                             .map(|p| p.value.clone())
                     });
                     if let (Some(store), Some(reference)) = (self.imports(), &reference) {
@@ -242,7 +241,7 @@ impl InlineDelivery {
                                 .iter()
                                 .filter_map(|c| by_email.get(&c.email).cloned())
                                 .collect(),
-                            status: crate::imports::store::SUBMITTED.to_string(),
+                            status: super::import_store::SUBMITTED.to_string(),
                             generation,
                             exclude_automations,
                             requeued_upto: 0,
@@ -311,7 +310,7 @@ impl InlineDelivery {
         contact: &ContactSync,
         secret: &Arc<AppSecret>,
         deadline: Instant,
-        result: &mut BatchResult,
+        result: &mut BatchDelivered,
     ) -> Result<(), DeliveryError> {
         match self.deliver(contact, secret.clone(), deadline).await? {
             DeliveryOutcome::Synced { .. } | DeliveryOutcome::Queued { .. } => result.synced += 1,
@@ -364,7 +363,7 @@ mod tests {
                 part.iter().map(|c| &plan.originals[&c.email]).collect();
             let bytes = serde_json::to_vec(&record).unwrap().len();
             assert!(
-                bytes < crate::activecampaign::bulk::MAX_IMPORT_BYTES,
+                bytes < crate::activecampaign::importer::MAX_IMPORT_BYTES,
                 "{bytes}"
             );
         }

@@ -10,12 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::callback::CallbackApp;
-use super::metrics;
-use super::store::now_secs;
-use crate::edge::StartupError;
-use crate::secrets::before_deadline;
-use crate::settings::Settings;
+use super::import_callback::CallbackApp;
+use crate::delivery::import_store::now_secs;
+use crate::metrics;
+use crate::secret::before_deadline;
 
 /// The most imports one run settles (the rest wait for the next run): records hold their
 /// contacts (up to 350 KB each), so this keeps a run near 20 MB.
@@ -40,22 +38,6 @@ pub struct Reconciler {
 impl Reconciler {
     pub fn new(callbacks: CallbackApp, min_age: Duration) -> Self {
         Self { callbacks, min_age }
-    }
-
-    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        if settings.imports_table.is_none() {
-            return Err(StartupError::Config(
-                crate::settings::ConfigError::Invalid {
-                    name: crate::settings::ENV_IMPORTS_TABLE,
-                    value: String::new(),
-                    expected: "the imports table to reconcile",
-                },
-            ));
-        }
-        Ok(Self::new(
-            CallbackApp::from_settings(settings)?,
-            settings.reconcile_min_age,
-        ))
     }
 
     /// Settles every open import older than the minimum age, within `deadline`.
@@ -145,26 +127,4 @@ impl ReconcileReport {
             "oldest_open_secs": self.oldest_open_secs,
         })
     }
-}
-
-/// The Lambda adapter: any scheduled event in, the run's report out.
-pub async fn serve(reconciler: Reconciler) -> Result<(), lambda_runtime::Error> {
-    let reconciler = std::sync::Arc::new(reconciler);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<Value>| {
-            let reconciler = reconciler.clone();
-            async move {
-                let budget = crate::deadline::remaining_budget(
-                    event.context.deadline,
-                    std::time::SystemTime::now(),
-                    Duration::from_secs(50),
-                    Duration::from_secs(3),
-                    Duration::from_secs(850),
-                );
-                let report = Box::pin(reconciler.run(Instant::now() + budget)).await;
-                Ok::<_, lambda_runtime::Error>(report.to_json())
-            }
-        },
-    ))
-    .await
 }

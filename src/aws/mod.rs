@@ -1,8 +1,19 @@
+//! Everything that knows AWS: the SDK clients' shared configuration (here), Secrets Manager,
+//! SQS and DynamoDB behind the core's seams, the Lambda adapters, and each function's setup.
+//! The core (pipeline, senders, mapping, delivery, the ActiveCampaign client) imports none of
+//! it.
+//!
 //! The shared AWS SDK configuration: region, credentials and endpoints from the environment
 //! (`AWS_ENDPOINT_URL*` included, so tests reach a local moto), with explicit timeouts.
 //! Loaded once per process, on the first AWS call: the webhook function uses up to three
 //! clients (Secrets Manager, DynamoDB, SQS), each built when first needed (`LazyClient`), and
 //! they share one configuration and one HTTP client.
+
+pub mod dynamodb;
+pub mod lambda;
+pub mod secrets_manager;
+pub mod setup;
+pub mod sqs;
 
 use std::sync::Arc;
 use std::time::Duration;

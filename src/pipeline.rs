@@ -7,13 +7,16 @@ use std::collections::HashMap;
 
 use http::Method;
 
-use super::{BatchSummary, Outcome, RejectedRow, WEBHOOK_PREFIX, WebhookError};
 use crate::activecampaign::ContactSync;
 use crate::inbound::InboundRequest;
 use crate::mapping::config::is_valid_route_name;
 use crate::mapping::{Mapping, MappingOutcome, Route, map_submission};
-use crate::secrets::AppSecret;
+use crate::response::{BatchSummary, Outcome, RejectedRow, WebhookError};
+use crate::secret::AppSecret;
 use crate::submission::{BatchRow, Parsed, Submission};
+
+/// Where webhook routes live: `/webhooks/{route}`.
+pub const WEBHOOK_PREFIX: &str = "/webhooks/";
 
 /// What a verified request comes to before anything is delivered.
 #[derive(Debug, Clone, PartialEq)]

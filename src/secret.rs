@@ -133,72 +133,37 @@ pub enum SecretError {
     Malformed(String),
 }
 
-/// Where the secret lives.
-#[derive(Debug, Clone)]
-pub enum SecretSource {
-    SecretsManager {
-        client: crate::aws::LazyClient<aws_sdk_secretsmanager::Client>,
-        secret_id: String,
-    },
-    /// A JSON file of the same shape, for local runs without AWS.
-    File(PathBuf),
-    /// A fixed JSON document (tests, preview).
-    Fixed(String),
+/// Where the secret is read from: Secrets Manager in a deployment
+/// ([`crate::aws::secrets_manager::SecretsManager`]), a file in local runs ([`SecretFile`]),
+/// a fixed document in tests and the preview ([`FixedSecret`]).
+#[async_trait::async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn fetch(&self) -> Result<AppSecret, SecretError>;
 }
 
-impl SecretSource {
-    pub async fn fetch(&self) -> Result<AppSecret, SecretError> {
-        match self {
-            SecretSource::SecretsManager { client, secret_id } => {
-                let output = client
-                    .get()
-                    .await
-                    .get_secret_value()
-                    .secret_id(secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error(secret_id, e))?;
-                let json = output.secret_string().ok_or_else(|| {
-                    SecretError::Malformed("the secret has no SecretString".into())
-                })?;
-                AppSecret::from_json(json)
-            }
-            SecretSource::File(path) => {
-                // A small local file (local runs only): read in place, which also keeps
-                // tests on tokio's paused clock deterministic.
-                let json = std::fs::read_to_string(path).map_err(|e| {
-                    SecretError::NotFound(format!("cannot read {}: {e}", path.display()))
-                })?;
-                AppSecret::from_json(&json)
-            }
-            SecretSource::Fixed(json) => AppSecret::from_json(json),
-        }
+/// A JSON file of the secret's shape, for local runs without AWS.
+#[derive(Debug, Clone)]
+pub struct SecretFile(pub PathBuf);
+
+#[async_trait::async_trait]
+impl SecretSource for SecretFile {
+    async fn fetch(&self) -> Result<AppSecret, SecretError> {
+        // A small local file (local runs only): read in place, which also keeps tests on
+        // tokio's paused clock deterministic.
+        let json = std::fs::read_to_string(&self.0)
+            .map_err(|e| SecretError::NotFound(format!("cannot read {}: {e}", self.0.display())))?;
+        AppSecret::from_json(&json)
     }
 }
 
-fn classify_sdk_error<E, R>(
-    secret_id: &str,
-    error: aws_sdk_secretsmanager::error::SdkError<E, R>,
-) -> SecretError
-where
-    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_secretsmanager::error::SdkError;
-    match &error {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("unknown");
-            if code == "ResourceNotFoundException" {
-                SecretError::NotFound(secret_id.to_string())
-            } else {
-                SecretError::Unavailable(format!("{code} for {secret_id}"))
-            }
-        }
-        SdkError::TimeoutError(_) => SecretError::Unavailable("timed out".into()),
-        SdkError::DispatchFailure(_) => SecretError::Unavailable("connection failed".into()),
-        _ => SecretError::Unavailable(
-            aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
-        ),
+/// A fixed JSON document (tests, preview).
+#[derive(Debug, Clone)]
+pub struct FixedSecret(pub String);
+
+#[async_trait::async_trait]
+impl SecretSource for FixedSecret {
+    async fn fetch(&self) -> Result<AppSecret, SecretError> {
+        AppSecret::from_json(&self.0)
     }
 }
 
@@ -232,15 +197,15 @@ const FAILING_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A per-container cache in front of a [`SecretSource`].
 pub struct SecretCache {
-    source: SecretSource,
+    source: Box<dyn SecretSource>,
     ttl: Duration,
     state: Mutex<Option<Cached>>,
 }
 
 impl SecretCache {
-    pub fn new(source: SecretSource, ttl: Duration) -> Self {
+    pub fn new(source: impl SecretSource + 'static, ttl: Duration) -> Self {
         Self {
-            source,
+            source: Box::new(source),
             ttl,
             state: Mutex::new(None),
         }
@@ -353,7 +318,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("secret.json");
         std::fs::write(&path, JSON).unwrap();
-        let cache = SecretCache::new(SecretSource::File(path.clone()), Duration::from_secs(300));
+        let cache = SecretCache::new(SecretFile(path.clone()), Duration::from_secs(300));
         let first = cache.get().await.unwrap();
         std::fs::write(&path, JSON.replace("k-123", "k-456")).unwrap();
         let second = cache.get().await.unwrap();
@@ -405,7 +370,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("secret.json");
         std::fs::write(&path, JSON).unwrap();
-        let cache = SecretCache::new(SecretSource::File(path.clone()), Duration::from_secs(60));
+        let cache = SecretCache::new(SecretFile(path.clone()), Duration::from_secs(60));
         (path, cache)
     }
 
@@ -438,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn missing_file_is_not_found() {
         let cache = SecretCache::new(
-            SecretSource::File("/nonexistent/secret.json".into()),
+            SecretFile("/nonexistent/secret.json".into()),
             DEFAULT_SECRET_TTL,
         );
         assert!(matches!(cache.get().await, Err(SecretError::NotFound(_))));
