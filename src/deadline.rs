@@ -4,11 +4,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Time kept back to answer the sender after the last ActiveCampaign attempt.
-pub const DEFAULT_MARGIN: Duration = Duration::from_millis(500);
+pub(crate) const DEFAULT_MARGIN: Duration = Duration::from_millis(500);
 
 /// The time left: `deadline − now − margin` when the deadline is in the future, otherwise
 /// the configured `fallback` budget. Always capped at `cap`.
-pub fn remaining_budget(
+pub(crate) fn remaining_budget(
     deadline_epoch_ms: u64,
     now: SystemTime,
     fallback: Duration,

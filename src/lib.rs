@@ -7,10 +7,13 @@
 //! apps; [`aws`] is everything that knows AWS: Secrets Manager, SQS and DynamoDB behind the
 //! core's seams, the Lambda adapters and each function's setup.
 
+// `pub(crate)` by default: a `pub` item must be reachable from the crate root.
+#![warn(unreachable_pub)]
+
 pub mod activecampaign;
 pub mod aws;
 pub mod crypto;
-pub mod deadline;
+mod deadline;
 pub mod delivery;
 pub mod email;
 pub mod functions;
@@ -20,9 +23,8 @@ pub mod functions;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inbound;
-pub mod logging;
 pub mod mapping;
-pub mod metrics;
+mod metrics;
 pub mod pipeline;
 pub mod preview;
 pub mod redact;

@@ -5,36 +5,36 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-pub const NAMESPACE: &str = "AcWebhookSync";
-pub const IMPORTED_CONTACTS: &str = "ImportedContacts";
-pub const FAILED_CONTACTS: &str = "FailedContacts";
-pub const FAILED_IMPORTS: &str = "FailedImports";
+pub(crate) const NAMESPACE: &str = "AcWebhookSync";
+pub(crate) const IMPORTED_CONTACTS: &str = "ImportedContacts";
+pub(crate) const FAILED_CONTACTS: &str = "FailedContacts";
+pub(crate) const FAILED_IMPORTS: &str = "FailedImports";
 /// Contacts ActiveCampaign refused (`result_code` 0 with a good key, or named by the importer).
-pub const REJECTED_CONTACTS: &str = "RejectedContacts";
+pub(crate) const REJECTED_CONTACTS: &str = "RejectedContacts";
 
 /// Batches handed back because the whole account was failing (key refused, ActiveCampaign
 /// or Secrets Manager unavailable): an outage while it happens, before any dead letter.
-pub const ACCOUNT_UNAVAILABLE: &str = "ActiveCampaignUnavailable";
+pub(crate) const ACCOUNT_UNAVAILABLE: &str = "ActiveCampaignUnavailable";
 
 /// One account-wide failure of a sync-worker batch (no route: it is the account's).
-pub fn account_unavailable() -> Value {
+pub(crate) fn account_unavailable() -> Value {
     by_route("queue", &[(ACCOUNT_UNAVAILABLE, 1)])
 }
 
 /// Age of the oldest bulk import still not settled after a reconciler run.
-pub const OLDEST_OPEN_IMPORT: &str = "OldestOpenImportSeconds";
+pub(crate) const OLDEST_OPEN_IMPORT: &str = "OldestOpenImportSeconds";
 
-pub fn oldest_open_import(seconds: u64) -> Value {
+pub(crate) fn oldest_open_import(seconds: u64) -> Value {
     by_route("imports", &[(OLDEST_OPEN_IMPORT, seconds as usize)])
 }
 
 /// Writes a metric line to stdout, where CloudWatch Logs picks it up.
-pub fn emit(line: Value) {
+pub(crate) fn emit(line: Value) {
     println!("{line}");
 }
 
 /// The metric of contacts refused on one route.
-pub fn rejected_contacts(route: &str, count: usize) -> Value {
+pub(crate) fn rejected_contacts(route: &str, count: usize) -> Value {
     by_route(route, &[(REJECTED_CONTACTS, count)])
 }
 
@@ -66,13 +66,13 @@ fn by_route(route: &str, counts: &[(&str, usize)]) -> Value {
 }
 
 /// Contacts of a failed or interrupted import sent back through the queue.
-pub const REQUEUED_CONTACTS: &str = "RequeuedContacts";
+pub(crate) const REQUEUED_CONTACTS: &str = "RequeuedContacts";
 /// Contacts of an import that failed too many times, sent to the dead-letter queue.
-pub const DEAD_LETTERED_CONTACTS: &str = "DeadLetteredContacts";
+pub(crate) const DEAD_LETTERED_CONTACTS: &str = "DeadLetteredContacts";
 
 /// How one settled import ended, contact by contact.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ImportCounts {
+pub(crate) struct ImportCounts {
     /// Imported (0 for a failed or interrupted import: its contacts are sent back).
     pub succeeded: usize,
     /// Named by the importer as failing (their data is at fault).
@@ -83,7 +83,7 @@ pub struct ImportCounts {
 }
 
 /// The metrics of one settled import, by route.
-pub fn import_outcome(route: &str, counts: ImportCounts) -> Value {
+pub(crate) fn import_outcome(route: &str, counts: ImportCounts) -> Value {
     by_route(
         route,
         &[

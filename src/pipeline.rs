@@ -11,7 +11,7 @@ use crate::activecampaign::ContactSync;
 use crate::inbound::InboundRequest;
 use crate::mapping::config::is_valid_route_name;
 use crate::mapping::{Mapping, MappingOutcome, Route, map_submission};
-use crate::response::{BatchSummary, Outcome, RejectedRow, WebhookError};
+use crate::response::{BatchSummary, RejectedRow, WebhookError, WebhookOutcome};
 use crate::secret::AppSecret;
 use crate::submission::{BatchRow, Parsed, Submission};
 
@@ -23,7 +23,7 @@ pub const WEBHOOK_PREFIX: &str = "/webhooks/";
 pub enum Plan {
     /// Answered without delivering anything (ignored, skipped, rejected).
     Answer {
-        outcome: Outcome,
+        outcome: WebhookOutcome,
         redirect: Option<String>,
         submission: Option<Box<Submission>>,
     },
@@ -127,7 +127,7 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
         Parsed::Submission(submission) => submission,
         Parsed::Ignored { reason } => {
             return Ok(Plan::Answer {
-                outcome: Outcome::Ignored { reason },
+                outcome: WebhookOutcome::Ignored { reason },
                 redirect: None,
                 submission: None,
             });
@@ -146,7 +146,7 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
     if !route.handles(submission.topic.as_deref()) {
         let topic = submission.topic.as_deref().unwrap_or_default();
         let reason = format!("topic {topic} is not handled by route {}", route.name);
-        return Ok(answer(Outcome::Ignored { reason }));
+        return Ok(answer(WebhookOutcome::Ignored { reason }));
     }
     Ok(match map_submission(&submission, route) {
         MappingOutcome::Contact(contact) => Plan::Contact {
@@ -154,8 +154,8 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
             submission,
             redirect,
         },
-        MappingOutcome::Skipped { reason } => answer(Outcome::Skipped { reason }),
-        MappingOutcome::Rejected { reason } => answer(Outcome::Rejected { reason }),
+        MappingOutcome::Skipped { reason } => answer(WebhookOutcome::Skipped { reason }),
+        MappingOutcome::Rejected { reason } => answer(WebhookOutcome::Rejected { reason }),
     })
 }
 

@@ -131,7 +131,7 @@ pub struct RejectedRow {
 
 /// A request that ended well: answered 200 (or 303 for a browser form).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum WebhookOutcome {
     Synced {
         subscriber_id: Option<u64>,
     },
@@ -154,37 +154,37 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl WebhookOutcome {
     pub fn label(&self) -> &'static str {
         match self {
-            Outcome::Synced { .. } => "synced",
-            Outcome::Queued { .. } => "queued",
-            Outcome::Skipped { .. } => "skipped",
-            Outcome::Ignored { .. } => "ignored",
-            Outcome::Rejected { .. } => "rejected",
+            WebhookOutcome::Synced { .. } => "synced",
+            WebhookOutcome::Queued { .. } => "queued",
+            WebhookOutcome::Skipped { .. } => "skipped",
+            WebhookOutcome::Ignored { .. } => "ignored",
+            WebhookOutcome::Rejected { .. } => "rejected",
             // The importer has queued the contacts; it reports completion to the callback.
-            Outcome::Batch(summary) if !summary.imports.is_empty() || summary.queued > 0 => {
+            WebhookOutcome::Batch(summary) if !summary.imports.is_empty() || summary.queued > 0 => {
                 "queued"
             }
-            Outcome::Batch(_) => "synced",
-            Outcome::Duplicate { .. } => "duplicate",
+            WebhookOutcome::Batch(_) => "synced",
+            WebhookOutcome::Duplicate { .. } => "duplicate",
         }
     }
 
     pub fn to_response(&self) -> HttpResponse {
         let body = match self {
-            Outcome::Synced {
+            WebhookOutcome::Synced {
                 subscriber_id: Some(id),
             } => {
                 json!({ "status": self.label(), "subscriber_id": id })
             }
-            Outcome::Synced {
+            WebhookOutcome::Synced {
                 subscriber_id: None,
             } => json!({ "status": self.label() }),
-            Outcome::Queued { message_id } => {
+            WebhookOutcome::Queued { message_id } => {
                 json!({ "status": self.label(), "message_id": message_id })
             }
-            Outcome::Batch(summary) => json!({
+            WebhookOutcome::Batch(summary) => json!({
                 "status": self.label(),
                 "rows": summary.rows,
                 "synced": summary.synced,
@@ -194,12 +194,14 @@ impl Outcome {
                 "skipped": summary.skipped,
                 "rejected": summary.rejected.iter().map(|r| json!({"row": r.row, "email": r.email, "reason": r.reason})).collect::<Vec<_>>(),
             }),
-            Outcome::Skipped { reason }
-            | Outcome::Ignored { reason }
-            | Outcome::Rejected { reason } => {
+            WebhookOutcome::Skipped { reason }
+            | WebhookOutcome::Ignored { reason }
+            | WebhookOutcome::Rejected { reason } => {
                 json!({ "status": self.label(), "reason": reason })
             }
-            Outcome::Duplicate { first } => json!({ "status": self.label(), "first": first }),
+            WebhookOutcome::Duplicate { first } => {
+                json!({ "status": self.label(), "first": first })
+            }
         };
         HttpResponse::json(StatusCode::OK, &body)
     }

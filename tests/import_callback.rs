@@ -16,9 +16,6 @@ use ac_webhook_sync::functions::webhook::WebhookApp;
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::secret::{FixedSecret, SecretCache};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use support::moto::Moto;
@@ -29,38 +26,6 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 fn credentials() -> Credentials {
     Credentials::new("test", "test", None, None, "tests")
-}
-
-async fn table(endpoint: &str) -> Arc<ImportTable> {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials())
-        .endpoint_url(endpoint)
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
-    client
-        .create_table()
-        .table_name("imports")
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("ref")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("ref")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    Arc::new(ImportTable::new(client, "imports"))
 }
 
 async fn queue(endpoint: &str) -> (aws_sdk_sqs::Client, String) {
@@ -196,7 +161,7 @@ async fn info_calls(server: &MockServer) -> usize {
 async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let info = Arc::new(Mutex::new(json!({"status": "active"})));
     let ac = activecampaign(info.clone()).await;
@@ -411,7 +376,7 @@ async fn drain_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::typ
 async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_generations() {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let dlq_url = sqs
         .create_queue()
@@ -505,7 +470,7 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
 async fn a_requeue_stopped_part_way_is_finished_by_the_retry_and_nothing_is_sent_twice() {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let info = Arc::new(Mutex::new(
         json!({"status": "failed", "success": [], "failure": ["loop7@example.com"]}),
@@ -563,7 +528,7 @@ async fn a_requeue_stopped_part_way_is_finished_by_the_retry_and_nothing_is_sent
 async fn one_settler_at_a_time_holds_a_record_and_gives_it_up() {
     use ac_webhook_sync::delivery::Claim;
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     failed_import(&store, 0, 3).await;
     let reference = "queue-test-0-3";
     let lease = Duration::from_secs(30);
@@ -589,7 +554,7 @@ async fn one_settler_at_a_time_holds_a_record_and_gives_it_up() {
 async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let info = Arc::new(Mutex::new(
         json!({"status": "failed", "success": [], "failure": ["loop0@example.com"]}),
@@ -639,7 +604,7 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
  {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let info = Arc::new(Mutex::new(json!({"status": "active"})));
     let ac = activecampaign(info).await;
@@ -720,7 +685,7 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
 async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (sqs, queue_url) = queue(&moto.endpoint).await;
     let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
     // 3,000 contacts are 12 messages of 250: the first SendMessageBatch (as many as fit in
@@ -762,7 +727,7 @@ async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
 async fn entries_sqs_took_from_a_request_it_answered_in_part_are_not_imported_as_well() {
     let _logs = logs::checked();
     let moto = Moto::start();
-    let store = table(&moto.endpoint).await;
+    let store = support::moto::import_table(&moto.endpoint).await;
     let (_, queue_url) = queue(&moto.endpoint).await;
     let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
     // 3,000 contacts in 12 messages: SQS takes all of the first request's entries but its

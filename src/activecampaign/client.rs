@@ -70,7 +70,7 @@ impl Default for ClientSettings {
 
 /// The answer to one `contact_sync`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SyncResult {
+pub enum SyncAnswer {
     Synced {
         subscriber_id: Option<u64>,
     },
@@ -184,14 +184,14 @@ impl ActiveCampaignClient {
     }
 
     /// `contact_sync`: adds or updates the contact matched by email. A `result_code` 0 is a
-    /// [`SyncResult::Refused`] only once the key is confirmed good; a refused key is
+    /// [`SyncAnswer::Refused`] only once the key is confirmed good; a refused key is
     /// [`AcError::Unauthorized`].
     pub async fn contact_sync(
         &self,
         account: Account<'_>,
         contact: &ContactSync,
         deadline: Instant,
-    ) -> Result<SyncResult, AcError> {
+    ) -> Result<SyncAnswer, AcError> {
         let url = v1_url(account.api_url, "contact_sync");
         let body = contact.encode();
         let mut asked = false;
@@ -207,15 +207,15 @@ impl ActiveCampaignClient {
                             .body(body.clone())
                     },
                     |answer| match answer {
-                        V1Answer::Success { body } => Some(SyncResult::Synced {
+                        V1Answer::Success { body } => Some(SyncAnswer::Synced {
                             subscriber_id: subscriber_id(&body),
                         }),
-                        V1Answer::Refused { message } => Some(SyncResult::Refused { message }),
+                        V1Answer::Refused { message } => Some(SyncAnswer::Refused { message }),
                         V1Answer::Unknown => None,
                     },
                 )
                 .await?;
-            let SyncResult::Refused { message } = &answer else {
+            let SyncAnswer::Refused { message } = &answer else {
                 return Ok(answer);
             };
             if !self.confirm_key(account, message, deadline).await? || asked {

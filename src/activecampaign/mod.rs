@@ -3,9 +3,9 @@
 pub mod client;
 pub mod contact_sync;
 pub mod importer;
-pub mod pacer;
+mod pacer;
 pub mod response;
 
-pub use client::{AcError, Account, ActiveCampaignClient, ClientSettings, ListLookup, SyncResult};
+pub use client::{AcError, Account, ActiveCampaignClient, ClientSettings, ListLookup, SyncAnswer};
 pub use contact_sync::ContactSync;
 pub use response::SubscriberStatus;

@@ -7,16 +7,16 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// ActiveCampaign's documented limit: 5 requests per second per account.
-pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 5.0;
+pub(super) const DEFAULT_REQUESTS_PER_SECOND: f64 = 5.0;
 
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     interval: Duration,
     next_slot: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    pub fn new(requests_per_second: f64) -> Self {
+    pub(crate) fn new(requests_per_second: f64) -> Self {
         let rate = if requests_per_second.is_finite() && requests_per_second > 0.0 {
             requests_per_second
         } else {
@@ -31,7 +31,7 @@ impl Pacer {
     /// Waits for the next free slot. When that slot is later than `deadline`, returns how long
     /// it is away instead (the real wait, e.g. a long `Retry-After`), without waiting or
     /// taking it.
-    pub async fn acquire(&self, deadline: Instant) -> Result<(), Duration> {
+    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<(), Duration> {
         let at = {
             let mut next = self.next_slot.lock().await;
             let now = Instant::now();
@@ -51,7 +51,7 @@ impl Pacer {
     }
 
     /// How long until the next free slot (zero when one is free now).
-    pub async fn wait(&self) -> Duration {
+    pub(crate) async fn wait(&self) -> Duration {
         let next = self.next_slot.lock().await;
         next.map_or(Duration::ZERO, |n| {
             n.saturating_duration_since(Instant::now())
@@ -59,7 +59,7 @@ impl Pacer {
     }
 
     /// Holds every later request back until `until` (a 429's `Retry-After`).
-    pub async fn pause_until(&self, until: Instant) {
+    pub(crate) async fn pause_until(&self, until: Instant) {
         let mut next = self.next_slot.lock().await;
         if next.is_none_or(|n| n < until) {
             *next = Some(until);

@@ -11,6 +11,7 @@
 
 pub mod dynamodb;
 pub mod lambda;
+pub mod logging;
 pub mod secrets_manager;
 pub mod setup;
 pub mod sqs;

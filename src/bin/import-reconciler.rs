@@ -7,7 +7,7 @@ use ac_webhook_sync::settings::Settings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    ac_webhook_sync::logging::init();
+    ac_webhook_sync::aws::logging::init();
     let settings = Settings::from_env()?;
     let reconciler = Reconciler::from_settings(&settings)?;
     scheduled::serve(reconciler).await

@@ -6,7 +6,7 @@ use ac_webhook_sync::settings::Settings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    ac_webhook_sync::logging::init();
+    ac_webhook_sync::aws::logging::init();
     let settings = Settings::from_env()?;
     let worker = SyncWorker::from_settings(&settings)?;
     sqs_event::serve(worker).await

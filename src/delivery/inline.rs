@@ -11,7 +11,7 @@ use super::{DeliveryError, DeliveryOutcome};
 use super::ImportStore;
 use crate::activecampaign::contact_sync::{ListMembership, ListStatus};
 use crate::activecampaign::{
-    AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncResult,
+    AcError, Account, ActiveCampaignClient, ContactSync, ListLookup, SyncAnswer,
 };
 use crate::secret::{AppSecret, SecretCache, before_deadline};
 
@@ -67,10 +67,10 @@ impl InlineDelivery {
                 api_key: &secret.api_key,
             };
             match self.sync(account, contact, deadline).await {
-                Ok(SyncResult::Synced { subscriber_id }) => {
+                Ok(SyncAnswer::Synced { subscriber_id }) => {
                     return Ok(DeliveryOutcome::Synced { subscriber_id });
                 }
-                Ok(SyncResult::Refused { message }) => {
+                Ok(SyncAnswer::Refused { message }) => {
                     return Ok(DeliveryOutcome::Rejected { reason: message });
                 }
                 Err(AcError::Unauthorized { status }) if !refreshed => {
@@ -95,7 +95,7 @@ impl InlineDelivery {
         account: Account<'_>,
         contact: &ContactSync,
         deadline: Instant,
-    ) -> Result<SyncResult, AcError> {
+    ) -> Result<SyncAnswer, AcError> {
         let contact = self
             .without_resubscriptions(account, contact, deadline)
             .await?;

@@ -20,7 +20,7 @@ use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, Route};
 use crate::pipeline::{Arrival, Plan, arrive, verify_and_interpret};
 use crate::redact::mask_email;
-use crate::response::{BatchSummary, HttpResponse, Outcome, RejectedRow, WebhookError};
+use crate::response::{BatchSummary, HttpResponse, RejectedRow, WebhookError, WebhookOutcome};
 use crate::secret::{AppSecret, SecretCache, before_deadline};
 
 /// Limits of one request.
@@ -157,11 +157,11 @@ impl WebhookApp {
         req: &InboundRequest,
         deadline: Instant,
         log: &mut RequestLog,
-    ) -> Result<(Outcome, Option<String>), WebhookError> {
+    ) -> Result<(WebhookOutcome, Option<String>), WebhookError> {
         let route = match arrive(&self.mapping, self.limits.max_body_bytes, req)? {
             Arrival::Handshake { route, reason } => {
                 log.route = Some(route.name.clone());
-                let outcome = Outcome::Ignored {
+                let outcome = WebhookOutcome::Ignored {
                     reason: reason.to_string(),
                 };
                 return Ok((outcome, None));
@@ -192,7 +192,7 @@ impl WebhookApp {
                 // The same route and bytes again is a poster's retry: the first answer stands.
                 let digest = body_digest(&route.name, &req.body);
                 if let Some(first) = self.recall_batch(&digest).await {
-                    return Ok((Outcome::Duplicate { first }, None));
+                    return Ok((WebhookOutcome::Duplicate { first }, None));
                 }
                 let outcome = self
                     .deliver_batch(route, contacts, row_of_email, summary, secret, deadline)
@@ -220,8 +220,10 @@ impl WebhookApp {
             )
             .await;
         let outcome = match delivered {
-            Ok(DeliveryOutcome::Synced { subscriber_id }) => Outcome::Synced { subscriber_id },
-            Ok(DeliveryOutcome::Queued { message_id }) => Outcome::Queued { message_id },
+            Ok(DeliveryOutcome::Synced { subscriber_id }) => {
+                WebhookOutcome::Synced { subscriber_id }
+            }
+            Ok(DeliveryOutcome::Queued { message_id }) => WebhookOutcome::Queued { message_id },
             Ok(DeliveryOutcome::Rejected { reason }) => {
                 let message = QueuedContact::new(
                     &route.name,
@@ -229,7 +231,7 @@ impl WebhookApp {
                     (*contact).clone(),
                 );
                 self.refusals.keep(&message, &reason, deadline).await;
-                Outcome::Rejected { reason }
+                WebhookOutcome::Rejected { reason }
             }
             Err(error) => return Err(unavailable(error)),
         };
@@ -248,7 +250,7 @@ impl WebhookApp {
         }
     }
 
-    async fn remember_batch(&self, digest: &str, outcome: &Outcome) {
+    async fn remember_batch(&self, digest: &str, outcome: &WebhookOutcome) {
         let Some(store) = self.delivery.inline().imports() else {
             return;
         };
@@ -271,7 +273,7 @@ impl WebhookApp {
         mut summary: BatchSummary,
         secret: Arc<AppSecret>,
         deadline: Instant,
-    ) -> Result<Outcome, WebhookError> {
+    ) -> Result<WebhookOutcome, WebhookError> {
         // Set when the queue took only part of a batch: the rest is imported inline.
         let mut queue_failed = None;
         let contacts = match self.delivery.queue_batch(route, contacts, deadline).await {
@@ -281,7 +283,7 @@ impl WebhookApp {
                 if queued.left.is_empty() {
                     summary.rejected.sort_by_key(|r| r.row);
                     tracing::info!(route = %route.name, rows = summary.rows, queued = summary.queued, messages = summary.messages, skipped = summary.skipped, rejected = summary.rejected.len(), "Batch queued.");
-                    return Ok(Outcome::Batch(Box::new(summary)));
+                    return Ok(WebhookOutcome::Batch(Box::new(summary)));
                 }
                 if let Some(error) = &queued.error {
                     tracing::error!(error = %error, queued = summary.queued, left = queued.left.len(), "Queue unavailable for part of a batch; importing the rest inline instead.");
@@ -341,7 +343,7 @@ impl WebhookApp {
             rejected = summary.rejected.len(),
             "Batch handled."
         );
-        Ok(Outcome::Batch(Box::new(summary)))
+        Ok(WebhookOutcome::Batch(Box::new(summary)))
     }
 
     pub fn mapping(&self) -> &Mapping {
@@ -376,14 +378,14 @@ fn unavailable(error: DeliveryError) -> WebhookError {
     }
 }
 
-fn outcome_reason(outcome: &Outcome) -> Option<&str> {
+fn outcome_reason(outcome: &WebhookOutcome) -> Option<&str> {
     match outcome {
-        Outcome::Synced { .. }
-        | Outcome::Queued { .. }
-        | Outcome::Batch(_)
-        | Outcome::Duplicate { .. } => None,
-        Outcome::Skipped { reason }
-        | Outcome::Ignored { reason }
-        | Outcome::Rejected { reason } => Some(reason),
+        WebhookOutcome::Synced { .. }
+        | WebhookOutcome::Queued { .. }
+        | WebhookOutcome::Batch(_)
+        | WebhookOutcome::Duplicate { .. } => None,
+        WebhookOutcome::Skipped { reason }
+        | WebhookOutcome::Ignored { reason }
+        | WebhookOutcome::Rejected { reason } => Some(reason),
     }
 }

@@ -494,6 +494,39 @@ mod tests {
     }
 
     #[test]
+    fn every_sender_name_is_a_valid_route_name() {
+        // Each sender gets a default route of its name.
+        for &sender in crate::sources::SENDERS {
+            assert!(is_valid_route_name(sender.name), "{sender}");
+        }
+    }
+
+    #[test]
+    fn a_typeform_route_takes_names_by_field_ref() {
+        let mapping = Mapping::from_toml(
+            "[routes.survey]\nsender = \"typeform\"\n[routes.survey.contact]\n\
+             first_name = \"$.form_response.answers[?@.field.ref == 'first_name'].text\"\n\
+             last_name = \"$.form_response.answers[?@.field.ref == 'last_name'].text\"\n",
+        )
+        .unwrap();
+        let route = mapping.route("survey").unwrap();
+        let body = r#"{"event_id":"e1","event_type":"form_response","form_response":{"answers":[{"type":"text","text":"Ada","field":{"id":"a","type":"short_text","ref":"first_name"}},{"type":"text","text":"Lovelace","field":{"id":"b","type":"short_text","ref":"last_name"}},{"type":"email","email":"Ada@Example.com","field":{"id":"c","type":"email","ref":"email"}}]}}"#;
+        let request = crate::sources::test_support::request(
+            "/webhooks/survey",
+            &[("content-type", "application/json")],
+            body,
+        );
+        let s = crate::sources::test_support::submission(crate::sources::typeform::parse(&request));
+        let crate::mapping::MappingOutcome::Contact(c) = crate::mapping::map_submission(&s, route)
+        else {
+            panic!("expected a contact");
+        };
+        assert_eq!(c.email, "ada@example.com");
+        assert_eq!(c.first_name.as_deref(), Some("Ada"));
+        assert_eq!(c.last_name.as_deref(), Some("Lovelace"));
+    }
+
+    #[test]
     fn empty_file_gives_every_default_route() {
         let mapping = Mapping::from_toml("").unwrap();
         let shopify = mapping.route("shopify").unwrap();

@@ -10,7 +10,7 @@ use super::{Auth, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{BatchRow, Parsed, Submission};
 
-pub const MEDIA_CSV: &str = "text/csv";
+pub(crate) const MEDIA_CSV: &str = "text/csv";
 /// What a batch may be posted as: a JSON array, CSV, or NDJSON under any of its names.
 const MEDIA_TYPES: &[&str] = &[
     MEDIA_JSON,
@@ -20,24 +20,24 @@ const MEDIA_TYPES: &[&str] = &[
     "application/jsonl",
     "application/x-jsonlines",
 ];
-pub const MEDIA_NDJSON: &[&str] = MEDIA_TYPES.split_at(2).1;
+pub(crate) const MEDIA_NDJSON: &[&str] = MEDIA_TYPES.split_at(2).1;
 /// Lambda's request payload limit: a batch may use all of it.
-pub const MAX_BATCH_BODY_BYTES: usize = 6 * 1024 * 1024;
-pub const MAX_ROWS: usize = 25_000;
+pub(crate) const MAX_BATCH_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_ROWS: usize = 25_000;
 /// The most non-empty CSV cells one batch may hold (20,000 rows of 10 columns): each becomes
 /// a key and a value in memory, and a batch at this limit peaks near 70 MB (benches/memory.rs),
 /// where a 6 MiB CSV of one-character cells would be three million cells.
-pub const MAX_CSV_CELLS: usize = 200_000;
+pub(crate) const MAX_CSV_CELLS: usize = 200_000;
 /// The most CSV columns.
-pub const MAX_CSV_COLUMNS: usize = 500;
+pub(crate) const MAX_CSV_COLUMNS: usize = 500;
 
 /// The `batch` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("batch", Auth::RouteToken, Parse::Whole(parse))
+pub(crate) const SPEC: SenderSpec = SenderSpec::new("batch", Auth::RouteToken, Parse::Whole(parse))
     .media(Media::only(MEDIA_TYPES))
     .max_body_bytes(MAX_BATCH_BODY_BYTES);
 
 /// A CSV, NDJSON or JSON array of rows, each a submission (rows are numbered from 1).
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let rows = match req.media_type().as_deref() {
         Some(MEDIA_CSV) => csv_rows(&req.body)?,
         Some(m) if MEDIA_NDJSON.contains(&m) => ndjson_rows(&req.body)?,

@@ -9,13 +9,13 @@ use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "Calendly-Webhook-Signature";
+pub(super) const SIGNATURE_HEADER: &str = "Calendly-Webhook-Signature";
 
 /// `invitee.canceled` (also fired by a reschedule) carries the invitee too, but is opt-in.
-pub const DEFAULT_TOPICS: &[&str] = &["invitee.created"];
+pub(super) const DEFAULT_TOPICS: &[&str] = &["invitee.created"];
 
 /// The `calendly` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(super) const SPEC: SenderSpec = SenderSpec::new(
     "calendly",
     Auth::Timestamped {
         header: SIGNATURE_HEADER,
@@ -26,7 +26,7 @@ pub const SPEC: SenderSpec = SenderSpec::new(
 
 /// `{event, created_at, payload:{uri, email, name, first_name, last_name, text_reminder_number,
 /// questions_and_answers[], ...}}`: the invitee events carry the contact.
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let body = parse_json_object(&req.body)?;
     let topic = text_at(&body, "event").ok_or(ParseError::MissingTopic("\"event\" field"))?;
     if !topic.starts_with("invitee.") {

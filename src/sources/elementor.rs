@@ -19,13 +19,14 @@ use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, text_at};
 
 /// The simple-mode key of the "Remote IP" meta field.
-pub const REMOTE_IP_LABEL: &str = "Remote IP";
+pub(super) const REMOTE_IP_LABEL: &str = "Remote IP";
 
 /// The `elementor` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("elementor", Auth::RouteToken, Parse::Whole(parse))
-    .media(Media::only(&[MEDIA_FORM]));
+pub(super) const SPEC: SenderSpec =
+    SenderSpec::new("elementor", Auth::RouteToken, Parse::Whole(parse))
+        .media(Media::only(&[MEDIA_FORM]));
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let flat = parse_urlencoded(&req.body)?;
     let advanced = flat.as_object().is_some_and(|fields| {
         fields

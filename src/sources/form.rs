@@ -8,10 +8,10 @@ use crate::inbound::InboundRequest;
 use crate::submission::{Parsed, Submission};
 
 /// The `form` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("form", Auth::RouteToken, Parse::Whole(parse))
+pub(crate) const SPEC: SenderSpec = SenderSpec::new("form", Auth::RouteToken, Parse::Whole(parse))
     .media(Media::only(&[MEDIA_FORM, MEDIA_MULTIPART, MEDIA_JSON]));
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let media_type = req.media_type();
     let (payload, from_browser_form) = match media_type.as_deref() {
         Some(MEDIA_MULTIPART) => (body::parse_multipart(req)?, true),

@@ -27,9 +27,10 @@ use crate::submission::{ContactFields, Parsed, Submission, text_at};
 
 /// The `googleforms` sender (JSON only: the trait's default media types).
 /// The `googleforms` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("googleforms", Auth::RouteToken, Parse::Whole(parse));
+pub(super) const SPEC: SenderSpec =
+    SenderSpec::new("googleforms", Auth::RouteToken, Parse::Whole(parse));
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let p = parse_json_object(&req.body)?;
     // Google verified this address when the form collects emails: it comes first.
     let respondent = ContactFields {

@@ -18,10 +18,11 @@ use crate::submission::{
 };
 
 /// The `gravityforms` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("gravityforms", Auth::RouteToken, Parse::Whole(parse))
-    .media(Media::FORM_OR_JSON);
+pub(super) const SPEC: SenderSpec =
+    SenderSpec::new("gravityforms", Auth::RouteToken, Parse::Whole(parse))
+        .media(Media::FORM_OR_JSON);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let p = parse_form_or_json(req)?;
     let empty = Map::new();
     let entry = p.as_object().unwrap_or(&empty);

@@ -17,16 +17,17 @@ use crate::submission::{
 };
 
 /// The Ping endpoint sends sales without `resource_name`.
-pub const DEFAULT_TOPIC: &str = "sale";
+pub(super) const DEFAULT_TOPIC: &str = "sale";
 /// Refunds, disputes and subscription changes are ignored unless a route lists them.
-pub const DEFAULT_TOPICS: &[&str] = &[DEFAULT_TOPIC];
+pub(super) const DEFAULT_TOPICS: &[&str] = &[DEFAULT_TOPIC];
 
 /// The `gumroad` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("gumroad", Auth::RouteToken, Parse::Whole(parse))
-    .media(Media::FORM_OR_JSON)
-    .topics(DEFAULT_TOPICS);
+pub(super) const SPEC: SenderSpec =
+    SenderSpec::new("gumroad", Auth::RouteToken, Parse::Whole(parse))
+        .media(Media::FORM_OR_JSON)
+        .topics(DEFAULT_TOPICS);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let p = parse_form_or_json(req)?;
     let topic = text_at(&p, "resource_name").unwrap_or_else(|| DEFAULT_TOPIC.to_string());
     // Retries add `retry_count`, so the sale id, not the body, identifies a sale.

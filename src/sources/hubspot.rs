@@ -18,13 +18,14 @@ use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, Sender
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, first_text, is_affirmative, text_at};
 
-pub const SIGNATURE_V3_HEADER: &str = "x-hubspot-signature-v3";
-pub const TIMESTAMP_HEADER: &str = "x-hubspot-request-timestamp";
-pub const SIGNATURE_HEADER: &str = "x-hubspot-signature";
-pub const SIGNATURE_VERSION_HEADER: &str = "x-hubspot-signature-version";
+pub(super) const SIGNATURE_V3_HEADER: &str = "x-hubspot-signature-v3";
+pub(super) const TIMESTAMP_HEADER: &str = "x-hubspot-request-timestamp";
+pub(super) const SIGNATURE_HEADER: &str = "x-hubspot-signature";
+pub(super) const SIGNATURE_VERSION_HEADER: &str = "x-hubspot-signature-version";
 
 /// The `hubspot` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("hubspot", Auth::Custom(AUTH), Parse::Whole(parse));
+pub(super) const SPEC: SenderSpec =
+    SenderSpec::new("hubspot", Auth::Custom(AUTH), Parse::Whole(parse));
 
 const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,
@@ -56,7 +57,7 @@ fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
 
 /// v3 when HubSpot sent it (its timestamp makes replays expire); otherwise the legacy
 /// `X-HubSpot-Signature` in the version `X-HubSpot-Signature-Version` names (v1 when absent).
-pub fn authenticate(
+pub(super) fn authenticate(
     req: &InboundRequest,
     secrets: &[SecretString],
     settings: &AuthSettings,
@@ -159,7 +160,7 @@ fn verify_legacy(
 /// The URI HubSpot called: `https://{Host}{path}[?{raw query}]` (the scheme from
 /// `X-Forwarded-Proto` when a proxy set it). HubSpot's v3 instructions also decode a few
 /// percent-encoded characters before signing, so that form is tried too when it differs.
-pub fn signed_uris(req: &InboundRequest) -> Vec<String> {
+pub(super) fn signed_uris(req: &InboundRequest) -> Vec<String> {
     let scheme = req
         .header("x-forwarded-proto")
         .and_then(|p| p.split(',').next())
@@ -220,7 +221,7 @@ fn decode_reserved(uri: &str) -> String {
 }
 
 /// A workflow's legacy v1 contact object, or an app webhook's array of id-only events.
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json(&req.body)?;
     if let Some(events) = payload.as_array() {
         let kinds: Vec<String> = events

@@ -22,13 +22,14 @@ use crate::submission::{
 };
 
 /// The part that carries the answers.
-pub const RAW_REQUEST: &str = "rawRequest";
+pub(super) const RAW_REQUEST: &str = "rawRequest";
 
 /// The `jotform` sender.
-pub const SPEC: SenderSpec = SenderSpec::new("jotform", Auth::RouteToken, Parse::Whole(parse))
-    .media(Media::only(&[MEDIA_MULTIPART, MEDIA_FORM]));
+pub(super) const SPEC: SenderSpec =
+    SenderSpec::new("jotform", Auth::RouteToken, Parse::Whole(parse))
+        .media(Media::only(&[MEDIA_MULTIPART, MEDIA_FORM]));
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let parts = match req.media_type().as_deref() {
         Some(MEDIA_FORM) => parse_urlencoded(&req.body)?,
         _ => parse_multipart(req)?,

@@ -10,13 +10,13 @@ use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Product, Submission, text_at};
 
-pub const SIGNATURE_HEADER: &str = "X-Signature";
-pub const TOPIC_HEADER: &str = "x-event-name";
+pub(super) const SIGNATURE_HEADER: &str = "X-Signature";
+pub(super) const TOPIC_HEADER: &str = "x-event-name";
 
-pub const DEFAULT_TOPICS: &[&str] = &["order_created", "subscription_created"];
+pub(super) const DEFAULT_TOPICS: &[&str] = &["order_created", "subscription_created"];
 
 /// The `lemonsqueezy` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(super) const SPEC: SenderSpec = SenderSpec::new(
     "lemonsqueezy",
     Auth::BodyHmac {
         header: SIGNATURE_HEADER,
@@ -27,7 +27,7 @@ pub const SPEC: SenderSpec = SenderSpec::new(
 )
 .topics(DEFAULT_TOPICS);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let event_name = text_at(&payload, "meta.event_name");
     let topic = req

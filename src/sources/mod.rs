@@ -2,29 +2,29 @@
 //! and a parse function into one normalised [`Submission`](crate::submission::Submission);
 //! what they share is in [`util`]. [`SENDERS`] is the registry.
 
-pub mod batch;
-pub mod calendly;
+pub(crate) mod batch;
+mod calendly;
 #[cfg(test)]
 mod conformance;
-pub mod elementor;
-pub mod form;
-pub mod googleforms;
-pub mod gravityforms;
-pub mod gumroad;
-pub mod hubspot;
-pub mod jotform;
-pub mod lemonsqueezy;
-pub mod paddle;
-pub mod shopify;
+mod elementor;
+pub(crate) mod form;
+mod googleforms;
+mod gravityforms;
+mod gumroad;
+mod hubspot;
+mod jotform;
+mod lemonsqueezy;
+pub(crate) mod paddle;
+mod shopify;
 pub mod spec;
-pub mod standardwebhooks;
-pub mod stripe;
-pub mod tally;
-pub mod typeform;
+pub(crate) mod standardwebhooks;
+mod stripe;
+mod tally;
+pub(crate) mod typeform;
 pub mod util;
-pub mod webflow;
-pub mod woocommerce;
-pub mod wpforms;
+mod webflow;
+mod woocommerce;
+mod wpforms;
 
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ pub(crate) mod test_support {
     use crate::sources::ParseError;
     use crate::submission::{Parsed, Submission};
 
-    pub fn secrets(values: &[&str]) -> Vec<SecretString> {
+    pub(crate) fn secrets(values: &[&str]) -> Vec<SecretString> {
         values
             .iter()
             .map(|v| SecretString::from(v.to_string()))
@@ -148,7 +148,7 @@ pub(crate) mod test_support {
     }
 
     /// The submission a parser produced; panics (fails the test) on anything else.
-    pub fn submission(parsed: Result<Parsed, ParseError>) -> Submission {
+    pub(crate) fn submission(parsed: Result<Parsed, ParseError>) -> Submission {
         match parsed {
             Ok(Parsed::Submission(s)) => *s,
             other => panic!("expected a submission, got {other:?}"),
@@ -157,7 +157,7 @@ pub(crate) mod test_support {
 
     /// Parsing only what the sender says it reads (`Sender::reads`) gives the same submission
     /// as parsing the whole payload, and does skip something of each request.
-    pub fn assert_reads_suffice(sender: &super::SenderSpec, requests: &[InboundRequest]) {
+    pub(crate) fn assert_reads_suffice(sender: &super::SenderSpec, requests: &[InboundRequest]) {
         let reads = super::util::projection::Projection::of_paths(
             sender.reads().expect("the sender reads").iter().copied(),
         );
@@ -175,7 +175,11 @@ pub(crate) mod test_support {
 
     /// A token-authenticated sender: the route's token passes; a near miss and a missing
     /// token are refused. `headers` go with every request (e.g. a signature to ignore).
-    pub fn assert_route_token(sender: &super::SenderSpec, headers: &[(&str, &str)], body: &str) {
+    pub(crate) fn assert_route_token(
+        sender: &super::SenderSpec,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
         let route = secrets(&["route-token-1"]);
         let settings = super::AuthSettings::default();
         let with = |query: &str| request(&format!("/webhooks/r{query}"), headers, body);
@@ -191,7 +195,7 @@ pub(crate) mod test_support {
         );
     }
 
-    pub fn request(path: &str, headers: &[(&str, &str)], body: &str) -> InboundRequest {
+    pub(crate) fn request(path: &str, headers: &[(&str, &str)], body: &str) -> InboundRequest {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(

@@ -16,9 +16,9 @@ use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, Sender
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, text_at};
 
-pub const SIGNATURE_HEADER: &str = "paddle-signature";
+pub(crate) const SIGNATURE_HEADER: &str = "paddle-signature";
 
-pub const DEFAULT_TOPICS: &[&str] = &["customer.created"];
+pub(crate) const DEFAULT_TOPICS: &[&str] = &["customer.created"];
 
 /// Event families whose payload names the customer only by id.
 const IDS_ONLY_PREFIXES: &[&str] = &["transaction.", "subscription."];
@@ -29,14 +29,14 @@ const MAX_TS_DIGITS: usize = 18;
 /// The parts of a `Paddle-Signature` header that matter: the timestamp (as sent, since it is
 /// signed as text) and every `h1`.
 #[derive(Debug, PartialEq)]
-pub struct SignatureHeader<'a> {
+pub(crate) struct SignatureHeader<'a> {
     pub ts: &'a str,
     pub timestamp: i64,
     pub h1: Vec<&'a str>,
 }
 
 /// The `paddle` sender.
-pub const SPEC: SenderSpec =
+pub(crate) const SPEC: SenderSpec =
     SenderSpec::new("paddle", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
 
 const AUTH: CustomAuth = CustomAuth {
@@ -59,7 +59,7 @@ fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
 }
 
 /// Parses `ts=…;h1=…[;h1=…]`; other schemes are ignored.
-pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, AuthError> {
+pub(crate) fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, AuthError> {
     let mut ts = None;
     let mut h1 = Vec::new();
     for item in header.split(';') {
@@ -87,7 +87,7 @@ pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, AuthE
     Ok(SignatureHeader { ts, timestamp, h1 })
 }
 
-pub fn authenticate(
+pub(crate) fn authenticate(
     req: &InboundRequest,
     secrets: &[SecretString],
     settings: &AuthSettings,
@@ -105,7 +105,7 @@ pub fn authenticate(
     check_replay_window(parsed.timestamp, req.received_at, settings.replay_window)
 }
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let topic =
         text_at(&payload, "event_type").ok_or(ParseError::MissingTopic("\"event_type\" field"))?;

@@ -12,13 +12,13 @@ use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, is_affirmative, products_at, text_at,
 };
 
-pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
-pub const TOPIC_HEADER: &str = "x-shopify-topic";
+pub(super) const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
+pub(super) const TOPIC_HEADER: &str = "x-shopify-topic";
 /// Shared by every delivery of one merchant action: Shopify's recommended de-duplication key.
-pub const EVENT_ID_HEADER: &str = "x-shopify-event-id";
-pub const WEBHOOK_ID_HEADER: &str = "x-shopify-webhook-id";
+pub(super) const EVENT_ID_HEADER: &str = "x-shopify-event-id";
+pub(super) const WEBHOOK_ID_HEADER: &str = "x-shopify-webhook-id";
 
-pub const DEFAULT_TOPICS: &[&str] = &[
+pub(super) const DEFAULT_TOPICS: &[&str] = &[
     "orders/create",
     "orders/paid",
     "customers/create",
@@ -26,7 +26,7 @@ pub const DEFAULT_TOPICS: &[&str] = &[
 ];
 
 /// The `shopify` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(super) const SPEC: SenderSpec = SenderSpec::new(
     "shopify",
     Auth::BodyHmac {
         header: SIGNATURE_HEADER,
@@ -72,7 +72,7 @@ const READS: &[&str] = &[
     "$.accepts_marketing",
 ];
 
-pub fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
     let topic = req
         .header(TOPIC_HEADER)
         .ok_or(ParseError::MissingTopic("X-Shopify-Topic header"))?

@@ -15,20 +15,20 @@ use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, Sender
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at};
 
-pub const ID_HEADER: &str = "webhook-id";
-pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
-pub const SIGNATURE_HEADER: &str = "webhook-signature";
-pub const SVIX_ID_HEADER: &str = "svix-id";
-pub const SVIX_TIMESTAMP_HEADER: &str = "svix-timestamp";
-pub const SVIX_SIGNATURE_HEADER: &str = "svix-signature";
+pub(crate) const ID_HEADER: &str = "webhook-id";
+pub(crate) const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub(crate) const SIGNATURE_HEADER: &str = "webhook-signature";
+pub(crate) const SVIX_ID_HEADER: &str = "svix-id";
+pub(crate) const SVIX_TIMESTAMP_HEADER: &str = "svix-timestamp";
+pub(crate) const SVIX_SIGNATURE_HEADER: &str = "svix-signature";
 
 /// The prefix of symmetric secrets; the rest is the base64 key.
-pub const SECRET_PREFIX: &str = "whsec_";
+pub(crate) const SECRET_PREFIX: &str = "whsec_";
 /// The only signature version verified (`v1a` is ed25519).
 const SIGNATURE_VERSION: &str = "v1";
 
 /// The `standardwebhooks` sender.
-pub const SPEC: SenderSpec =
+pub(crate) const SPEC: SenderSpec =
     SenderSpec::new("standardwebhooks", Auth::Custom(AUTH), Parse::Whole(parse));
 
 const AUTH: CustomAuth = CustomAuth {
@@ -73,7 +73,7 @@ fn header<'a>(req: &'a InboundRequest, name: &str, svix: &str) -> Option<&'a str
 
 /// The HMAC key of a route secret: base64 after an optional `whsec_` prefix, as the
 /// reference libraries read it. `None` when it is not base64 (it can then verify nothing).
-pub fn signing_key(secret: &SecretString) -> Option<SecretBox<[u8]>> {
+pub(crate) fn signing_key(secret: &SecretString) -> Option<SecretBox<[u8]>> {
     let encoded = secret.expose_secret().trim();
     let encoded = encoded.strip_prefix(SECRET_PREFIX).unwrap_or(encoded);
     BASE64_STANDARD
@@ -84,7 +84,7 @@ pub fn signing_key(secret: &SecretString) -> Option<SecretBox<[u8]>> {
         .map(|key| SecretBox::new(key.into_boxed_slice()))
 }
 
-pub fn authenticate(
+pub(crate) fn authenticate(
     req: &InboundRequest,
     secrets: &[SecretString],
     settings: &AuthSettings,
@@ -133,7 +133,7 @@ pub fn authenticate(
 }
 
 /// The recommended payload `{type, timestamp, data}`: topic `type`, contact from `data`.
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let topic = text_at(&payload, "type");
     let data = payload.get("data").unwrap_or(&Value::Null);

@@ -10,16 +10,16 @@ use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, products_at, text_at,
 };
 
-pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
+pub(super) const SIGNATURE_HEADER: &str = "Stripe-Signature";
 
-pub const DEFAULT_TOPICS: &[&str] = &[
+pub(super) const DEFAULT_TOPICS: &[&str] = &[
     "checkout.session.completed",
     "customer.created",
     "invoice.paid",
 ];
 
 /// The `stripe` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(super) const SPEC: SenderSpec = SenderSpec::new(
     "stripe",
     Auth::Timestamped {
         header: SIGNATURE_HEADER,
@@ -28,7 +28,7 @@ pub const SPEC: SenderSpec = SenderSpec::new(
 )
 .topics(DEFAULT_TOPICS);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let topic = text_at(&payload, "type").ok_or(ParseError::MissingTopic("\"type\" field"))?;
     let object = payload

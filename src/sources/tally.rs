@@ -16,12 +16,12 @@ use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "Tally-Signature";
+pub(super) const SIGNATURE_HEADER: &str = "Tally-Signature";
 
-pub const DEFAULT_TOPICS: &[&str] = &["FORM_RESPONSE"];
+pub(super) const DEFAULT_TOPICS: &[&str] = &["FORM_RESPONSE"];
 
 /// The `tally` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(super) const SPEC: SenderSpec = SenderSpec::new(
     "tally",
     Auth::BodyHmac {
         header: SIGNATURE_HEADER,
@@ -32,7 +32,7 @@ pub const SPEC: SenderSpec = SenderSpec::new(
 )
 .topics(DEFAULT_TOPICS);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let topic =
         text_at(&payload, "eventType").ok_or(ParseError::MissingTopic("\"eventType\" field"))?;

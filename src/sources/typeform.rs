@@ -15,17 +15,17 @@ use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "Typeform-Signature";
+pub(crate) const SIGNATURE_HEADER: &str = "Typeform-Signature";
 /// The scheme prefix of the header value.
-pub const SIGNATURE_PREFIX: &str = "sha256=";
+pub(crate) const SIGNATURE_PREFIX: &str = "sha256=";
 
-pub const DEFAULT_TOPICS: &[&str] = &["form_response"];
+pub(crate) const DEFAULT_TOPICS: &[&str] = &["form_response"];
 
 /// Field types whose `boolean` answer is read as marketing consent, in order of preference.
 const CONSENT_FIELD_TYPES: &[&str] = &["legal", "yes_no"];
 
 /// The `typeform` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(crate) const SPEC: SenderSpec = SenderSpec::new(
     "typeform",
     Auth::BodyHmac {
         header: SIGNATURE_HEADER,
@@ -36,7 +36,7 @@ pub const SPEC: SenderSpec = SenderSpec::new(
 )
 .topics(DEFAULT_TOPICS);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let topic =
         text_at(&payload, "event_type").ok_or(ParseError::MissingTopic("\"event_type\" field"))?;
@@ -97,7 +97,6 @@ fn consent(answers: &[Value]) -> Option<bool> {
 mod tests {
     use super::*;
     use crate::crypto::hmac_sha256;
-    use crate::mapping::{Mapping, MappingOutcome, map_submission};
     use crate::sources::test_support::{request, secrets, submission};
     use crate::sources::{AuthError, AuthSettings};
     use base64::prelude::*;
@@ -185,24 +184,6 @@ mod tests {
         // No email answer still parses; the mapping stage answers "skipped".
         assert_eq!(s.contact.email, None);
         assert_eq!(s.delivery_id, None);
-    }
-
-    #[test]
-    fn names_and_company_come_from_the_route_by_field_ref() {
-        let mapping = Mapping::from_toml(
-            "[routes.survey]\nsender = \"typeform\"\n[routes.survey.contact]\n\
-             first_name = \"$.form_response.answers[?@.field.ref == 'first_name'].text\"\n\
-             last_name = \"$.form_response.answers[?@.field.ref == 'last_name'].text\"\n",
-        )
-        .unwrap();
-        let route = mapping.route("survey").unwrap();
-        let s = submission(parse(&signed_with(BODY, SECRET)));
-        let MappingOutcome::Contact(c) = map_submission(&s, route) else {
-            panic!("expected a contact");
-        };
-        assert_eq!(c.email, "ada@example.com");
-        assert_eq!(c.first_name.as_deref(), Some("Ada"));
-        assert_eq!(c.last_name.as_deref(), Some("Lovelace"));
     }
 
     #[test]

@@ -14,14 +14,14 @@ use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, Sender
 use crate::inbound::InboundRequest;
 use crate::submission::{Parsed, Submission, text_at, value_as_text};
 
-pub const SIGNATURE_HEADER: &str = "x-webflow-signature";
-pub const TIMESTAMP_HEADER: &str = "x-webflow-timestamp";
+pub(super) const SIGNATURE_HEADER: &str = "x-webflow-signature";
+pub(super) const TIMESTAMP_HEADER: &str = "x-webflow-timestamp";
 
-pub const FORM_SUBMISSION: &str = "form_submission";
-pub const DEFAULT_TOPICS: &[&str] = &[FORM_SUBMISSION];
+pub(super) const FORM_SUBMISSION: &str = "form_submission";
+pub(super) const DEFAULT_TOPICS: &[&str] = &[FORM_SUBMISSION];
 
 /// The `webflow` sender.
-pub const SPEC: SenderSpec =
+pub(super) const SPEC: SenderSpec =
     SenderSpec::new("webflow", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
 
 const AUTH: CustomAuth = CustomAuth {
@@ -44,7 +44,7 @@ fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
 }
 
 /// Signed (either Webflow header present) → signature and replay window; unsigned → route token.
-pub fn authenticate(
+pub(super) fn authenticate(
     req: &InboundRequest,
     secrets: &[SecretString],
     settings: &AuthSettings,
@@ -78,7 +78,7 @@ pub fn authenticate(
 }
 
 /// v2 `{triggerType, payload:{data, id, ...}}` or legacy v1 `{name, site, data, d, _id}`.
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let (data, delivery_id) = match payload.get("triggerType") {
         Some(trigger) => {

@@ -8,15 +8,15 @@ use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{ContactFields, Parsed, Submission, first_text, products_at, text_at};
 
-pub const SIGNATURE_HEADER: &str = "X-WC-Webhook-Signature";
-pub const TOPIC_HEADER: &str = "x-wc-webhook-topic";
+pub(super) const SIGNATURE_HEADER: &str = "X-WC-Webhook-Signature";
+pub(super) const TOPIC_HEADER: &str = "x-wc-webhook-topic";
 
-pub const DEFAULT_TOPICS: &[&str] = &["order.created", "order.updated", "customer.created"];
+pub(super) const DEFAULT_TOPICS: &[&str] = &["order.created", "order.updated", "customer.created"];
 
 /// WooCommerce's `deliver_ping()`: the form body `webhook_id=<digits>` with no signature.
 /// It must get exactly 200 or the admin shows an error.
 /// The `woocommerce` sender.
-pub const SPEC: SenderSpec = SenderSpec::new(
+pub(super) const SPEC: SenderSpec = SenderSpec::new(
     "woocommerce",
     Auth::BodyHmac {
         header: SIGNATURE_HEADER,
@@ -46,7 +46,7 @@ const READS: &[&str] = &[
     "$.line_items[*].name",
 ];
 
-pub fn handshake(req: &InboundRequest) -> Option<&'static str> {
+pub(super) fn handshake(req: &InboundRequest) -> Option<&'static str> {
     if req.header(SIGNATURE_HEADER).is_some() {
         return None;
     }
@@ -55,7 +55,7 @@ pub fn handshake(req: &InboundRequest) -> Option<&'static str> {
         .then_some("WooCommerce webhook creation ping")
 }
 
-pub fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, ParseError> {
     let topic = req
         .header(TOPIC_HEADER)
         .ok_or(ParseError::MissingTopic("X-WC-Webhook-Topic header"))?

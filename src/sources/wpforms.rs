@@ -14,10 +14,10 @@ use crate::inbound::InboundRequest;
 use crate::submission::{Parsed, Submission};
 
 /// The `wpforms` sender.
-pub const SPEC: SenderSpec =
+pub(super) const SPEC: SenderSpec =
     SenderSpec::new("wpforms", Auth::RouteToken, Parse::Whole(parse)).media(Media::FORM_OR_JSON);
 
-pub fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
+pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_form_or_json(req)?;
     let (contact, consent) = recognise_fields_any_email(&payload);
     Ok(Parsed::Submission(Box::new(Submission {

@@ -201,3 +201,65 @@ impl aws_sdk_sqs::config::Intercept for TakesAllButOne {
 pub fn sqs_taking_all_but_one(endpoint: &str) -> aws_sdk_sqs::Client {
     sqs_with(endpoint, TakesAllButOne::default())
 }
+
+/// The import table (`ref` as its key, as the template makes it), created on moto.
+pub async fn import_table(
+    endpoint: &str,
+) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::ImportTable> {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    client
+        .create_table()
+        .table_name("imports")
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("ref")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("ref")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    std::sync::Arc::new(ac_webhook_sync::aws::dynamodb::ImportTable::new(
+        client, "imports",
+    ))
+}
+
+/// A plain SQS client of moto at `endpoint` and a new queue `name` on it.
+pub async fn sqs(endpoint: &str, name: &str) -> (aws_sdk_sqs::Client, String) {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let client = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    (client, url)
+}
