@@ -12,7 +12,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use ac_webhook_sync::aws::lambda::function_url as lambda;
+use ac_webhook_sync::aws::lambda::http as lambda;
 use ac_webhook_sync::functions::import_callback::{CallbackApp, MAX_CALLBACK_BODY_BYTES};
 use base64::Engine;
 use serde_json::json;

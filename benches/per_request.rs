@@ -15,7 +15,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use ac_webhook_sync::aws::lambda::function_url as lambda;
+use ac_webhook_sync::aws::lambda::http as lambda;
 use common::{fixtures, order_event_json, order_request, plan_and_encode, support};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;

@@ -10,7 +10,11 @@ use http::{HeaderMap, Method};
 #[derive(Debug, Clone)]
 pub struct InboundRequest {
     pub method: Method,
+    /// The route's path (`/webhooks/shop`), without what a front door adds before it.
     pub path: String,
+    /// The path as the sender called it, where a front door added to it (an API Gateway
+    /// stage: `/prod/webhooks/shop`): what a sender that signs the URL signed.
+    pub called_path: Option<String>,
     /// The query string exactly as received (without `?`), for senders that sign the URI.
     pub raw_query: String,
     pub query: Vec<(String, String)>,
@@ -28,6 +32,7 @@ impl InboundRequest {
         };
         Self {
             method: Method::POST,
+            called_path: None,
             path,
             query: parse_query(&raw_query),
             raw_query,

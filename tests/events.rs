@@ -91,7 +91,7 @@ const SHEPHERD: &[(&str, &str)] = &[
 
 fn expectation(name: &str) -> Option<Expect> {
     Some(match name {
-        "form-urlencoded" => synced(ADA),
+        "form-urlencoded" | "alb-form-urlencoded" => synced(ADA),
         "form-multipart" => synced(&[
             ("email", "grace@example.com"),
             ("first_name", "Grace"),
@@ -127,7 +127,7 @@ fn expectation(name: &str) -> Option<Expect> {
                 ("form", "1"),
             ]),
         },
-        "shopify-orders-create" | "shopify-orders-paid" => synced(JON),
+        "shopify-orders-create" | "shopify-orders-paid" | "rest-shopify-orders-paid" => synced(JON),
         "shopify-customers-create" => synced(&[
             ("email", "bob@example.com"),
             ("first_name", "Bob"),
@@ -352,7 +352,8 @@ fn expectation(name: &str) -> Option<Expect> {
         "hubspot-workflow-contact"
         | "hubspot-workflow-contact-query"
         | "hubspot-workflow-contact-v1"
-        | "hubspot-workflow-contact-v2" => synced(INARA),
+        | "hubspot-workflow-contact-v2"
+        | "rest-hubspot-workflow-contact" => synced(INARA),
         "hubspot-app-webhook" => ok("ignored"),
         "hubspot-no-email" => ok("skipped"),
         "hubspot-bad-signature" | "hubspot-missing-signature" | "hubspot-stale-timestamp" => {

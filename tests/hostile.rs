@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use ac_webhook_sync::aws::lambda::function_url::{self as lambda, FunctionUrlEvent};
+use ac_webhook_sync::aws::lambda::http as lambda;
 use std::sync::Arc;
 
 use ac_webhook_sync::crypto::hmac_sha256;
@@ -267,10 +267,10 @@ async fn crlf_and_commas_in_values_cannot_inject_headers_tags_or_fields() {
     );
     let lambda = lambda::into_response(response);
     assert_eq!(
-        lambda.headers.len(),
+        lambda.headers().len(),
         1,
         "only Location: {:?}",
-        lambda.headers
+        lambda.headers()
     );
 
     let syncs = received_syncs(&server).await;
@@ -536,25 +536,80 @@ async fn route_names_with_path_tricks_are_404() {
     }
 }
 
+/// The same refused request as each front door sends it.
+fn front_door_events(body: &str, host: &str) -> Vec<(&'static str, serde_json::Value)> {
+    let query = format!("token={FORM_TOKEN}");
+    vec![
+        (
+            "Function URL",
+            json!({
+                "version": "2.0", "rawPath": "/webhooks/form", "rawQueryString": query,
+                "headers": {"content-type": JSON, "host": host},
+                "body": body, "isBase64Encoded": true,
+                "requestContext": {"http": {"method": "POST", "path": "/webhooks/form"},
+                                   "stage": "$default"}
+            }),
+        ),
+        (
+            "REST API",
+            json!({
+                "resource": "/webhooks/{route}", "path": "/webhooks/form", "httpMethod": "POST",
+                "headers": {"content-type": JSON, "Host": host},
+                "multiValueHeaders": {"content-type": [JSON], "Host": [host]},
+                "queryStringParameters": {"token": FORM_TOKEN},
+                "multiValueQueryStringParameters": {"token": [FORM_TOKEN]},
+                "body": body, "isBase64Encoded": true,
+                "requestContext": {"stage": "prod", "httpMethod": "POST", "path": "/prod/webhooks/form"}
+            }),
+        ),
+        (
+            "ALB",
+            json!({
+                "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/webhooks/0123456789abcdef"}},
+                "httpMethod": "POST", "path": "/webhooks/form",
+                "queryStringParameters": {"token": FORM_TOKEN},
+                "headers": {"content-type": JSON, "host": host},
+                "body": body, "isBase64Encoded": true
+            }),
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn events_the_adapter_cannot_read_are_400_not_a_panic() {
     let _logs = logs::checked();
     let (server, app) = activecampaign().await;
-    let event: FunctionUrlEvent = serde_json::from_value(json!({
-        "rawPath": "/webhooks/form",
-        "rawQueryString": format!("token={FORM_TOKEN}"),
-        "headers": {"content-type": JSON},
-        "body": "not base64 at all!",
-        "isBase64Encoded": true,
-        "requestContext": {"http": {"method": "POST"}}
-    }))
-    .unwrap();
-    let answered = lambda::answer(event, |req| {
-        let app = &app;
-        async move { send(app, &req).await }
-    })
-    .await;
-    assert_eq!(answered.status_code, 400);
+    let good_body = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        r#"{"email":"ada@example.com"}"#,
+    );
+    // Each would make `lambda_http` panic in its conversion: the body's base64, or a host
+    // that makes no URL.
+    for (body, host, what) in [
+        ("not base64 at all!", "example.com", "invalid base64"),
+        (
+            good_body.as_str(),
+            "bad host name",
+            "a host that makes no URL",
+        ),
+    ] {
+        for (door, raw) in front_door_events(body, host) {
+            let event = lambda_http::LambdaEvent::new(
+                serde_json::from_value(raw).unwrap(),
+                lambda_http::Context::default(),
+            );
+            let answered = lambda::answer(event, |req| {
+                let app = &app;
+                async move { send(app, &req).await }
+            })
+            .await;
+            let answered = serde_json::to_value(answered).unwrap();
+            assert_eq!(answered["statusCode"], 400, "{door}, {what}: {answered}");
+            if door == "ALB" {
+                assert_eq!(answered["statusDescription"], "400 Bad Request");
+            }
+        }
+    }
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 

@@ -71,6 +71,80 @@ def event(path, body=b"", headers=None, method="POST"):
     return ev
 
 
+REST_HOST = "abcdefghij.execute-api.us-east-1.amazonaws.com"
+ALB_HOST = "webhooks-1234567890.us-east-1.elb.amazonaws.com"
+
+
+def _display(name):
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def rest_api(ev, stage="prod"):
+    """The same request through an API Gateway REST API (proxy integration, `{route}` resource,
+    a named stage): display-case headers, decoded query parameters, no raw query string."""
+    from urllib.parse import parse_qsl
+    path = ev["rawPath"]
+    headers = {_display(k): v for k, v in ev["headers"].items()}
+    headers["Host"] = REST_HOST
+    query = parse_qsl(ev["rawQueryString"], keep_blank_values=True)
+    multi = {}
+    for key, value in query:
+        multi.setdefault(key, []).append(value)
+    method = ev["requestContext"]["http"]["method"]
+    return {
+        "resource": "/webhooks/{route}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+        "multiValueQueryStringParameters": multi or None,
+        "pathParameters": {"route": path.rsplit("/", 1)[-1]},
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abcdefghij",
+            "domainName": REST_HOST,
+            "domainPrefix": "abcdefghij",
+            "extendedRequestId": "AbCdEfGhIjKlMnO=",
+            "httpMethod": method,
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": ev["requestContext"]["http"]["userAgent"]},
+            "path": f"/{stage}{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": "11111111-2222-3333-4444-555555555555",
+            "requestTime": "01/Jan/2026:00:00:00 +0000",
+            "requestTimeEpoch": 1767225600000,
+            "resourceId": "a1b2c3",
+            "resourcePath": "/webhooks/{route}",
+            "stage": stage,
+        },
+        "body": ev.get("body"),
+        "isBase64Encoded": ev["isBase64Encoded"],
+    }
+
+
+def alb(ev):
+    """The same request through an Application Load Balancer target group: query parameters as
+    sent (not decoded), the load balancer's X-Forwarded-* headers."""
+    from urllib.parse import parse_qsl
+    headers = dict(ev["headers"])
+    headers.update({"host": ALB_HOST, "x-forwarded-for": "203.0.113.7", "x-forwarded-port": "443",
+                    "x-forwarded-proto": "https", "x-amzn-trace-id": "Root=1-67891233-abcdef012345678912345678"})
+    query = {}
+    for pair in filter(None, ev["rawQueryString"].split("&")):
+        key, _, value = pair.partition("=")
+        query[key] = value
+    return {
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/webhooks/6d0ecf831eec9f09"}},
+        "httpMethod": ev["requestContext"]["http"]["method"],
+        "path": ev["rawPath"],
+        "queryStringParameters": query,
+        "headers": headers,
+        "body": ev.get("body", ""),
+        "isBase64Encoded": ev["isBase64Encoded"],
+    }
+
+
 def compact(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 

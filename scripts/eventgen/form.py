@@ -1,5 +1,5 @@
 """Plain HTML forms and JSON posters (route token), and the newsletter example route."""
-from . import compact, event, route_secret
+from . import alb, compact, event, route_secret
 
 
 FORM_TOKEN = route_secret("form")
@@ -24,6 +24,7 @@ def events(at):
         "form-missing-token": event("/webhooks/form", urlencoded, browser),
         "form-malformed-json": event(f"/webhooks/form?token={FORM_TOKEN}", b'{"email": "ada@example.com", ', json_headers),
         "form-unsupported-type": event(f"/webhooks/form?token={FORM_TOKEN}", b"email=ada@example.com", {"content-type": "text/plain"}),
+        "alb-form-urlencoded": alb(event(f"/webhooks/form?token={FORM_TOKEN}", urlencoded, browser)),
         "newsletter-signup": event(
             f"/webhooks/newsletter?token={route_secret('newsletter')}",
             b"your_email=mary%40example.com&your_name=Mary+Jackson&agree=on&source=footer&page=%2Fblog%2Fpost&interests=rockets&interests=math",

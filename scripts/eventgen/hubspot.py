@@ -4,7 +4,7 @@ X-HubSpot-Signature (v1: hex SHA-256 of secret + body; v2: secret + method + URI
 is the Function URL HubSpot called, query included. App webhooks post an array of id-only events."""
 import hashlib
 
-from . import b64_hmac, compact, event, route_secret
+from . import REST_HOST, b64_hmac, compact, event, rest_api, route_secret
 
 HOST = "abcdefghij.lambda-url.us-east-1.on.aws"
 
@@ -42,10 +42,12 @@ def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def hubspot(payload, at, versions=("v3", "v1"), query="", tamper=False, raw=None, signed_at=None):
+def hubspot(payload, at, versions=("v3", "v1"), query="", tamper=False, raw=None, signed_at=None,
+            host=HOST, stage=""):
     body = raw if raw is not None else compact(payload)
     path = "/webhooks/hubspot" + (f"?{query}" if query else "")
-    uri = f"https://{HOST}{path}"
+    # The URL HubSpot called: behind a REST API, the stage comes before the route's path.
+    uri = f"https://{host}{stage}{path}"
     secret = route_secret("hubspot")
     timestamp = str((signed_at if signed_at is not None else at) * 1000)
     headers = {"content-type": "application/json",
@@ -78,4 +80,6 @@ def events(at):
         "hubspot-no-email": hubspot(no_email, at),
         "hubspot-malformed": hubspot(None, at, raw=b'{"vid":3234574,"properties":'),
         "hubspot-app-webhook": hubspot(APP_EVENTS, at),
+        "rest-hubspot-workflow-contact": rest_api(
+            hubspot(CONTACT, at, versions=("v3",), query="portal=62515", host=REST_HOST, stage="/prod")),
     }

@@ -1,5 +1,5 @@
 """Shopify: X-Shopify-Hmac-Sha256, base64 HMAC of the raw compact JSON body."""
-from . import b64_hmac, compact, event, route_secret
+from . import b64_hmac, compact, event, rest_api, route_secret
 
 
 SHOPIFY_ORDER = {
@@ -61,4 +61,5 @@ def events(at):
         "shopify-bad-signature": shopify("shopify", "orders/create", SHOPIFY_ORDER, tamper=True),
         "shopify-malformed": shopify("shopify", "orders/create", None, body=b'{"id": 1, "email": '),
         "shop-orders-paid": shopify("shop", "orders/paid", SHOPIFY_ORDER),
+        "rest-shopify-orders-paid": rest_api(shopify("shopify", "orders/paid", SHOPIFY_ORDER)),
     }

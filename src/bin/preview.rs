@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use ac_webhook_sync::aws::lambda::function_url::from_json;
+use ac_webhook_sync::aws::lambda::http::from_json;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::secret::AppSecret;
 

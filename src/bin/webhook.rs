@@ -1,6 +1,6 @@
 //! The `webhook` Lambda function: authenticate, parse, map, deliver.
 
-use ac_webhook_sync::aws::lambda::function_url;
+use ac_webhook_sync::aws::lambda::http;
 use ac_webhook_sync::functions::webhook::WebhookApp;
 use ac_webhook_sync::settings::Settings;
 
@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     ac_webhook_sync::aws::logging::init();
     let settings = Settings::from_env()?;
     let app = WebhookApp::from_settings(&settings)?;
-    function_url::serve_webhook(app).await
+    http::serve_webhook(app).await
 }

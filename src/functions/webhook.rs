@@ -1,6 +1,6 @@
 //! The webhook function: a request through the pipeline (route → handshake → authenticate →
 //! parse → map), then delivery, then the SPEC's status codes. Lambda-free, so tests drive it
-//! directly; `aws::lambda::function_url` adapts it to Function URL events.
+//! directly; `aws::lambda::http` adapts it to every HTTP front door.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -168,7 +168,9 @@ pub(super) fn signed_uris(req: &InboundRequest) -> Vec<String> {
         .filter(|p| !p.is_empty())
         .unwrap_or("https");
     let host = req.header("host").unwrap_or_default();
-    let mut uri = format!("{scheme}://{host}{}", req.path);
+    // The URL as the sender called it: behind an API Gateway stage, the stage is in it.
+    let path = req.called_path.as_deref().unwrap_or(&req.path);
+    let mut uri = format!("{scheme}://{host}{path}");
     if !req.raw_query.is_empty() {
         uri.push('?');
         uri.push_str(&req.raw_query);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
-use ac_webhook_sync::aws::lambda::function_url as lambda;
+use ac_webhook_sync::aws::lambda::http as lambda;
 use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;

@@ -1,6 +1,6 @@
 //! The Lambda adapters: runtime events in, the functions' answers out. They hold no logic
 //! beyond converting types.
 
-pub mod function_url;
+pub mod http;
 pub mod scheduled;
 pub mod sqs_event;
