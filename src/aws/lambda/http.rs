@@ -179,12 +179,10 @@ fn check_body(event: &LambdaRequest) -> Result<(), EventError> {
 /// The request as every stage sees it: the route's own path (no API Gateway stage), the
 /// query exactly as the front door gives it, the headers, and the body's exact bytes.
 pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
-    let raw_path = request.raw_http_path();
     let called_path = request.uri().path().to_string();
-    let path = if raw_path.is_empty() {
-        called_path.clone()
-    } else {
-        raw_path.to_string()
+    let path = match request.raw_http_path() {
+        "" => called_path.clone(),
+        raw => without_stage(raw, stage_of(&request)).to_string(),
     };
     let raw_query = request.uri().query().unwrap_or_default().to_string();
     let (parts, body) = request.into_parts();
@@ -203,6 +201,25 @@ pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
         body,
         received_at: SystemTime::now(),
     }
+}
+
+/// The API Gateway stage the request came through, if it is a named one.
+fn stage_of(request: &lambda_http::Request) -> Option<&str> {
+    use lambda_http::request::RequestContext;
+    let stage = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.stage.as_deref(),
+        RequestContext::ApiGatewayV1(context) => context.stage.as_deref(),
+        _ => None,
+    };
+    stage.filter(|s| *s != "$default")
+}
+
+/// The route's path: an HTTP API on a named stage puts the stage before it (`/prod/webhooks/…`).
+fn without_stage<'p>(path: &'p str, stage: Option<&str>) -> &'p str {
+    stage
+        .and_then(|stage| path.strip_prefix('/')?.strip_prefix(stage))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(path)
 }
 
 /// Our answer as an HTTP response, for `lambda_http` to put in the front door's shape.
@@ -256,4 +273,82 @@ fn refusal(origin: &RequestOrigin, response: HttpResponse) -> serde_json::Value 
         }
     };
     shaped.unwrap_or_else(|_| serde_json::json!({ "statusCode": status.as_u16() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_stage_is_not_part_of_the_route() {
+        assert_eq!(
+            without_stage("/prod/webhooks/shop", Some("prod")),
+            "/webhooks/shop"
+        );
+        assert_eq!(
+            without_stage("/webhooks/shop", Some("prod")),
+            "/webhooks/shop"
+        );
+        assert_eq!(
+            without_stage("/production/x", Some("prod")),
+            "/production/x"
+        );
+        assert_eq!(
+            without_stage("/prod/webhooks/shop", None),
+            "/prod/webhooks/shop"
+        );
+    }
+
+    #[test]
+    fn an_http_api_on_a_named_stage_routes_by_the_path_after_it() {
+        let event = serde_json::json!({
+            "version": "2.0", "rawPath": "/prod/webhooks/form", "rawQueryString": "token=t%20u",
+            "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com", "content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/prod/webhooks/form"}, "stage": "prod"},
+            "body": "{}", "isBase64Encoded": false
+        });
+        let request = from_json(&event.to_string()).unwrap();
+        assert_eq!(request.path, "/webhooks/form");
+        assert_eq!(request.called_path.as_deref(), Some("/prod/webhooks/form"));
+        assert_eq!(request.raw_query, "token=t%20u");
+        assert_eq!(request.query[0], ("token".into(), "t u".into()));
+        assert_eq!(&request.body[..], b"{}");
+    }
+
+    #[test]
+    fn an_http_api_payload_1_0_is_read_like_a_rest_event() {
+        let event = serde_json::json!({
+            "version": "1.0", "resource": "/webhooks/{route}", "path": "/webhooks/form",
+            "httpMethod": "POST",
+            "headers": {"Host": "abc.execute-api.us-east-1.amazonaws.com", "Content-Type": "application/x-www-form-urlencoded"},
+            "multiValueHeaders": {"Content-Type": ["application/x-www-form-urlencoded"]},
+            "queryStringParameters": {"token": "t u"},
+            "multiValueQueryStringParameters": {"token": ["t u"]},
+            "requestContext": {"httpMethod": "POST", "path": "/webhooks/form", "stage": "$default"},
+            "body": "ZW1haWw9YSU0MGIuYw==", "isBase64Encoded": true
+        });
+        let request = from_json(&event.to_string()).unwrap();
+        assert_eq!(request.method, http::Method::POST);
+        assert_eq!(request.path, "/webhooks/form");
+        assert_eq!(request.called_path, None);
+        assert_eq!(request.query_param("token"), Some("t u"));
+        assert_eq!(&request.body[..], b"email=a%40b.c");
+        assert_eq!(
+            request.media_type().as_deref(),
+            Some("application/x-www-form-urlencoded")
+        );
+    }
+
+    #[test]
+    fn responses_drop_header_values_that_could_split_a_header() {
+        let mut response = HttpResponse::redirect("https://example.com/ok");
+        response
+            .headers
+            .push(("x-bad", "a\r\nSet-Cookie: x=1".to_string()));
+        let out = into_response(response);
+        assert_eq!(out.status(), 303);
+        assert_eq!(out.headers()["location"], "https://example.com/ok");
+        assert!(out.headers().get("x-bad").is_none());
+        assert!(matches!(out.body(), Body::Empty));
+    }
 }
