@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -77,15 +77,7 @@ async fn events_lambda_http_would_panic_on_are_answered_400_and_the_process_goes
     std::fs::create_dir_all(&dir).unwrap();
     let secret = dir.join("secret.json");
     std::fs::write(&secret, local_secret_json(&ac.uri())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.address().to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("SECRET_FILE", &secret)
+    let mut child = webhook_process(&runtime_api.address().to_string(), &secret)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

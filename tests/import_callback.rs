@@ -28,26 +28,6 @@ fn credentials() -> Credentials {
     Credentials::new("test", "test", None, None, "tests")
 }
 
-async fn queue(endpoint: &str) -> (aws_sdk_sqs::Client, String) {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials())
-        .endpoint_url(endpoint)
-        .build();
-    let client = aws_sdk_sqs::Client::from_conf(config);
-    let url = client
-        .create_queue()
-        .queue_name("contacts")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    (client, url)
-}
-
 /// A fake ActiveCampaign: the importer queues everything; `import/info` answers `info`.
 async fn activecampaign(info: Arc<Mutex<Value>>) -> MockServer {
     let server = MockServer::start().await;
@@ -162,7 +142,7 @@ async fn an_import_is_recorded_settled_once_and_retried_when_it_fails() {
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let (sqs, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let info = Arc::new(Mutex::new(json!({"status": "active"})));
     let ac = activecampaign(info.clone()).await;
     let secrets = Arc::new(SecretCache::new(
@@ -377,7 +357,7 @@ async fn a_failed_import_requeues_before_it_settles_and_stops_after_three_genera
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let (sqs, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let dlq_url = sqs
         .create_queue()
         .queue_name("contacts-dlq")
@@ -471,7 +451,7 @@ async fn a_requeue_stopped_part_way_is_finished_by_the_retry_and_nothing_is_sent
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let (sqs, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let info = Arc::new(Mutex::new(
         json!({"status": "failed", "success": [], "failure": ["loop7@example.com"]}),
     ));
@@ -555,7 +535,7 @@ async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let (sqs, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let info = Arc::new(Mutex::new(
         json!({"status": "failed", "success": [], "failure": ["loop0@example.com"]}),
     ));
@@ -605,7 +585,7 @@ async fn a_queued_batch_is_answered_at_once_imported_by_the_worker_and_a_repeat_
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let (sqs, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let info = Arc::new(Mutex::new(json!({"status": "active"})));
     let ac = activecampaign(info).await;
     let queue = support::moto::sqs_queue(sqs.clone(), &queue_url);
@@ -686,7 +666,7 @@ async fn a_batch_the_queue_takes_only_part_of_imports_just_the_rest_inline() {
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (sqs, queue_url) = queue(&moto.endpoint).await;
+    let (sqs, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
     // 3,000 contacts are 12 messages of 250: the first SendMessageBatch (as many as fit in
     // 256 KiB) goes through, then the queue goes down.
@@ -728,7 +708,7 @@ async fn entries_sqs_took_from_a_request_it_answered_in_part_are_not_imported_as
     let _logs = logs::checked();
     let moto = Moto::start();
     let store = support::moto::import_table(&moto.endpoint).await;
-    let (_, queue_url) = queue(&moto.endpoint).await;
+    let (_, queue_url) = support::moto::sqs(&moto.endpoint, "contacts").await;
     let ac = activecampaign(Arc::new(Mutex::new(json!({"status": "active"})))).await;
     // 3,000 contacts in 12 messages: SQS takes all of the first request's entries but its
     // last, then the retry of that one fails.

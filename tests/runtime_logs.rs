@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -58,19 +58,9 @@ async fn trace_level_logs_leak_no_token_signature_or_email() {
     let secret = dir.join("secret.json");
     std::fs::write(&secret, local_secret_json(&ac.uri())).unwrap();
     let address = runtime_api.address().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let child = webhook_process(&address, &secret)
         .env("RUST_LOG", "trace")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_RUNTIME_API", &address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "stream")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "group")
-        .env("AWS_REGION", "us-east-1")
-        .env("SECRET_FILE", &secret)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

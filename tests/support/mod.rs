@@ -248,3 +248,22 @@ pub async fn mount_accepting(server: &MockServer, subscriber_id: u64) {
         .mount(server)
         .await;
 }
+
+/// The `webhook` binary as Lambda starts it: against the Runtime API at `runtime_api`, its
+/// secret read from `secret`, nothing else of this environment. The caller adds what it needs
+/// (`RUST_LOG`, pipes) and spawns it.
+pub fn webhook_process(runtime_api: &str, secret: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webhook"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "stream")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "group")
+        .env("AWS_REGION", "us-east-1")
+        .env("SECRET_FILE", secret);
+    command
+}
