@@ -1,11 +1,13 @@
 //! Per-request CPU cost of the webhook function, without any network: route resolution,
 //! signature verification, parsing, mapping and the `contact_sync` body, through the same
-//! `edge::plan` seam the function and the preview use.
+//! `pipeline` seam the function and the preview use.
 //!
 //! * `order_10kb/*`: a ~10 KB signed Shopify `orders/paid` on the `shop` route (JSONPath
 //!   contact fields, a tag per SKU, two lists), against a bare `serde_json::Value` parse of the
 //!   same bytes and against decoding the Function URL event around it.
 //! * `events/*`: every events/ sample, one benchmark each (shorter measurement).
+//! * `dedupe/*`: what deduplication adds to a delivery with claims in memory (a local run):
+//!   the key of the 10 KB order, a claim taken and finished, a duplicate answered.
 //!
 //! `cargo bench --bench per_request`; `scripts/perf.py` reads the medians back from
 //! target/criterion. Filter with `cargo bench --bench per_request -- order_10kb`.
@@ -68,5 +70,54 @@ fn events(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, order_10kb, events);
+fn dedupe(c: &mut Criterion) {
+    use ac_webhook_sync::delivery::idempotency::{self, Stage};
+    use ac_webhook_sync::delivery::{Dedupe, MemoryIdempotencyStore};
+    let (_, secret) = fixtures();
+    let req = order_request(&secret);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let dedupe = Dedupe::new(std::sync::Arc::new(MemoryIdempotencyStore::new()));
+    let answer = serde_json::json!({"status": "synced", "subscriber_id": 42});
+    let window = Some(Duration::from_secs(3600));
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut group = c.benchmark_group("dedupe");
+    group.bench_function("key_by_id", |b| {
+        b.iter(|| {
+            let identity =
+                idempotency::delivery_identity(Some("orders/paid"), Some("98880550-7158"));
+            idempotency::key(
+                Stage::Received,
+                "shop",
+                identity.as_deref(),
+                black_box(&req.body),
+            )
+        })
+    });
+    group.bench_function("key_by_body_digest", |b| {
+        b.iter(|| idempotency::key(Stage::Received, "shop", None, black_box(&req.body)))
+    });
+    let mut n = 0u64;
+    group.bench_function("claim_and_finish", |b| {
+        b.iter(|| {
+            n += 1;
+            runtime.block_on(async {
+                let claim = dedupe.claim(format!("k{n}"), window, deadline()).await;
+                dedupe.finish(&claim, &answer).await;
+            })
+        })
+    });
+    runtime.block_on(async {
+        let claim = dedupe.claim("dup".into(), window, deadline()).await;
+        dedupe.finish(&claim, &answer).await;
+    });
+    group.bench_function("duplicate", |b| {
+        b.iter(|| runtime.block_on(dedupe.claim("dup".into(), window, deadline())))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, order_10kb, events, dedupe);
 criterion_main!(benches);

@@ -16,12 +16,20 @@ EXPECTED = {
         ("SQSSendMessagePolicy", "ContactQueue"),
         ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
         ("dynamodb:PutItem", "ImportsTable"),
+        # A batch's first answer, read back for a repeat (recall_answer).
+        ("dynamodb:GetItem", "ImportsTable"),
+        ("dynamodb:PutItem", "IdempotencyTable"),
+        ("dynamodb:GetItem", "IdempotencyTable"),
+        ("dynamodb:DeleteItem", "IdempotencyTable"),
     },
     "SyncWorkerFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
         ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
         ("dynamodb:PutItem", "ImportsTable"),
         ("sqs:ChangeMessageVisibility", "ContactQueue"),
+        ("dynamodb:PutItem", "IdempotencyTable"),
+        ("dynamodb:GetItem", "IdempotencyTable"),
+        ("dynamodb:DeleteItem", "IdempotencyTable"),
     },
     "ImportReconcilerFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),

@@ -30,6 +30,7 @@ unless AC_REQUESTS_PER_SECOND says otherwise), so their warm time is ~200 ms by 
 --env AC_REQUESTS_PER_SECOND=1000 or --gap 250 to see the time of the work itself.
 """
 import argparse
+import base64
 import http.server
 import json
 import os
@@ -61,12 +62,31 @@ def now():
 # Runtime API emulator
 
 
+def nth_delivery(event_body, n):
+    """The event as the n-th of many distinct deliveries of its kind, so that each is synced
+    rather than answered as a duplicate of the first: a Shopify event gets its own event id (not
+    signed), an unsigned form or JSON post its own bytes. Events without a body stay as they are."""
+    if n == 0:
+        return event_body
+    event = json.loads(event_body)
+    headers = event.get("headers") or {}
+    if "x-shopify-event-id" in headers:
+        headers["x-shopify-event-id"] = f"{headers['x-shopify-event-id']}-{n}"
+    elif event.get("body"):
+        if event.get("isBase64Encoded"):
+            raw = base64.b64decode(event["body"])
+            event["body"] = base64.b64encode(raw + f"&n={n}".encode()).decode()
+        else:
+            event["body"] = event["body"] + " " * n
+    return json.dumps(event).encode()
+
+
 class Run:
     """One child process's view of the Runtime API: its queue of events and what it answered."""
 
     def __init__(self, event_body, count, gap_s=0.0):
         self.events = queue.Queue()
-        self.pending = [(str(uuid.uuid4()), event_body) for _ in range(count)]
+        self.pending = [(str(uuid.uuid4()), nth_delivery(event_body, n)) for n in range(count)]
         self.gap_s = gap_s
         self.expected = count
         self.closed = threading.Event()

@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 
+from coldstart import nth_delivery
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -255,9 +257,16 @@ def main():
             rows.append((name[:-5], status, outcome, body, touched(before, after, body)))
             before = after
         # Fault drill: the sandbox misbehaves for the next requests; the function retries.
-        for fault in FAULT_DRILL:
+        with open(os.path.join(events_dir, "form-json.json"), "rb") as f:
+            drill_event = f.read()
+        for n, fault in enumerate(FAULT_DRILL, start=1):
             post_json(f"{sandbox_url}/sandbox/faults", fault)
-            status, outcome, body = invoke(watch_port, os.path.join(events_dir, "form-json.json"))
+            # A new delivery each time: the same one again is answered as a duplicate.
+            drill_path = os.path.join(events_dir, f"drill-{n}.json")
+            with open(drill_path, "wb") as f:
+                f.write(nth_delivery(drill_event, n))
+            status, outcome, body = invoke(watch_port, drill_path)
+            os.remove(drill_path)
             after = contacts_by_email(sandbox_url)
             label = f"form-json (sandbox: {fault['kind']} {fault.get('status', '')} x{fault['count']})"
             rows.append((label.replace("  ", " "), status, outcome, body, touched(after, after, body)))

@@ -21,6 +21,20 @@ pub(crate) fn account_unavailable() -> Value {
     by_route("queue", &[(ACCOUNT_UNAVAILABLE, 1)])
 }
 
+/// Deliveries made without deduplication because the idempotency store could not be reached.
+pub(crate) const DEDUPE_UNAVAILABLE: &str = "DedupeUnavailable";
+
+pub(crate) fn dedupe_unavailable() -> Value {
+    by_route("dedupe", &[(DEDUPE_UNAVAILABLE, 1)])
+}
+
+/// Duplicate deliveries answered from their first answer (nothing synced again).
+pub(crate) const DUPLICATES: &str = "DuplicateDeliveries";
+
+pub(crate) fn duplicates(route: &str) -> Value {
+    by_route(route, &[(DUPLICATES, 1)])
+}
+
 /// Age of the oldest bulk import still not settled after a reconciler run.
 pub(crate) const OLDEST_OPEN_IMPORT: &str = "OldestOpenImportSeconds";
 

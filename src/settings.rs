@@ -22,6 +22,9 @@ pub const ENV_DLQ_URL: &str = "DLQ_URL";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 pub const ENV_CALLBACK_URL: &str = "CALLBACK_URL";
 pub const ENV_IMPORTS_TABLE: &str = "IMPORTS_TABLE";
+/// The DynamoDB table of delivery claims (deduplication); without it, each process keeps its
+/// own in memory.
+pub const ENV_IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
 pub const ENV_RETRY_BASE_SECS: &str = "WORKER_RETRY_BASE_SECS";
 pub const ENV_RECONCILE_MIN_AGE_SECS: &str = "RECONCILE_MIN_AGE_SECS";
 pub const ENV_RETRY_MAX_SECS: &str = "WORKER_RETRY_MAX_SECS";
@@ -87,6 +90,7 @@ pub struct Settings {
     pub callback_url: Option<String>,
     /// The DynamoDB table where bulk imports are recorded for their callback.
     pub imports_table: Option<String>,
+    pub idempotency_table: Option<String>,
     /// The contact queue (`QUEUE_URL`): where the webhook sends, and the sync-worker hides
     /// messages it hands back.
     pub queue_url: Option<String>,
@@ -171,6 +175,7 @@ impl Settings {
             dead_letter_queue: get(ENV_DLQ_URL),
             callback_url: get(ENV_CALLBACK_URL),
             imports_table: get(ENV_IMPORTS_TABLE),
+            idempotency_table: get(ENV_IDEMPOTENCY_TABLE),
             max_receive_count: number(ENV_MAX_RECEIVE_COUNT, "a count, above 0")?
                 .map_or(DEFAULT_MAX_RECEIVE_COUNT, |n| n.min(u32::MAX as u64) as u32),
             secret,

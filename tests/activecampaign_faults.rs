@@ -61,9 +61,14 @@ async fn refused_data_is_rejected_not_retried() {
     // refused a moment before it was checked); the next, inside the check's minute, is not.
     assert_eq!(received_syncs(&server).await.len(), 2);
     assert_eq!(
-        send_event(&app, "form-json").await.json_body()["status"],
+        send_event(&app, "form-urlencoded").await.json_body()["status"],
         "rejected"
     );
+    assert_eq!(received_syncs(&server).await.len(), 3);
+    // The same refused delivery again is answered from the first answer: nothing is sent.
+    let again = send_event(&app, "form-json").await.json_body();
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["first"]["status"], "rejected");
     assert_eq!(received_syncs(&server).await.len(), 3);
 }
 

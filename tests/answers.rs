@@ -29,8 +29,8 @@ async fn a_result_code_0_is_rejected_only_after_the_key_is_confirmed_once_a_minu
     let _logs = logs::checked();
     let server = scripted(vec![refused_data()]).await;
     let app = app_for(&server);
-    for _ in 0..5 {
-        let response = send_event(&app, "form-json").await;
+    for n in 0..5 {
+        let response = send(&app, &nth_delivery("form-json", n)).await;
         assert_eq!(
             response.json_body()["status"],
             "rejected",
@@ -402,7 +402,7 @@ async fn a_key_revoked_within_the_minute_of_a_confirmation_is_still_caught() {
     assert_eq!(first.json_body()["status"], "rejected", "{}", first.body);
     // Seconds later, inside the 60 s the "good" verdict is trusted: a refusal with another
     // message is checked again, so the revoked key is a 503, not a contact answered rejected.
-    let second = send_event(&app, "form-json").await;
+    let second = send(&app, &nth_delivery("form-json", 1)).await;
     assert_eq!(second.status, 503, "{}", second.body);
     assert!(second.body.contains("API key"), "{}", second.body);
 }

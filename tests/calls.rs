@@ -156,8 +156,8 @@ async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>) {
 
 /// Sends `event` and checks it was accepted: `synced`, or the 303 a browser form is sent on
 /// success with (the fakes' counts say what was called).
-async fn send_accepted(app: &WebhookApp, event: &str) {
-    let response = send_event(app, event).await;
+async fn send_accepted(app: &WebhookApp, event: &str, n: usize) {
+    let response = send(app, &nth_delivery(event, n)).await;
     let synced = response.json_body()["status"] == "synced";
     assert!(
         synced || response.status == http::StatusCode::SEE_OTHER,
@@ -170,8 +170,8 @@ async fn send_accepted(app: &WebhookApp, event: &str) {
 #[tokio::test]
 async fn an_opt_in_route_makes_one_activecampaign_request_per_contact() {
     let (app, ac, _) = container(Duration::from_secs(300)).await;
-    for _ in 0..INVOCATIONS {
-        send_accepted(&app, "newsletter-signup").await;
+    for n in 0..INVOCATIONS {
+        send_accepted(&app, "newsletter-signup", n).await;
     }
     assert_eq!(Counts::get(&ac.contact_sync), INVOCATIONS);
     assert_eq!(Counts::get(&ac.contact_view_email), 0);
@@ -181,8 +181,8 @@ async fn an_opt_in_route_makes_one_activecampaign_request_per_contact() {
 #[tokio::test]
 async fn a_route_without_lists_makes_one_activecampaign_request_per_contact() {
     let (app, ac, _) = container(Duration::from_secs(300)).await;
-    for _ in 0..INVOCATIONS {
-        send_accepted(&app, "shopify-orders-create").await;
+    for n in 0..INVOCATIONS {
+        send_accepted(&app, "shopify-orders-create", n).await;
     }
     assert_eq!(Counts::get(&ac.contact_sync), INVOCATIONS);
     assert_eq!(Counts::get(&ac.contact_view_email), 0);
@@ -193,8 +193,8 @@ async fn a_route_without_lists_makes_one_activecampaign_request_per_contact() {
 #[tokio::test]
 async fn a_non_opt_in_route_with_lists_adds_one_unsubscribe_check() {
     let (app, ac, _) = container(Duration::from_secs(300)).await;
-    for _ in 0..INVOCATIONS {
-        send_accepted(&app, "shop-orders-paid").await;
+    for n in 0..INVOCATIONS {
+        send_accepted(&app, "shop-orders-paid", n).await;
     }
     assert_eq!(Counts::get(&ac.contact_sync), INVOCATIONS);
     assert_eq!(Counts::get(&ac.contact_view_email), INVOCATIONS);
@@ -205,13 +205,13 @@ async fn a_non_opt_in_route_with_lists_adds_one_unsubscribe_check() {
 async fn one_secrets_manager_call_per_container_per_ttl() {
     let ttl = Duration::from_millis(1500);
     let (app, _, sm) = container(ttl).await;
-    for _ in 0..INVOCATIONS {
-        send_accepted(&app, "newsletter-signup").await;
+    for n in 0..INVOCATIONS {
+        send_accepted(&app, "newsletter-signup", n).await;
     }
     assert_eq!(Counts::get(&sm.get_secret_value), 1, "within one TTL");
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    for _ in 0..INVOCATIONS {
-        send_accepted(&app, "newsletter-signup").await;
+    for n in INVOCATIONS..2 * INVOCATIONS {
+        send_accepted(&app, "newsletter-signup", n).await;
     }
     assert_eq!(
         Counts::get(&sm.get_secret_value),
@@ -233,8 +233,8 @@ async fn health_reads_no_secret_and_opens_no_connection() {
 #[tokio::test]
 async fn one_connection_per_service_is_reused_across_invocations() {
     let (app, ac, sm) = container(Duration::from_millis(300)).await;
-    for _ in 0..INVOCATIONS {
-        send_accepted(&app, "shop-orders-paid").await;
+    for n in 0..INVOCATIONS {
+        send_accepted(&app, "shop-orders-paid", n).await;
         // Lets the TTL lapse between some invocations, so the secret is fetched again.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -412,18 +412,19 @@ fn stripe_event_received_after(delay: u64) -> InboundRequest {
 }
 
 #[tokio::test]
-async fn replays_inside_the_window_resync_the_same_contact_and_outside_are_401() {
+async fn replays_inside_the_window_get_the_first_answer_and_outside_are_401() {
     let _logs = logs::checked();
     let (server, app) = activecampaign().await;
-    for _ in 0..2 {
-        let response = send(&app, &stripe_event_received_after(60)).await;
-        assert_eq!(response.status, 200, "{}", response.body);
-    }
-    let syncs = received_syncs(&server).await;
-    assert_eq!(syncs.len(), 2);
+    let first = send(&app, &stripe_event_received_after(60)).await;
+    assert_eq!(first.json_body()["status"], "synced", "{}", first.body);
+    let replay = send(&app, &stripe_event_received_after(60)).await;
+    assert_eq!(replay.status, 200, "{}", replay.body);
+    assert_eq!(replay.json_body()["status"], "duplicate");
+    assert_eq!(replay.json_body()["first"], first.json_body());
     assert_eq!(
-        syncs[0], syncs[1],
-        "an upsert: the same contact, not a second one"
+        received_syncs(&server).await.len(),
+        1,
+        "nothing synced again"
     );
 
     server.reset().await;

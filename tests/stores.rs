@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ac_webhook_sync::activecampaign::ContactSync;
+use ac_webhook_sync::delivery::idempotency::Begun;
 use ac_webhook_sync::delivery::import_store::SUBMITTED;
 use ac_webhook_sync::delivery::{
-    Claim, ContactQueue, ImportRecord, ImportStore, MemoryImportStore, MemoryQueue,
+    Claim, ContactQueue, IdempotencyStore, ImportRecord, ImportStore, MemoryIdempotencyStore,
+    MemoryImportStore, MemoryQueue,
 };
 use serde_json::json;
 use support::moto::{Moto, import_table, sqs_queue};
@@ -183,4 +185,72 @@ async fn the_sqs_queue_keeps_the_rules() {
         }
     })
     .await;
+}
+
+/// The rules every idempotency store keeps. Waits (real seconds) for leases and windows.
+async fn idempotency_rules(store: &dyn IdempotencyStore) {
+    let lease = Duration::from_secs(30);
+    assert_eq!(store.begin("k1", lease).await.unwrap(), Begun::Started);
+    match store.begin("k1", lease).await.unwrap() {
+        Begun::InProgress { retry_after } => {
+            assert!(
+                (28..=30).contains(&retry_after.as_secs()),
+                "{retry_after:?}"
+            )
+        }
+        other => panic!("a second claim must wait, got {other:?}"),
+    }
+    let answer = json!({"status": "synced", "subscriber_id": 7});
+    store
+        .finish("k1", &answer, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin("k1", lease).await.unwrap(),
+        Begun::Done(answer.clone())
+    );
+    store.abandon("k1").await.unwrap();
+    assert_eq!(
+        store.begin("k1", lease).await.unwrap(),
+        Begun::Done(answer),
+        "a done claim is not given up"
+    );
+
+    // A failed delivery gives its claim up: the retry starts at once.
+    assert_eq!(store.begin("k2", lease).await.unwrap(), Begun::Started);
+    store.abandon("k2").await.unwrap();
+    assert_eq!(store.begin("k2", lease).await.unwrap(), Begun::Started);
+
+    // A lease and a window end.
+    assert_eq!(
+        store.begin("k3", Duration::from_secs(1)).await.unwrap(),
+        Begun::Started
+    );
+    store
+        .finish("k4", &json!({"status": "queued"}), Duration::from_secs(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        store.begin("k3", lease).await.unwrap(),
+        Begun::Started,
+        "lease over"
+    );
+    assert_eq!(
+        store.begin("k4", lease).await.unwrap(),
+        Begun::Started,
+        "window over"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_idempotency_store_keeps_the_rules() {
+    idempotency_rules(&MemoryIdempotencyStore::new()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_idempotency_store_keeps_the_rules() {
+    let moto = Moto::start();
+    let table = support::moto::idempotency_table(&moto.endpoint).await;
+    idempotency_rules(table.as_ref()).await;
 }

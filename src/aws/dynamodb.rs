@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::LazyClient;
+use crate::delivery::idempotency::{Begun, IdempotencyStore};
 use crate::delivery::import_store::{
     Claim, ImportRecord, ImportStore, REPEAT_WINDOW, SUBMITTED, StoreError, now_secs,
 };
@@ -368,4 +369,159 @@ fn parse(
 /// A number attribute.
 fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<u64> {
     item.get(key)?.as_n().ok()?.parse().ok()
+}
+
+const CLAIM_KEY: &str = "id";
+const CLAIM_STATUS: &str = "status";
+const CLAIM_UNTIL: &str = "until";
+const CLAIM_ANSWER: &str = "answer";
+const IN_PROGRESS: &str = "in_progress";
+const DONE: &str = "done";
+
+/// The idempotency store of a deployment: one item per claimed delivery (`id`), `in_progress`
+/// until its lease ends or `done` with its answer until its window ends; `expires_at` lets
+/// DynamoDB's TTL delete it afterwards (lazily, so every read checks `until` itself).
+#[derive(Debug, Clone)]
+pub struct IdempotencyTable {
+    client: LazyClient<aws_sdk_dynamodb::Client>,
+    table: String,
+}
+
+impl IdempotencyTable {
+    pub fn new(
+        client: impl Into<LazyClient<aws_sdk_dynamodb::Client>>,
+        table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: client.into(),
+            table: table.into(),
+        }
+    }
+
+    /// The claim as it stands, read consistently.
+    async fn current(&self, key: &str) -> Result<Option<Begun>, StoreError> {
+        let output = self
+            .client
+            .get()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key(CLAIM_KEY, AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let now = now_secs();
+        let until = number(&item, CLAIM_UNTIL).unwrap_or(0);
+        if until <= now {
+            return Ok(None);
+        }
+        let status = item.get(CLAIM_STATUS).and_then(|v| v.as_s().ok());
+        Ok(Some(match status.map(String::as_str) {
+            Some(DONE) => Begun::Done(
+                item.get(CLAIM_ANSWER)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            ),
+            _ => Begun::InProgress {
+                retry_after: Duration::from_secs(until - now),
+            },
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for IdempotencyTable {
+    async fn begin(&self, key: &str, lease: Duration) -> Result<Begun, StoreError> {
+        // Twice: a claim that lapses between the refused write and the read is taken.
+        for _ in 0..2 {
+            let now = now_secs();
+            let until = now + lease.as_secs().max(1);
+            let result = self
+                .client
+                .get()
+                .await
+                .put_item()
+                .table_name(&self.table)
+                .item(CLAIM_KEY, AttributeValue::S(key.to_string()))
+                .item(CLAIM_STATUS, AttributeValue::S(IN_PROGRESS.to_string()))
+                .item(CLAIM_UNTIL, AttributeValue::N(until.to_string()))
+                .item(EXPIRES_AT, AttributeValue::N(until.to_string()))
+                .condition_expression("attribute_not_exists(#id) OR #until <= :now")
+                .expression_attribute_names("#id", CLAIM_KEY)
+                .expression_attribute_names("#until", CLAIM_UNTIL)
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Begun::Started),
+                Err(error) => {
+                    let service = error.into_service_error();
+                    if !service.is_conditional_check_failed_exception() {
+                        return Err(unavailable(service));
+                    }
+                }
+            }
+            if let Some(found) = self.current(key).await? {
+                return Ok(found);
+            }
+        }
+        Ok(Begun::InProgress {
+            retry_after: Duration::from_secs(1),
+        })
+    }
+
+    async fn finish(
+        &self,
+        key: &str,
+        answer: &serde_json::Value,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let until = now_secs() + window.as_secs().max(1);
+        self.client
+            .get()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item(CLAIM_KEY, AttributeValue::S(key.to_string()))
+            .item(CLAIM_STATUS, AttributeValue::S(DONE.to_string()))
+            .item(CLAIM_ANSWER, AttributeValue::S(answer.to_string()))
+            .item(CLAIM_UNTIL, AttributeValue::N(until.to_string()))
+            .item(EXPIRES_AT, AttributeValue::N(until.to_string()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .get()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .key(CLAIM_KEY, AttributeValue::S(key.to_string()))
+            .condition_expression("#status = :in_progress")
+            .expression_attribute_names("#status", CLAIM_STATUS)
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let service = error.into_service_error();
+                // Done meanwhile (or gone): nothing to give up.
+                if service.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable(service))
+                }
+            }
+        }
+    }
 }

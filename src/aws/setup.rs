@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::activecampaign::ActiveCampaignClient;
 use crate::aws::LazyClient;
-use crate::aws::dynamodb::ImportTable;
+use crate::aws::dynamodb::{IdempotencyTable, ImportTable};
 use crate::aws::secrets_manager::SecretsManager;
 use crate::aws::sqs::SqsQueue;
-use crate::delivery::{ContactQueue, ImportStore, InlineDelivery, RetrySchedule};
+use crate::delivery::{ContactQueue, IdempotencyStore, ImportStore, InlineDelivery, RetrySchedule};
 use crate::functions::StartupError;
 use crate::functions::import_callback::{CallbackApp, DEFAULT_MAX_IMPORT_GENERATIONS};
 use crate::functions::import_reconciler::Reconciler;
@@ -39,6 +39,15 @@ pub fn secrets_and_client(
 /// The SQS queue at `url`.
 fn sqs_queue(url: &String) -> Arc<dyn ContactQueue> {
     Arc::new(SqsQueue::from_environment(url))
+}
+
+/// The idempotency table named by `IDEMPOTENCY_TABLE`, if any.
+fn idempotency_table(settings: &Settings) -> Option<Arc<dyn IdempotencyStore>> {
+    let table = settings.idempotency_table.as_ref()?;
+    Some(Arc::new(IdempotencyTable::new(
+        LazyClient::from_environment(),
+        table,
+    )))
 }
 
 /// The import table named by `IMPORTS_TABLE`, if any.
@@ -76,10 +85,13 @@ impl WebhookApp {
                 invocation_budget: settings.invocation_budget,
             },
         );
-        let app = app
+        let mut app = app
             .with_callback_url(settings.callback_url.clone())
             .with_import_store(import_table(settings))
             .with_dead_letters(settings.dead_letter_queue.as_ref().map(sqs_queue));
+        if let Some(store) = idempotency_table(settings) {
+            app = app.with_idempotency_store(store);
+        }
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,
             DeliveryMode::Queue(url) => app.with_queue(sqs_queue(url)),
@@ -94,7 +106,7 @@ impl SyncWorker {
         let dead_letters = settings.dead_letter_queue.as_ref().map(sqs_queue);
         let store = import_table(settings);
         let source_queue = settings.queue_url.as_ref().map(sqs_queue);
-        Ok(Self::new(
+        let worker = Self::new(
             InlineDelivery::new(client, secrets.clone()).with_import_store(store),
             secrets,
             dead_letters,
@@ -108,7 +120,11 @@ impl SyncWorker {
                 max: settings.retry_max.unwrap_or(defaults.max),
             }
         })
-        .with_invocation_budget(settings.invocation_budget))
+        .with_invocation_budget(settings.invocation_budget);
+        Ok(match idempotency_table(settings) {
+            Some(store) => worker.with_idempotency_store(store),
+            None => worker,
+        })
     }
 }
 

@@ -26,9 +26,9 @@ pub fn now_secs() -> u64 {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StoreError {
-    #[error("import store unavailable: {0}")]
+    #[error("store unavailable: {0}")]
     Unavailable(String),
-    #[error("import record is malformed: {0}")]
+    #[error("stored record is malformed: {0}")]
     Malformed(String),
 }
 

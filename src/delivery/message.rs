@@ -22,6 +22,14 @@ pub struct QueuedContact {
     /// How many failed bulk imports this contact was requeued from (0 when first queued).
     #[serde(default)]
     pub generation: u32,
+    /// What identifies the delivery (its topic and the sender's id), and how long the worker
+    /// remembers it once synced (the route's window); absent when the sender gives no id or
+    /// the route does not deduplicate, and then only a redelivery of the same message is
+    /// recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_window_secs: Option<u64>,
     pub contact: ContactSync,
 }
 
@@ -149,6 +157,8 @@ impl QueuedContact {
         Self {
             exclude_automations: false,
             generation: 0,
+            dedupe_id: None,
+            dedupe_window_secs: None,
             version: MESSAGE_VERSION,
             route: route.to_string(),
             delivery_id: delivery_id.map(str::to_string),

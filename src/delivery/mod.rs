@@ -2,6 +2,7 @@
 //! that the sync-worker drains, or says why neither happened (the sender must retry).
 
 pub mod callback;
+pub mod idempotency;
 pub mod import;
 pub mod import_store;
 pub mod inline;
@@ -14,6 +15,9 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
+pub use idempotency::{
+    Dedupe, DeliveryClaim, IdempotencyStore, MemoryIdempotencyStore, Stage as DedupeStage,
+};
 pub use import::{BatchDelivered, ImportOptions, ImportedBatch, RejectedContact};
 pub use import_store::{Claim, ImportRecord, ImportStore, MemoryImportStore, StoreError};
 pub use inline::InlineDelivery;
@@ -247,6 +251,7 @@ impl Delivery {
         &self,
         route: &Route,
         delivery_id: Option<&str>,
+        dedupe: Option<(String, Duration)>,
         contact: &ContactSync,
         secret: Arc<AppSecret>,
         deadline: Instant,
@@ -256,6 +261,11 @@ impl Delivery {
             Delivery::Queue { queue, fallback } => {
                 let mut message = QueuedContact::new(&route.name, delivery_id, contact.clone());
                 message.exclude_automations = route.exclude_automations;
+                // The worker recognises the delivery for as long as the webhook does.
+                if let Some((identity, window)) = dedupe {
+                    message.dedupe_id = Some(identity);
+                    message.dedupe_window_secs = Some(window.as_secs());
+                }
                 // Checked before sending: SQS refusing an oversized message is not an outage.
                 message.check_size()?;
                 match queue.send(&message, deadline).await {

@@ -15,9 +15,10 @@ use tokio::time::Instant;
 use crate::activecampaign::ContactSync;
 use crate::activecampaign::importer::MIN_BULK_CONTACTS;
 use crate::delivery::callback::CallbackTarget;
+use crate::delivery::idempotency::{self, Stage};
 use crate::delivery::{
-    ContactQueue, DeliveryError, DeliveryOutcome, InlineDelivery, QueuedBatch, QueuedContact,
-    rejected_reason,
+    ContactQueue, Dedupe, DeliveryClaim, DeliveryError, DeliveryOutcome, IdempotencyStore,
+    InlineDelivery, MemoryIdempotencyStore, QueuedBatch, QueuedContact, rejected_reason,
 };
 use crate::redact::mask_email;
 use crate::secret::{AppSecret, SecretCache, before_deadline};
@@ -51,6 +52,30 @@ pub struct BatchReport {
     pub dead_lettered: usize,
     /// Messages handed back and hidden for a while (message id, for how long).
     pub delayed: Vec<(String, Duration)>,
+    /// Messages synced before (redelivered, or the same delivery queued twice): not synced
+    /// again, and they leave the queue.
+    pub duplicates: usize,
+}
+
+/// How long a message is recognised when SQS delivers it again: its longest stay in the
+/// queue (14 days).
+const REDELIVERY_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// The claim key of a message: the delivery's identity where the route deduplicates, so a
+/// second message of the same delivery is recognised too; otherwise the SQS message id.
+fn synced_key(record: &QueueRecord) -> (String, Duration) {
+    if let Ok(message) = QueuedContact::from_json(&record.body)
+        && let (Some(identity), Some(window)) = (&message.dedupe_id, message.dedupe_window_secs)
+    {
+        return (
+            idempotency::key(Stage::Synced, &message.route, Some(identity), &[]),
+            Duration::from_secs(window),
+        );
+    }
+    (
+        format!("synced#message#{}", record.message_id),
+        REDELIVERY_WINDOW,
+    )
 }
 
 /// The least time one contact of a batch is given: one ActiveCampaign call at its default
@@ -137,6 +162,9 @@ pub struct SyncWorker {
     circuit: std::sync::Mutex<Circuit>,
     /// The least time one contact (or one import) of a batch is given.
     min_share: Duration,
+    /// Claims on synced messages: a redelivered message, or a second message of the same
+    /// delivery, is not synced again.
+    dedupe: Dedupe,
 }
 
 impl SyncWorker {
@@ -157,7 +185,14 @@ impl SyncWorker {
             invocation_budget: crate::settings::DEFAULT_INVOCATION_BUDGET,
             circuit: std::sync::Mutex::new(Circuit::default()),
             min_share: MIN_SHARE,
+            dedupe: Dedupe::new(Arc::new(MemoryIdempotencyStore::new())),
         }
+    }
+
+    /// Keeps claims on synced messages in `store` (shared by every instance of the worker).
+    pub fn with_idempotency_store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.dedupe = Dedupe::new(store);
+        self
     }
 
     /// Messages handed back are first hidden in `queue` for their wait (see [`RetrySchedule`]);
@@ -188,7 +223,55 @@ impl SyncWorker {
         self
     }
 
+    /// Syncs a batch of messages. Each is claimed first: one synced before (a redelivery,
+    /// or the same delivery queued twice) is done and leaves the queue; one being synced by
+    /// another instance now goes back; the others are synced, and their claims kept for what
+    /// left the queue and given up for what goes back.
     pub async fn process(&self, records: Vec<QueueRecord>, deadline: Instant) -> BatchReport {
+        let mut claims = Vec::with_capacity(records.len());
+        let mut fresh = Vec::with_capacity(records.len());
+        let (mut duplicates, mut busy) = (0, Vec::new());
+        for record in records {
+            let (key, window) = synced_key(&record);
+            match self.dedupe.claim(key, Some(window), deadline).await {
+                DeliveryClaim::Duplicate(_) => duplicates += 1,
+                DeliveryClaim::InProgress { retry_after } => busy.push((record, retry_after)),
+                claim => {
+                    claims.push((record.message_id.clone(), claim));
+                    fresh.push(record);
+                }
+            }
+        }
+        let mut report = self.process_claimed(fresh, deadline).await;
+        for (message_id, claim) in &claims {
+            if report.failed.contains(message_id) {
+                self.dedupe.abandon(claim).await;
+            } else {
+                self.dedupe
+                    .finish(claim, &serde_json::json!({ "synced_from": message_id }))
+                    .await;
+            }
+        }
+        if duplicates > 0 {
+            tracing::info!(
+                duplicates,
+                "Messages already synced left the queue without a sync."
+            );
+        }
+        report.duplicates = duplicates;
+        // Being synced elsewhere: back after that instance's lease, when it will be done.
+        for (record, retry_after) in busy {
+            if self.hide(&record, retry_after).await {
+                report
+                    .delayed
+                    .push((record.message_id.clone(), retry_after));
+            }
+            report.failed.push(record.message_id);
+        }
+        report
+    }
+
+    async fn process_claimed(&self, records: Vec<QueueRecord>, deadline: Instant) -> BatchReport {
         let mut report = BatchReport::default();
         // Email → the merged contact, the messages it came from, and whether its route
         // excludes automations (the latest message decides).

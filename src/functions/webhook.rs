@@ -12,9 +12,11 @@ use super::{HEALTH_PATH, health};
 use crate::activecampaign::ActiveCampaignClient;
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
 use crate::delivery::callback::CallbackTarget;
+use crate::delivery::idempotency::{self, Stage};
 use crate::delivery::{
-    ContactQueue, Delivery, DeliveryError, DeliveryOutcome, ImportStore, InlineDelivery,
-    QueuedContact, RefusalKeeper,
+    ContactQueue, Dedupe, Delivery, DeliveryClaim, DeliveryError, DeliveryOutcome,
+    IdempotencyStore, ImportStore, InlineDelivery, MemoryIdempotencyStore, QueuedContact,
+    RefusalKeeper,
 };
 use crate::inbound::InboundRequest;
 use crate::mapping::{Mapping, Route};
@@ -41,6 +43,8 @@ pub struct WebhookApp {
     callback_url: Option<String>,
     /// Where contacts that ActiveCampaign refused are kept for an operator.
     refusals: RefusalKeeper,
+    /// Claims on deliveries, so a sender's retry is answered, not delivered again.
+    dedupe: Dedupe,
 }
 
 /// What one request was about, for its log line.
@@ -66,6 +70,8 @@ impl WebhookApp {
             limits,
             callback_url: None,
             refusals: RefusalKeeper::new(None),
+            // This process's memory until a shared store is given (`with_idempotency_store`).
+            dedupe: Dedupe::new(Arc::new(MemoryIdempotencyStore::new())),
         }
     }
 
@@ -78,6 +84,12 @@ impl WebhookApp {
     /// Records bulk imports in `store` for the import-callback function.
     pub fn with_import_store(mut self, store: Option<Arc<dyn ImportStore>>) -> Self {
         self.delivery = self.delivery.with_import_store(store);
+        self
+    }
+
+    /// Keeps claims on deliveries in `store` (shared by every container of the function).
+    pub fn with_idempotency_store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.dedupe = Dedupe::new(store);
         self
     }
 
@@ -209,11 +221,30 @@ impl WebhookApp {
         log.topic = submission.topic.clone();
         log.delivery_id = submission.delivery_id.clone();
         log.email = Some(contact.email.clone());
+        let delivery_id = submission.delivery_id.as_deref();
+        let identity = idempotency::delivery_identity(submission.topic.as_deref(), delivery_id);
+        let window = idempotency::window_for(route.dedupe_window, identity.is_some());
+        let key = idempotency::key(Stage::Received, &route.name, identity.as_deref(), &req.body);
+        let claim = self.dedupe.claim(key, window, deadline).await;
+        match claim {
+            DeliveryClaim::Duplicate(first) => {
+                crate::metrics::emit(crate::metrics::duplicates(&route.name));
+                return Ok((WebhookOutcome::Duplicate { first }, redirect));
+            }
+            DeliveryClaim::InProgress { retry_after } => {
+                return Err(WebhookError::Unavailable {
+                    reason: "the same delivery is being handled now".into(),
+                    retry_after,
+                });
+            }
+            DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
+        }
         let delivered = self
             .delivery
             .deliver(
                 route,
-                submission.delivery_id.as_deref(),
+                delivery_id,
+                identity.filter(|_| window.is_some()).zip(window),
                 &contact,
                 secret,
                 deadline,
@@ -233,8 +264,14 @@ impl WebhookApp {
                 self.refusals.keep(&message, &reason, deadline).await;
                 WebhookOutcome::Rejected { reason }
             }
-            Err(error) => return Err(unavailable(error)),
+            Err(error) => {
+                self.dedupe.abandon(&claim).await;
+                return Err(unavailable(error));
+            }
         };
+        self.dedupe
+            .finish(&claim, &outcome.to_response().json_body())
+            .await;
         Ok((outcome, redirect))
     }
 

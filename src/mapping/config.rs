@@ -13,6 +13,11 @@ use crate::activecampaign::contact_sync::FieldKey;
 use crate::sources::util::projection::Projection;
 use crate::sources::{AuthSettings, DEFAULT_REPLAY_WINDOW, SenderSpec};
 
+/// How long a route remembers a delivery by the sender's id (`dedupe_window_secs`): longer
+/// than the longest retry schedule of the senders supported (Shopify 4 h, BigCommerce 48 h,
+/// Stripe 3 days in live mode).
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(72 * 3600);
+
 /// The example mapping shipped in the repository, compiled into the binary so a deployed
 /// function needs no file beside it. `MAPPING_FILE` replaces it at start-up.
 pub const BUNDLED_MAPPING: &str = include_str!("../../mapping.toml");
@@ -59,6 +64,9 @@ struct RouteFile {
     #[serde(default)]
     exclude_automations: bool,
     replay_window_secs: Option<u64>,
+    /// `false` delivers every retry of a sender again.
+    dedupe: Option<bool>,
+    dedupe_window_secs: Option<u64>,
     redirect: Option<String>,
     #[serde(default)]
     contact: ContactFile,
@@ -151,6 +159,9 @@ pub struct Route {
     pub opt_in: bool,
     /// Bulk imports ask ActiveCampaign not to run automations for these contacts.
     pub exclude_automations: bool,
+    /// How long a delivery is remembered by the sender's id, so that a retry is answered
+    /// from the first answer; `None` when the route turned deduplication off.
+    pub dedupe_window: Option<Duration>,
     pub auth: AuthSettings,
     pub redirect: Option<String>,
     pub contact: ContactSelection,
@@ -175,6 +186,7 @@ impl Route {
                 .collect(),
             opt_in: false,
             exclude_automations: false,
+            dedupe_window: Some(DEFAULT_DEDUPE_WINDOW),
             auth: AuthSettings::default(),
             redirect: None,
             contact: ContactSelection::default(),
@@ -210,6 +222,7 @@ impl Route {
             topics: _,
             opt_in: _,
             exclude_automations: _,
+            dedupe_window: _,
             auth: _,
             redirect: _,
             form: _,
@@ -373,6 +386,25 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         Some(secs) => Duration::from_secs(secs),
         None => DEFAULT_REPLAY_WINDOW,
     };
+    let dedupe_window = match (file.dedupe, file.dedupe_window_secs) {
+        (Some(false), Some(_)) => {
+            return Err(invalid(
+                name,
+                "dedupe_window_secs",
+                "has no effect with dedupe = false: remove one of them",
+            ));
+        }
+        (Some(false), None) => None,
+        (_, Some(0)) => {
+            return Err(invalid(
+                name,
+                "dedupe_window_secs",
+                "must be at least 1 second (dedupe = false turns deduplication off)",
+            ));
+        }
+        (_, Some(secs)) => Some(Duration::from_secs(secs)),
+        (_, None) => Some(DEFAULT_DEDUPE_WINDOW),
+    };
     let c = &file.contact;
     let contact = ContactSelection {
         email: expr("contact.email", &c.email)?,
@@ -442,6 +474,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         topics,
         opt_in: file.opt_in,
         exclude_automations: file.exclude_automations,
+        dedupe_window,
         auth: AuthSettings { replay_window },
         redirect: file.redirect,
         contact,
@@ -491,6 +524,23 @@ mod tests {
                 "default route {sender}"
             );
         }
+    }
+
+    #[test]
+    fn dedupe_is_on_by_default_and_its_keys_are_checked() {
+        let route = |extra: &str| {
+            Mapping::from_toml(&format!("[routes.r]\nsender = \"shopify\"\n{extra}"))
+                .map(|m| m.route("r").unwrap().dedupe_window)
+        };
+        assert_eq!(route("").unwrap(), Some(DEFAULT_DEDUPE_WINDOW));
+        assert_eq!(
+            route("dedupe_window_secs = 60\n").unwrap(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(route("dedupe = false\n").unwrap(), None);
+        let error = route("dedupe = false\ndedupe_window_secs = 60\n").unwrap_err();
+        assert!(error.to_string().contains("dedupe_window_secs"), "{error}");
+        assert!(route("dedupe_window_secs = 0\n").is_err());
     }
 
     #[test]

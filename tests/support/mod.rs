@@ -106,6 +106,31 @@ pub fn event_request(name: &str) -> InboundRequest {
     inbound
 }
 
+/// events/<name>.json as the `n`-th of many distinct deliveries of its kind, so that each is
+/// delivered rather than answered as a duplicate of the first: a Shopify event gets its own
+/// event id (Shopify does not sign it), an unsigned form or JSON post its own bytes.
+pub fn nth_delivery(name: &str, n: usize) -> InboundRequest {
+    let mut request = event_request(name);
+    if n == 0 {
+        return request;
+    }
+    if let Some(id) = request.header("x-shopify-event-id") {
+        let id = format!("{id}-{n}");
+        request
+            .headers
+            .insert("x-shopify-event-id", id.parse().expect("a header value"));
+        return request;
+    }
+    let mut body = request.body.to_vec();
+    if request.media_type().as_deref() == Some("application/x-www-form-urlencoded") {
+        body.extend_from_slice(format!("&n={n}").as_bytes());
+    } else {
+        body.extend(std::iter::repeat_n(b' ', n));
+    }
+    request.body = body.into();
+    request
+}
+
 pub async fn send(app: &WebhookApp, req: &InboundRequest) -> HttpResponse {
     app.handle(req, Instant::now() + Duration::from_secs(5))
         .await
@@ -253,7 +278,9 @@ pub async fn mount_accepting(server: &MockServer, subscriber_id: u64) {
 /// secret read from `secret`, nothing else of this environment. The caller adds what it needs
 /// (`RUST_LOG`, pipes) and spawns it.
 pub fn webhook_process(runtime_api: &str, secret: &std::path::Path) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webhook"));
+    // Set for integration tests only; benchmarks share this module without it.
+    let binary = option_env!("CARGO_BIN_EXE_webhook").unwrap_or("webhook");
+    let mut command = std::process::Command::new(binary);
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

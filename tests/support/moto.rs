@@ -241,6 +241,46 @@ pub async fn import_table(
     ))
 }
 
+/// The idempotency table (`id` as its key, as the template makes it), created on moto.
+pub async fn idempotency_table(
+    endpoint: &str,
+) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::IdempotencyTable> {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    client
+        .create_table()
+        .table_name("idempotency")
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    std::sync::Arc::new(ac_webhook_sync::aws::dynamodb::IdempotencyTable::new(
+        client,
+        "idempotency",
+    ))
+}
+
 /// A plain SQS client of moto at `endpoint` and a new queue `name` on it.
 pub async fn sqs(endpoint: &str, name: &str) -> (aws_sdk_sqs::Client, String) {
     use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
