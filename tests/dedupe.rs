@@ -88,16 +88,28 @@ async fn a_thousand_copies_spread_out_sync_once_and_each_gets_the_first_answer()
 }
 
 #[tokio::test]
-async fn with_the_claims_on_dynamodb_a_thousand_copies_at_once_sync_once() {
+async fn with_the_claims_on_dynamodb_a_thousand_copies_from_fifty_containers_sync_once() {
     let _logs = logs::checked();
     let moto = Moto::start();
     let ac = activecampaign().await;
     let table = support::moto::idempotency_table(&moto.endpoint).await;
-    // Two containers of the function, sharing the table.
-    let one = Arc::new(app_for(&ac).with_idempotency_store(table.clone()));
-    let two = Arc::new(app_for(&ac).with_idempotency_store(table));
-    let (a, b) = tokio::join!(at_once(one, ORDER, 500), at_once(two, ORDER, 500));
-    let answers: Vec<String> = a.into_iter().chain(b).collect();
+    // Fifty containers of the function sharing the table, each handling its copies one at a
+    // time (as Lambda gives a container one request at a time), all of them at once.
+    let request = event_request(ORDER);
+    let mut containers = JoinSet::new();
+    for _ in 0..50 {
+        let app = app_for(&ac).with_idempotency_store(table.clone());
+        let request = request.clone();
+        containers.spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..20 {
+                answers.push(answer_of(&send(&app, &request).await));
+            }
+            answers
+        });
+    }
+    let answers: Vec<String> = containers.join_all().await.into_iter().flatten().collect();
+    assert_eq!(answers.len(), 1000);
     assert_eq!(syncs(&ac).await, 1, "{answers:?}");
     assert_eq!(count(&answers, "synced"), 1);
 }
@@ -361,5 +373,57 @@ async fn through_the_queue_a_thousand_copies_become_one_message_and_one_sync() {
         .process(vec![as_record(&messages[0])], deadline())
         .await;
     assert_eq!((first.synced, second.duplicates), (1, 1));
+    assert_eq!(syncs(&ac).await, 1);
+}
+
+#[tokio::test]
+async fn a_dead_letter_moved_back_after_the_fix_is_synced_not_taken_for_a_duplicate() {
+    let _logs = logs::checked();
+    let down = MockServer::start().await;
+    mount_users_me(&down).await;
+    mount_contact_sync(&down, ResponseTemplate::new(503)).await;
+    let ac = activecampaign().await;
+    let store: Arc<dyn ac_webhook_sync::delivery::IdempotencyStore> =
+        Arc::new(ac_webhook_sync::delivery::MemoryIdempotencyStore::new());
+    let dead_letters = Arc::new(ac_webhook_sync::delivery::MemoryQueue::new());
+    let worker = |url: &str| {
+        let secrets = Arc::new(SecretCache::new(
+            FixedSecret(local_secret_json(url)),
+            Duration::from_secs(300),
+        ));
+        SyncWorker::new(
+            InlineDelivery::new(fast_client(), secrets.clone()),
+            secrets,
+            Some(dead_letters.clone()),
+            3,
+        )
+        .with_idempotency_store(store.clone())
+    };
+    let mut message = QueuedContact::new(
+        "shopify",
+        Some("event-9"),
+        ac_webhook_sync::activecampaign::ContactSync {
+            email: "ada@example.com".into(),
+            ..Default::default()
+        },
+    );
+    message.dedupe_id = Some("orders/paid#event-9".into());
+    message.dedupe_window_secs = Some(3600);
+    // Its last receive, ActiveCampaign still down: into the dead-letter queue.
+    let mut last = record("m-1", &message);
+    last.receive_count = 3;
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(2);
+    let report = worker(&down.uri()).process(vec![last], deadline()).await;
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    // The operator redrives it once ActiveCampaign is back: a new message, the same body.
+    let moved = &dead_letters.messages()[0];
+    let redriven = QueueRecord {
+        message_id: "m-2".into(),
+        receipt_handle: "handle-m-2".into(),
+        body: moved.body.clone(),
+        receive_count: 1,
+    };
+    let report = worker(&ac.uri()).process(vec![redriven], deadline()).await;
+    assert_eq!((report.synced, report.duplicates), (1, 0), "{report:?}");
     assert_eq!(syncs(&ac).await, 1);
 }

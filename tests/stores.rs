@@ -190,8 +190,8 @@ async fn the_sqs_queue_keeps_the_rules() {
 /// The rules every idempotency store keeps. Waits (real seconds) for leases and windows.
 async fn idempotency_rules(store: &dyn IdempotencyStore) {
     let lease = Duration::from_secs(30);
-    assert_eq!(store.begin("k1", lease).await.unwrap(), Begun::Started);
-    match store.begin("k1", lease).await.unwrap() {
+    assert_eq!(store.begin("k1", "a", lease).await.unwrap(), Begun::Started);
+    match store.begin("k1", "b", lease).await.unwrap() {
         Begun::InProgress { retry_after } => {
             assert!(
                 (28..=30).contains(&retry_after.as_secs()),
@@ -200,44 +200,66 @@ async fn idempotency_rules(store: &dyn IdempotencyStore) {
         }
         other => panic!("a second claim must wait, got {other:?}"),
     }
+    // Only the owner finishes or gives the claim up.
+    store.abandon("k1", "b").await.unwrap();
+    store
+        .finish(
+            "k1",
+            "b",
+            &json!({"status": "not b's"}),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.begin("k1", "c", lease).await.unwrap(),
+        Begun::InProgress { .. }
+    ));
     let answer = json!({"status": "synced", "subscriber_id": 7});
     store
-        .finish("k1", &answer, Duration::from_secs(3600))
+        .finish("k1", "a", &answer, Duration::from_secs(3600))
         .await
         .unwrap();
     assert_eq!(
-        store.begin("k1", lease).await.unwrap(),
+        store.begin("k1", "c", lease).await.unwrap(),
         Begun::Done(answer.clone())
     );
-    store.abandon("k1").await.unwrap();
+    store.abandon("k1", "a").await.unwrap();
     assert_eq!(
-        store.begin("k1", lease).await.unwrap(),
+        store.begin("k1", "c", lease).await.unwrap(),
         Begun::Done(answer),
         "a done claim is not given up"
     );
 
     // A failed delivery gives its claim up: the retry starts at once.
-    assert_eq!(store.begin("k2", lease).await.unwrap(), Begun::Started);
-    store.abandon("k2").await.unwrap();
-    assert_eq!(store.begin("k2", lease).await.unwrap(), Begun::Started);
+    assert_eq!(store.begin("k2", "a", lease).await.unwrap(), Begun::Started);
+    store.abandon("k2", "a").await.unwrap();
+    assert_eq!(store.begin("k2", "b", lease).await.unwrap(), Begun::Started);
 
-    // A lease and a window end.
-    assert_eq!(
-        store.begin("k3", Duration::from_secs(1)).await.unwrap(),
-        Begun::Started
-    );
+    // A lease and a window end; a lapsed owner cannot undo its successor's claim.
+    let short = Duration::from_secs(1);
+    assert_eq!(store.begin("k3", "a", short).await.unwrap(), Begun::Started);
+    assert_eq!(store.begin("k4", "a", short).await.unwrap(), Begun::Started);
     store
-        .finish("k4", &json!({"status": "queued"}), Duration::from_secs(1))
+        .finish("k4", "a", &json!({"status": "queued"}), short)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
-        store.begin("k3", lease).await.unwrap(),
+        store.begin("k3", "b", lease).await.unwrap(),
         Begun::Started,
         "lease over"
     );
+    store.abandon("k3", "a").await.unwrap();
+    assert!(
+        matches!(
+            store.begin("k3", "c", lease).await.unwrap(),
+            Begun::InProgress { .. }
+        ),
+        "b still holds it"
+    );
     assert_eq!(
-        store.begin("k4", lease).await.unwrap(),
+        store.begin("k4", "b", lease).await.unwrap(),
         Begun::Started,
         "window over"
     );

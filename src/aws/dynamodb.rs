@@ -375,6 +375,7 @@ const CLAIM_KEY: &str = "id";
 const CLAIM_STATUS: &str = "status";
 const CLAIM_UNTIL: &str = "until";
 const CLAIM_ANSWER: &str = "answer";
+const CLAIM_OWNER: &str = "owner";
 const IN_PROGRESS: &str = "in_progress";
 const DONE: &str = "done";
 
@@ -436,7 +437,7 @@ impl IdempotencyTable {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for IdempotencyTable {
-    async fn begin(&self, key: &str, lease: Duration) -> Result<Begun, StoreError> {
+    async fn begin(&self, key: &str, owner: &str, lease: Duration) -> Result<Begun, StoreError> {
         // Twice: a claim that lapses between the refused write and the read is taken.
         for _ in 0..2 {
             let now = now_secs();
@@ -449,6 +450,7 @@ impl IdempotencyStore for IdempotencyTable {
                 .table_name(&self.table)
                 .item(CLAIM_KEY, AttributeValue::S(key.to_string()))
                 .item(CLAIM_STATUS, AttributeValue::S(IN_PROGRESS.to_string()))
+                .item(CLAIM_OWNER, AttributeValue::S(owner.to_string()))
                 .item(CLAIM_UNTIL, AttributeValue::N(until.to_string()))
                 .item(EXPIRES_AT, AttributeValue::N(until.to_string()))
                 .condition_expression("attribute_not_exists(#id) OR #until <= :now")
@@ -478,11 +480,13 @@ impl IdempotencyStore for IdempotencyTable {
     async fn finish(
         &self,
         key: &str,
+        owner: &str,
         answer: &serde_json::Value,
         window: Duration,
     ) -> Result<(), StoreError> {
         let until = now_secs() + window.as_secs().max(1);
-        self.client
+        let result = self
+            .client
             .get()
             .await
             .put_item()
@@ -492,13 +496,31 @@ impl IdempotencyStore for IdempotencyTable {
             .item(CLAIM_ANSWER, AttributeValue::S(answer.to_string()))
             .item(CLAIM_UNTIL, AttributeValue::N(until.to_string()))
             .item(EXPIRES_AT, AttributeValue::N(until.to_string()))
+            // Ours, or gone (its lease ran out and nobody took it): never another owner's.
+            .condition_expression(
+                "attribute_not_exists(#id) OR (#status = :in_progress AND #owner = :owner)",
+            )
+            .expression_attribute_names("#id", CLAIM_KEY)
+            .expression_attribute_names("#status", CLAIM_STATUS)
+            .expression_attribute_names("#owner", CLAIM_OWNER)
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let service = error.into_service_error();
+                if service.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable(service))
+                }
+            }
+        }
     }
 
-    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+    async fn abandon(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let result = self
             .client
             .get()
@@ -506,16 +528,18 @@ impl IdempotencyStore for IdempotencyTable {
             .delete_item()
             .table_name(&self.table)
             .key(CLAIM_KEY, AttributeValue::S(key.to_string()))
-            .condition_expression("#status = :in_progress")
+            .condition_expression("#status = :in_progress AND #owner = :owner")
             .expression_attribute_names("#status", CLAIM_STATUS)
+            .expression_attribute_names("#owner", CLAIM_OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(error) => {
                 let service = error.into_service_error();
-                // Done meanwhile (or gone): nothing to give up.
+                // Done meanwhile, taken over, or gone: nothing of ours to give up.
                 if service.is_conditional_check_failed_exception() {
                     Ok(())
                 } else {

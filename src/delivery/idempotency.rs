@@ -26,6 +26,12 @@ pub const BODY_DEDUPE_WINDOW: Duration = Duration::from_secs(600);
 /// Added to the invocation's own time for the `in_progress` lease, so a claim outlives the
 /// delivery it guards, and no longer: a function that died mid-delivery frees it soon.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// The longest one call to the store may take: it guards a delivery, it must not use up the
+/// time the delivery needs (DynamoDB answers in milliseconds).
+const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest a copy waits for the first delivery's answer before it is told to come back.
+pub const MAX_WAIT: Duration = Duration::from_secs(3);
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,27 +44,66 @@ pub enum Begun {
     Done(Value),
 }
 
-/// Where claims live.
+/// Where claims live. Each claim has an owner (a random token of the invocation that took
+/// it): only the owner finishes or gives it up, so an invocation whose lease ran out cannot
+/// undo the claim of the one that took over.
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for `lease`, unless a claim on it is still in progress or done within its
-    /// window.
-    async fn begin(&self, key: &str, lease: Duration) -> Result<Begun, StoreError>;
-    /// Keeps the delivery's answer for `window`.
-    async fn finish(&self, key: &str, answer: &Value, window: Duration) -> Result<(), StoreError>;
-    /// Gives an in-progress claim up (the delivery failed: the retry must be processed).
-    async fn abandon(&self, key: &str) -> Result<(), StoreError>;
+    /// Claims `key` for `owner` for `lease`, unless a claim on it is still in progress or
+    /// done within its window.
+    async fn begin(&self, key: &str, owner: &str, lease: Duration) -> Result<Begun, StoreError>;
+    /// Keeps the delivery's answer for `window` (unless another owner has the claim now).
+    async fn finish(
+        &self,
+        key: &str,
+        owner: &str,
+        answer: &Value,
+        window: Duration,
+    ) -> Result<(), StoreError>;
+    /// Gives an in-progress claim of `owner` up (the delivery failed: the retry must be
+    /// processed).
+    async fn abandon(&self, key: &str, owner: &str) -> Result<(), StoreError>;
 }
 
 enum Entry {
-    InProgress { until: u64 },
+    InProgress { until: u64, owner: String },
     Done { answer: Value, until: u64 },
 }
 
-/// Claims in this process's memory: local runs (one process) and tests.
+/// Claims in this process's memory: local runs (one process) and tests. Bounded: past
+/// [`MEMORY_CLAIMS`] entries, those whose lease or window ended go, then the ones that end
+/// soonest, so a long-lived process cannot grow without end.
 #[derive(Default)]
 pub struct MemoryIdempotencyStore {
     entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// The most claims a [`MemoryIdempotencyStore`] keeps (a few MiB).
+pub const MEMORY_CLAIMS: usize = 20_000;
+
+impl Entry {
+    fn until(&self) -> u64 {
+        match self {
+            Entry::InProgress { until, .. } | Entry::Done { until, .. } => *until,
+        }
+    }
+}
+
+/// Makes room for one more claim (see [`MemoryIdempotencyStore`]).
+fn make_room(entries: &mut HashMap<String, Entry>, now: u64) {
+    if entries.len() < MEMORY_CLAIMS {
+        return;
+    }
+    entries.retain(|_, entry| entry.until() > now);
+    if entries.len() >= MEMORY_CLAIMS {
+        let mut ends: Vec<u64> = entries.values().map(Entry::until).collect();
+        // Down to three quarters, so this runs once per quarter of the bound, not per claim.
+        let keep = MEMORY_CLAIMS * 3 / 4;
+        let cut = ends.len() - keep;
+        let (_, nth, _) = ends.select_nth_unstable(cut);
+        let cut_at = *nth;
+        entries.retain(|_, entry| entry.until() > cut_at);
+    }
 }
 
 impl MemoryIdempotencyStore {
@@ -73,11 +118,11 @@ fn poisoned<T>(_: T) -> StoreError {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn begin(&self, key: &str, lease: Duration) -> Result<Begun, StoreError> {
+    async fn begin(&self, key: &str, owner: &str, lease: Duration) -> Result<Begun, StoreError> {
         let mut entries = self.entries.lock().map_err(poisoned)?;
         let now = now_secs();
         match entries.get(key) {
-            Some(Entry::InProgress { until }) if *until > now => {
+            Some(Entry::InProgress { until, .. }) if *until > now => {
                 return Ok(Begun::InProgress {
                     retry_after: Duration::from_secs(until - now),
                 });
@@ -88,26 +133,37 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             _ => {}
         }
         let until = now + lease.as_secs().max(1);
-        entries.insert(key.to_string(), Entry::InProgress { until });
+        make_room(&mut entries, now);
+        let owner = owner.to_string();
+        entries.insert(key.to_string(), Entry::InProgress { until, owner });
         Ok(Begun::Started)
     }
 
-    async fn finish(&self, key: &str, answer: &Value, window: Duration) -> Result<(), StoreError> {
+    async fn finish(
+        &self,
+        key: &str,
+        owner: &str,
+        answer: &Value,
+        window: Duration,
+    ) -> Result<(), StoreError> {
         let until = now_secs() + window.as_secs().max(1);
         let mut entries = self.entries.lock().map_err(poisoned)?;
-        entries.insert(
-            key.to_string(),
-            Entry::Done {
-                answer: answer.clone(),
-                until,
-            },
-        );
+        let ours = match entries.get(key) {
+            Some(Entry::InProgress { owner: holder, .. }) => holder == owner,
+            Some(Entry::Done { .. }) => false,
+            None => true,
+        };
+        if ours {
+            let answer = answer.clone();
+            entries.insert(key.to_string(), Entry::Done { answer, until });
+        }
         Ok(())
     }
 
-    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+    async fn abandon(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let mut entries = self.entries.lock().map_err(poisoned)?;
-        if matches!(entries.get(key), Some(Entry::InProgress { .. })) {
+        if matches!(entries.get(key), Some(Entry::InProgress { owner: holder, .. }) if holder == owner)
+        {
             entries.remove(key);
         }
         Ok(())
@@ -137,11 +193,14 @@ pub fn delivery_identity(topic: Option<&str>, delivery_id: Option<&str>) -> Opti
     delivery_id.map(|id| format!("{}#{id}", topic.unwrap_or_default()))
 }
 
-/// The key of a delivery: its route and its identity, or the digest of its body when the
-/// sender gives no id.
+/// The key of a delivery: its route and the digest of its identity, or of its body when the
+/// sender gives no id (a digest: no id can make a key ambiguous or too long for the store).
 pub fn key(stage: Stage, route: &str, identity: Option<&str>, body: &[u8]) -> String {
     match identity {
-        Some(identity) => format!("{}#{route}#id#{identity}", stage.prefix()),
+        Some(identity) => {
+            let digest = sha2::Sha256::digest(identity.as_bytes());
+            format!("{}#{route}#id#{}", stage.prefix(), hex::encode(digest))
+        }
         None => {
             let digest = sha2::Sha256::digest(body);
             format!("{}#{route}#body#{}", stage.prefix(), hex::encode(digest))
@@ -150,11 +209,12 @@ pub fn key(stage: Stage, route: &str, identity: Option<&str>, body: &[u8]) -> St
 }
 
 /// One claim's outcome for the caller.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum DeliveryClaim {
     /// Deliver, then [`Dedupe::finish`] or [`Dedupe::abandon`] it.
     Held {
         key: String,
+        owner: String,
         window: Duration,
     },
     /// No guard: deduplication is off for the route, or the store could not be reached.
@@ -169,15 +229,96 @@ pub enum DeliveryClaim {
 #[derive(Clone)]
 pub struct Dedupe {
     store: Arc<dyn IdempotencyStore>,
+    /// While the store is failing, deliveries go unguarded at once instead of each waiting
+    /// for it: until this instant.
+    down_until: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How long a failing store is left alone before it is tried again.
+const DOWN_PAUSE: Duration = Duration::from_secs(10);
+/// How many claims of one batch are made at the same time.
+const CONCURRENT_CLAIMS: usize = 16;
 
 impl Dedupe {
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            down_until: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn store_down(&self) -> bool {
+        let now = Instant::now();
+        self.down_until
+            .lock()
+            .map(|until| until.is_some_and(|until| until > now))
+            .unwrap_or(false)
+    }
+
+    fn mark_down(&self) {
+        if let Ok(mut until) = self.down_until.lock() {
+            *until = Some(Instant::now() + DOWN_PAUSE);
+        }
+    }
+
+    /// Claims many deliveries (a queue batch), a few at a time; in the order given.
+    pub async fn claim_all(
+        &self,
+        keys: Vec<(String, Option<Duration>)>,
+        deadline: Instant,
+    ) -> Vec<DeliveryClaim> {
+        let mut claims = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter().peekable();
+        while keys.peek().is_some() {
+            let mut running = tokio::task::JoinSet::new();
+            for (index, (key, window)) in keys.by_ref().take(CONCURRENT_CLAIMS).enumerate() {
+                let dedupe = self.clone();
+                running.spawn(async move { (index, dedupe.claim(key, window, deadline).await) });
+            }
+            let mut done: Vec<(usize, DeliveryClaim)> = Vec::with_capacity(CONCURRENT_CLAIMS);
+            while let Some(joined) = running.join_next().await {
+                match joined {
+                    Ok(claimed) => done.push(claimed),
+                    // A claim task cannot panic short of a bug; its delivery goes unguarded.
+                    Err(_) => done.push((usize::MAX, DeliveryClaim::Unguarded)),
+                }
+            }
+            done.sort_by_key(|(index, _)| *index);
+            claims.extend(done.into_iter().map(|(_, claim)| claim));
+        }
+        claims
+    }
+
+    /// Finishes the first claims with their answers and gives the others up, a few at a time.
+    pub async fn settle_all(
+        &self,
+        finish: Vec<(DeliveryClaim, Value)>,
+        abandon: Vec<DeliveryClaim>,
+    ) {
+        let mut work = finish
+            .into_iter()
+            .map(|(claim, answer)| (claim, Some(answer)))
+            .chain(abandon.into_iter().map(|claim| (claim, None)))
+            .peekable();
+        while work.peek().is_some() {
+            let mut running = tokio::task::JoinSet::new();
+            for (claim, answer) in work.by_ref().take(CONCURRENT_CLAIMS) {
+                let dedupe = self.clone();
+                running.spawn(async move {
+                    match answer {
+                        Some(answer) => dedupe.finish(&claim, &answer).await,
+                        None => dedupe.abandon(&claim).await,
+                    }
+                });
+            }
+            while running.join_next().await.is_some() {}
+        }
     }
 
     /// Claims the delivery under `key` until `deadline` (plus a margin). `window` is how long
-    /// a done delivery is remembered; `None` turns deduplication off.
+    /// a done delivery is remembered; `None` turns deduplication off. A copy of a delivery in
+    /// progress waits a little (up to [`MAX_WAIT`], half the time left at most) for the first
+    /// answer before it is told to come back.
     pub async fn claim(
         &self,
         key: String,
@@ -187,39 +328,66 @@ impl Dedupe {
         let Some(window) = window else {
             return DeliveryClaim::Unguarded;
         };
-        let lease = deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN;
-        match self.store.begin(&key, lease).await {
-            Ok(Begun::Started) => DeliveryClaim::Held { key, window },
-            Ok(Begun::InProgress { retry_after }) => DeliveryClaim::InProgress {
-                retry_after: retry_after.max(Duration::from_secs(1)),
-            },
-            Ok(Begun::Done(answer)) => DeliveryClaim::Duplicate(answer),
-            Err(error) => {
-                // Never a lost contact for a missing guard: deliver, and say so.
-                tracing::warn!(error = %error, "Idempotency store unavailable; delivering without deduplication.");
-                crate::metrics::emit(crate::metrics::dedupe_unavailable());
-                DeliveryClaim::Unguarded
+        if self.store_down() {
+            return DeliveryClaim::Unguarded;
+        }
+        let owner = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let now = Instant::now();
+        let lease = deadline.saturating_duration_since(now) + LEASE_MARGIN;
+        let wait_until = now + (deadline.saturating_duration_since(now) / 2).min(MAX_WAIT);
+        loop {
+            let begun = tokio::time::timeout(STORE_TIMEOUT, self.store.begin(&key, &owner, lease))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())));
+            match begun {
+                Ok(Begun::Started) => return DeliveryClaim::Held { key, owner, window },
+                Ok(Begun::Done(answer)) => return DeliveryClaim::Duplicate(answer),
+                Ok(Begun::InProgress { retry_after }) => {
+                    if Instant::now() + POLL_INTERVAL < wait_until {
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                        continue;
+                    }
+                    return DeliveryClaim::InProgress {
+                        retry_after: retry_after.max(Duration::from_secs(1)),
+                    };
+                }
+                Err(error) => {
+                    // Never a lost contact for a missing guard: deliver, and say so.
+                    self.mark_down();
+                    tracing::warn!(error = %error, "Idempotency store unavailable; delivering without deduplication.");
+                    crate::metrics::emit(crate::metrics::dedupe_unavailable());
+                    return DeliveryClaim::Unguarded;
+                }
             }
         }
     }
 
-    /// Keeps the answer of a held claim for its window. Best effort: a failure only means a
-    /// later duplicate is delivered again.
+    /// Keeps the answer of a held claim for its window. Best effort, and bounded: a failure
+    /// only means a later duplicate is delivered again.
     pub async fn finish(&self, claim: &DeliveryClaim, answer: &Value) {
-        if let DeliveryClaim::Held { key, window } = claim
-            && let Err(error) = self.store.finish(key, answer, *window).await
-        {
-            tracing::warn!(error = %error, "Delivery answer not kept; a duplicate would be delivered again.");
+        if let DeliveryClaim::Held { key, owner, window } = claim {
+            let kept = tokio::time::timeout(
+                STORE_TIMEOUT,
+                self.store.finish(key, owner, answer, *window),
+            )
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())));
+            if let Err(error) = kept {
+                tracing::warn!(error = %error, "Delivery answer not kept; a duplicate would be delivered again.");
+            }
         }
     }
 
     /// Gives a held claim up after a failed delivery, so the sender's retry is processed.
     /// Should this fail too, the claim lapses at the end of its lease.
     pub async fn abandon(&self, claim: &DeliveryClaim) {
-        if let DeliveryClaim::Held { key, .. } = claim
-            && let Err(error) = self.store.abandon(key).await
-        {
-            tracing::warn!(error = %error, "Claim not given up; a retry waits for its lease to end.");
+        if let DeliveryClaim::Held { key, owner, .. } = claim {
+            let given_up = tokio::time::timeout(STORE_TIMEOUT, self.store.abandon(key, owner))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())));
+            if let Err(error) = given_up {
+                tracing::warn!(error = %error, "Claim not given up; a retry waits for its lease to end.");
+            }
         }
     }
 }
@@ -257,6 +425,31 @@ mod tests {
 
     fn idempotency_key_synced() -> String {
         key(Stage::Synced, "r", None, b"a")
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_stays_bounded() {
+        let store = MemoryIdempotencyStore::new();
+        let window = Duration::from_secs(3600);
+        for n in 0..(2 * MEMORY_CLAIMS) {
+            let key = format!("k{n}");
+            assert_eq!(
+                store.begin(&key, "me", Duration::from_secs(30)).await,
+                Ok(Begun::Started)
+            );
+            store
+                .finish(&key, "me", &Value::Null, window)
+                .await
+                .unwrap();
+        }
+        let held = store.entries.lock().unwrap().len();
+        assert!(held <= MEMORY_CLAIMS, "{held}");
+        // The latest claims are still there.
+        let last = format!("k{}", 2 * MEMORY_CLAIMS - 1);
+        assert_eq!(
+            store.begin(&last, "me", Duration::from_secs(30)).await,
+            Ok(Begun::Done(Value::Null))
+        );
     }
 
     #[test]

@@ -50,12 +50,18 @@ pub struct BatchReport {
     pub imported: usize,
     pub rejected: usize,
     pub dead_lettered: usize,
+    /// The messages moved to the dead-letter queue whole (they may be moved back).
+    pub dead_lettered_ids: Vec<String>,
     /// Messages handed back and hidden for a while (message id, for how long).
     pub delayed: Vec<(String, Duration)>,
     /// Messages synced before (redelivered, or the same delivery queued twice): not synced
     /// again, and they leave the queue.
     pub duplicates: usize,
 }
+
+/// The longest the claims of a batch may take to settle after it was processed (the worker's
+/// budget leaves 5 s of the Lambda timeout for this and the answer).
+const SETTLE_TIME: Duration = Duration::from_secs(2);
 
 /// How long a message is recognised when SQS delivers it again: its longest stay in the
 /// queue (14 days).
@@ -228,12 +234,20 @@ impl SyncWorker {
     /// another instance now goes back; the others are synced, and their claims kept for what
     /// left the queue and given up for what goes back.
     pub async fn process(&self, records: Vec<QueueRecord>, deadline: Instant) -> BatchReport {
+        let keys = records
+            .iter()
+            .map(|record| {
+                let (key, window) = synced_key(record);
+                (key, Some(window))
+            })
+            .collect();
+        // Each claim lasts the batch's time (plus a margin); each store call is bounded.
+        let claimed = self.dedupe.claim_all(keys, deadline).await;
         let mut claims = Vec::with_capacity(records.len());
         let mut fresh = Vec::with_capacity(records.len());
         let (mut duplicates, mut busy) = (0, Vec::new());
-        for record in records {
-            let (key, window) = synced_key(&record);
-            match self.dedupe.claim(key, Some(window), deadline).await {
+        for (record, claim) in records.into_iter().zip(claimed) {
+            match claim {
                 DeliveryClaim::Duplicate(_) => duplicates += 1,
                 DeliveryClaim::InProgress { retry_after } => busy.push((record, retry_after)),
                 claim => {
@@ -243,14 +257,26 @@ impl SyncWorker {
             }
         }
         let mut report = self.process_claimed(fresh, deadline).await;
-        for (message_id, claim) in &claims {
-            if report.failed.contains(message_id) {
-                self.dedupe.abandon(claim).await;
-            } else {
-                self.dedupe
-                    .finish(claim, &serde_json::json!({ "synced_from": message_id }))
-                    .await;
-            }
+        // Synced (or imported) ones keep their claim; those handed back or dead-lettered give
+        // it up, so a retry, or a redrive once the operator fixed the cause, is synced.
+        let unsynced: std::collections::HashSet<&String> = report
+            .failed
+            .iter()
+            .chain(&report.dead_lettered_ids)
+            .collect();
+        let (synced, unsynced): (Vec<_>, Vec<_>) = claims
+            .into_iter()
+            .partition(|(message_id, _)| !unsynced.contains(message_id));
+        let synced = synced
+            .into_iter()
+            .map(|(message_id, claim)| (claim, serde_json::json!({ "synced_from": message_id })))
+            .collect();
+        let unsynced = unsynced.into_iter().map(|(_, claim)| claim).collect();
+        let settle = self.dedupe.settle_all(synced, unsynced);
+        // Bounded: past it, a claim lapses with its lease (a synced one could then be synced
+        // again if redelivered, never lost).
+        if tokio::time::timeout(SETTLE_TIME, settle).await.is_err() {
+            tracing::warn!("Claims not all settled in time; the rest lapse with their lease.");
         }
         if duplicates > 0 {
             tracing::info!(
@@ -772,6 +798,7 @@ impl SyncWorker {
             };
             if moved {
                 report.dead_lettered += 1;
+                report.dead_lettered_ids.push(record.message_id.clone());
                 continue;
             }
             if let Retry::After(retry_after) = retry {

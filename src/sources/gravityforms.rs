@@ -41,7 +41,13 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let consent = consent_field(&fields).or(named_consent);
     Ok(Parsed::Submission(Box::new(Submission {
         topic: None,
-        delivery_id: text_at(&p, "id"),
+        // The entry id counts up per WordPress site: with the site's page and the form, it
+        // tells two sites posting to one route apart.
+        delivery_id: text_at(&p, "id").map(|id| {
+            let site = text_at(&p, "source_url").unwrap_or_default();
+            let form = text_at(&p, "form_id").unwrap_or_default();
+            format!("{site}#{form}#{id}")
+        }),
         contact,
         products: Vec::new(),
         consent,
@@ -151,7 +157,10 @@ mod tests {
             ENTRY,
         );
         let s = submission(parse(&req));
-        assert_eq!(s.delivery_id.as_deref(), Some("42"));
+        assert_eq!(
+            s.delivery_id.as_deref(),
+            Some("https://example.com/contact/#3#42")
+        );
         assert_eq!(s.contact.email.as_deref(), Some("Ada@Example.com"));
         assert_eq!(s.contact.first_name.as_deref(), Some("Ada"));
         assert_eq!(s.contact.last_name.as_deref(), Some("Lovelace"));

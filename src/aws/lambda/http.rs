@@ -179,11 +179,7 @@ fn check_body(event: &LambdaRequest) -> Result<(), EventError> {
 /// The request as every stage sees it: the route's own path (no API Gateway stage), the
 /// query exactly as the front door gives it, the headers, and the body's exact bytes.
 pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
-    let called_path = request.uri().path().to_string();
-    let path = match request.raw_http_path() {
-        "" => called_path.clone(),
-        raw => without_stage(raw, stage_of(&request)).to_string(),
-    };
+    let (path, called_path) = paths_of(&request);
     let raw_query = request.uri().query().unwrap_or_default().to_string();
     let (parts, body) = request.into_parts();
     let body = match body {
@@ -193,7 +189,7 @@ pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
     };
     InboundRequest {
         method: parts.method,
-        called_path: (called_path != path).then_some(called_path),
+        called_path: called_path.filter(|called| *called != path),
         path,
         query: parse_query(&raw_query),
         raw_query,
@@ -203,15 +199,26 @@ pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
     }
 }
 
-/// The API Gateway stage the request came through, if it is a named one.
-fn stage_of(request: &lambda_http::Request) -> Option<&str> {
+/// The route's path, and the path as the sender called it (what HubSpot signs):
+/// - a Function URL or HTTP API gives its raw path, which carries a named stage before the
+///   route's path (`/prod/webhooks/…`) on the execute-api domain;
+/// - a REST API gives the resource path (never the stage) and, in its request context, the
+///   path as called (with the stage, or a custom domain's base path);
+/// - an ALB gives the path as called.
+fn paths_of(request: &lambda_http::Request) -> (String, Option<String>) {
     use lambda_http::request::RequestContext;
-    let stage = match request.request_context_ref()? {
-        RequestContext::ApiGatewayV2(context) => context.stage.as_deref(),
-        RequestContext::ApiGatewayV1(context) => context.stage.as_deref(),
-        _ => None,
+    let raw = match request.raw_http_path() {
+        "" => request.uri().path(),
+        raw => raw,
     };
-    stage.filter(|s| *s != "$default")
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            let stage = context.stage.as_deref().filter(|s| *s != "$default");
+            (without_stage(raw, stage).to_string(), Some(raw.to_string()))
+        }
+        Some(RequestContext::ApiGatewayV1(context)) => (raw.to_string(), context.path.clone()),
+        _ => (raw.to_string(), None),
+    }
 }
 
 /// The route's path: an HTTP API on a named stage puts the stage before it (`/prod/webhooks/…`).
@@ -253,6 +260,8 @@ fn refusal(origin: &RequestOrigin, response: HttpResponse) -> serde_json::Value 
             let mut alb = AlbTargetGroupResponse::default();
             alb.status_code = i64::from(status.as_u16());
             alb.status_description = Some(status.to_string());
+            // Read instead of `headers` when the target group has multi-value headers on.
+            alb.multi_value_headers = headers.clone();
             alb.headers = headers;
             alb.body = body;
             serde_json::to_value(alb)
@@ -336,6 +345,24 @@ mod tests {
         assert_eq!(
             request.media_type().as_deref(),
             Some("application/x-www-form-urlencoded")
+        );
+    }
+
+    #[test]
+    fn a_rest_api_keeps_its_resource_path_and_tells_the_called_one() {
+        // A stage named like the route's first segment must not be taken off a REST path,
+        // which never carries the stage.
+        let event = serde_json::json!({
+            "resource": "/webhooks/{route}", "path": "/webhooks/form", "httpMethod": "POST",
+            "headers": {"Host": "abc.execute-api.us-east-1.amazonaws.com"},
+            "requestContext": {"httpMethod": "POST", "path": "/webhooks/webhooks/form", "stage": "webhooks"},
+            "body": null, "isBase64Encoded": false
+        });
+        let request = from_json(&event.to_string()).unwrap();
+        assert_eq!(request.path, "/webhooks/form");
+        assert_eq!(
+            request.called_path.as_deref(),
+            Some("/webhooks/webhooks/form")
         );
     }
 
