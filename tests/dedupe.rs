@@ -88,21 +88,21 @@ async fn a_thousand_copies_spread_out_sync_once_and_each_gets_the_first_answer()
 }
 
 #[tokio::test]
-async fn with_the_claims_on_dynamodb_a_thousand_copies_from_fifty_containers_sync_once() {
+async fn with_the_claims_on_dynamodb_a_thousand_copies_from_ten_containers_sync_once() {
     let _logs = logs::checked();
     let moto = Moto::start();
     let ac = activecampaign().await;
     let table = support::moto::idempotency_table(&moto.endpoint).await;
-    // Fifty containers of the function sharing the table, each handling its copies one at a
+    // Ten containers of the function sharing the table, each handling its copies one at a
     // time (as Lambda gives a container one request at a time), all of them at once.
     let request = event_request(ORDER);
     let mut containers = JoinSet::new();
-    for _ in 0..50 {
+    for _ in 0..10 {
         let app = app_for(&ac).with_idempotency_store(table.clone());
         let request = request.clone();
         containers.spawn(async move {
             let mut answers = Vec::new();
-            for _ in 0..20 {
+            for _ in 0..100 {
                 answers.push(answer_of(&send(&app, &request).await));
             }
             answers
@@ -261,6 +261,24 @@ async fn a_sender_without_ids_is_recognised_by_its_body_for_a_while() {
     assert_eq!(syncs(&ac).await, 2);
 }
 
+/// A sync-worker over the ActiveCampaign at `url`, its claims in its own memory.
+fn worker_for(
+    url: &str,
+    dead_letters: Option<Arc<dyn ac_webhook_sync::delivery::ContactQueue>>,
+    max_receive_count: u32,
+) -> SyncWorker {
+    let secrets = Arc::new(SecretCache::new(
+        FixedSecret(local_secret_json(url)),
+        Duration::from_secs(300),
+    ));
+    SyncWorker::new(
+        InlineDelivery::new(fast_client(), secrets.clone()),
+        secrets,
+        dead_letters,
+        max_receive_count,
+    )
+}
+
 /// A queued message as SQS hands it to the worker.
 fn record(message_id: &str, message: &QueuedContact) -> QueueRecord {
     QueueRecord {
@@ -275,16 +293,7 @@ fn record(message_id: &str, message: &QueuedContact) -> QueueRecord {
 async fn the_worker_syncs_a_redelivered_message_and_a_second_copy_of_a_delivery_once() {
     let _logs = logs::checked();
     let ac = activecampaign().await;
-    let secrets = Arc::new(SecretCache::new(
-        FixedSecret(local_secret_json(&ac.uri())),
-        Duration::from_secs(300),
-    ));
-    let worker = SyncWorker::new(
-        InlineDelivery::new(fast_client(), secrets.clone()),
-        secrets,
-        None,
-        5,
-    );
+    let worker = worker_for(&ac.uri(), None, 5);
     let deadline = || tokio::time::Instant::now() + Duration::from_secs(5);
     let contact = |email: &str| ac_webhook_sync::activecampaign::ContactSync {
         email: email.into(),
@@ -343,16 +352,7 @@ async fn through_the_queue_a_thousand_copies_become_one_message_and_one_sync() {
         .unwrap();
     let messages = received.messages();
     assert_eq!(messages.len(), 1);
-    let secrets = Arc::new(SecretCache::new(
-        FixedSecret(local_secret_json(&ac.uri())),
-        Duration::from_secs(300),
-    ));
-    let worker = SyncWorker::new(
-        InlineDelivery::new(fast_client(), secrets.clone()),
-        secrets,
-        None,
-        5,
-    );
+    let worker = worker_for(&ac.uri(), None, 5);
     let as_record = |m: &aws_sdk_sqs::types::Message| QueueRecord {
         message_id: m.message_id().unwrap().to_string(),
         receipt_handle: m.receipt_handle().unwrap().to_string(),
@@ -387,17 +387,8 @@ async fn a_dead_letter_moved_back_after_the_fix_is_synced_not_taken_for_a_duplic
         Arc::new(ac_webhook_sync::delivery::MemoryIdempotencyStore::new());
     let dead_letters = Arc::new(ac_webhook_sync::delivery::MemoryQueue::new());
     let worker = |url: &str| {
-        let secrets = Arc::new(SecretCache::new(
-            FixedSecret(local_secret_json(url)),
-            Duration::from_secs(300),
-        ));
-        SyncWorker::new(
-            InlineDelivery::new(fast_client(), secrets.clone()),
-            secrets,
-            Some(dead_letters.clone()),
-            3,
-        )
-        .with_idempotency_store(store.clone())
+        let dead_letters: Arc<dyn ac_webhook_sync::delivery::ContactQueue> = dead_letters.clone();
+        worker_for(url, Some(dead_letters), 3).with_idempotency_store(store.clone())
     };
     let mut message = QueuedContact::new(
         "shopify",

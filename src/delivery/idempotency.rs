@@ -27,8 +27,8 @@ pub const BODY_DEDUPE_WINDOW: Duration = Duration::from_secs(600);
 /// delivery it guards, and no longer: a function that died mid-delivery frees it soon.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// The longest one call to the store may take: it guards a delivery, it must not use up the
-/// time the delivery needs (DynamoDB answers in milliseconds).
-const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+/// time the delivery needs (DynamoDB answers in milliseconds; a call this slow is an outage).
+const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest a copy waits for the first delivery's answer before it is told to come back.
 pub const MAX_WAIT: Duration = Duration::from_secs(3);
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -229,13 +229,15 @@ pub enum DeliveryClaim {
 #[derive(Clone)]
 pub struct Dedupe {
     store: Arc<dyn IdempotencyStore>,
-    /// While the store is failing, deliveries go unguarded at once instead of each waiting
-    /// for it: until this instant.
-    down_until: Arc<Mutex<Option<Instant>>>,
+    /// While the store is failing (three calls in a row), deliveries go unguarded at once
+    /// instead of each waiting for it: the failures so far, and until when it is left alone.
+    down: Arc<Mutex<(u32, Option<Instant>)>>,
 }
 
-/// How long a failing store is left alone before it is tried again.
+/// How long a failing store is left alone before it is tried again, and after how many
+/// failed calls in a row.
 const DOWN_PAUSE: Duration = Duration::from_secs(10);
+const FAILURES_BEFORE_PAUSE: u32 = 3;
 /// How many claims of one batch are made at the same time.
 const CONCURRENT_CLAIMS: usize = 16;
 
@@ -243,21 +245,28 @@ impl Dedupe {
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
         Self {
             store,
-            down_until: Arc::new(Mutex::new(None)),
+            down: Arc::new(Mutex::new((0, None))),
         }
     }
 
     fn store_down(&self) -> bool {
         let now = Instant::now();
-        self.down_until
+        self.down
             .lock()
-            .map(|until| until.is_some_and(|until| until > now))
+            .map(|down| down.1.is_some_and(|until| until > now))
             .unwrap_or(false)
     }
 
-    fn mark_down(&self) {
-        if let Ok(mut until) = self.down_until.lock() {
-            *until = Some(Instant::now() + DOWN_PAUSE);
+    fn answered(&self, ok: bool) {
+        if let Ok(mut down) = self.down.lock() {
+            if ok {
+                *down = (0, None);
+            } else {
+                down.0 += 1;
+                if down.0 >= FAILURES_BEFORE_PAUSE {
+                    *down = (0, Some(Instant::now() + DOWN_PAUSE));
+                }
+            }
         }
     }
 
@@ -339,6 +348,7 @@ impl Dedupe {
             let begun = tokio::time::timeout(STORE_TIMEOUT, self.store.begin(&key, &owner, lease))
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())));
+            self.answered(begun.is_ok());
             match begun {
                 Ok(Begun::Started) => return DeliveryClaim::Held { key, owner, window },
                 Ok(Begun::Done(answer)) => return DeliveryClaim::Duplicate(answer),
@@ -353,7 +363,6 @@ impl Dedupe {
                 }
                 Err(error) => {
                     // Never a lost contact for a missing guard: deliver, and say so.
-                    self.mark_down();
                     tracing::warn!(error = %error, "Idempotency store unavailable; delivering without deduplication.");
                     crate::metrics::emit(crate::metrics::dedupe_unavailable());
                     return DeliveryClaim::Unguarded;

@@ -202,10 +202,12 @@ pub fn sqs_taking_all_but_one(endpoint: &str) -> aws_sdk_sqs::Client {
     sqs_with(endpoint, TakesAllButOne::default())
 }
 
-/// The import table (`ref` as its key, as the template makes it), created on moto.
-pub async fn import_table(
-    endpoint: &str,
-) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::ImportTable> {
+/// A DynamoDB client of moto at `endpoint`, and a new on-demand table `name` on it keyed by
+/// the string attribute `key`.
+async fn dynamodb_table(endpoint: &str, name: &str, key: &str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
@@ -215,27 +217,29 @@ pub async fn import_table(
         .endpoint_url(endpoint)
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let schema = KeySchemaElement::builder()
+        .attribute_name(key)
+        .key_type(KeyType::Hash);
+    let attribute = AttributeDefinition::builder()
+        .attribute_name(key)
+        .attribute_type(ScalarAttributeType::S);
     client
         .create_table()
-        .table_name("imports")
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("ref")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("ref")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .table_name(name)
+        .key_schema(schema.build().unwrap())
+        .attribute_definitions(attribute.build().unwrap())
+        .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
         .unwrap();
+    client
+}
+
+/// The import table (`ref` as its key, as the template makes it), created on moto.
+pub async fn import_table(
+    endpoint: &str,
+) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::ImportTable> {
+    let client = dynamodb_table(endpoint, "imports", "ref").await;
     std::sync::Arc::new(ac_webhook_sync::aws::dynamodb::ImportTable::new(
         client, "imports",
     ))
@@ -245,36 +249,7 @@ pub async fn import_table(
 pub async fn idempotency_table(
     endpoint: &str,
 ) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::IdempotencyTable> {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
-    client
-        .create_table()
-        .table_name("idempotency")
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    let client = dynamodb_table(endpoint, "idempotency", "id").await;
     std::sync::Arc::new(ac_webhook_sync::aws::dynamodb::IdempotencyTable::new(
         client,
         "idempotency",
