@@ -366,7 +366,6 @@ async fn a_batch_too_big_for_one_invocation_is_413_before_anything_is_imported()
         ac_webhook_sync::activecampaign::ActiveCampaignClient::new(Default::default()).unwrap(),
         6 << 20,
     );
-    let started = std::time::Instant::now();
     let response = send(&app, &post("import", "text/csv", csv(10_000))).await;
     assert_eq!(response.status, 413, "{}", response.body);
     let error = response.json_body()["error"].as_str().unwrap().to_string();
@@ -378,7 +377,6 @@ async fn a_batch_too_big_for_one_invocation_is_413_before_anything_is_imported()
         bulk_requests(&server).await.is_empty(),
         "nothing imported in part"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // What fits is imported in full: 1,000 rows are 4 imports, about 2.4 s at that pace.
     let response = send(&app, &post("import", "text/csv", csv(1_000))).await;
     assert_eq!(response.json_body()["imported"], 1_000, "{}", response.body);
