@@ -37,6 +37,24 @@ const SETTLING_UNTIL: &str = "settling_until";
 /// The status of a batch-answer item (never reconciled: it is no import).
 const ANSWERED: &str = "answered";
 
+/// A conditional write's output, `None` when its condition did not hold. A macro: each write
+/// operation has its own error type.
+macro_rules! if_condition_held {
+    ($result:expr) => {
+        match $result {
+            Ok(output) => Ok(Some(output)),
+            Err(error) => {
+                let service = error.into_service_error();
+                if service.is_conditional_check_failed_exception() {
+                    Ok(None)
+                } else {
+                    Err(unavailable(service))
+                }
+            }
+        }
+    };
+}
+
 fn answer_key(digest: &str) -> String {
     format!("batch-body#{digest}")
 }
@@ -235,7 +253,7 @@ impl ImportStore for ImportTable {
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                 .send()
                 .await;
-            if let Some(output) = if_condition_held(result)? {
+            if let Some(output) = if_condition_held!(result)? {
                 return match output.attributes() {
                     Some(item) => parse(reference, item).map(Claim::Claimed),
                     None => Err(StoreError::Malformed("claim returned no record".into())),
@@ -278,7 +296,7 @@ impl ImportStore for ImportTable {
             .send()
             .await;
         // Settled meanwhile: nothing is left to send.
-        if_condition_held(result).map(|_| ())
+        if_condition_held!(result).map(|_| ())
     }
 
     /// Records the final outcome once. Returns `false` when it was already recorded.
@@ -311,29 +329,7 @@ impl ImportStore for ImportTable {
             .expression_attribute_values(":submitted", AttributeValue::S(SUBMITTED.to_string()))
             .send()
             .await;
-        if_condition_held(result).map(|held| held.is_some())
-    }
-}
-
-/// A conditional write's output, `None` when its condition did not hold.
-fn if_condition_held<T>(
-    result: Result<
-        T,
-        aws_sdk_dynamodb::error::SdkError<
-            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-        >,
-    >,
-) -> Result<Option<T>, StoreError> {
-    match result {
-        Ok(output) => Ok(Some(output)),
-        Err(error) => {
-            let service = error.into_service_error();
-            if service.is_conditional_check_failed_exception() {
-                Ok(None)
-            } else {
-                Err(unavailable(service))
-            }
-        }
+        if_condition_held!(result).map(|held| held.is_some())
     }
 }
 
@@ -459,14 +455,8 @@ impl IdempotencyStore for IdempotencyTable {
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .send()
                 .await;
-            match result {
-                Ok(_) => return Ok(Begun::Started),
-                Err(error) => {
-                    let service = error.into_service_error();
-                    if !service.is_conditional_check_failed_exception() {
-                        return Err(unavailable(service));
-                    }
-                }
+            if if_condition_held!(result)?.is_some() {
+                return Ok(Begun::Started);
             }
             if let Some(found) = self.current(key).await? {
                 return Ok(found);
@@ -507,17 +497,8 @@ impl IdempotencyStore for IdempotencyTable {
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let service = error.into_service_error();
-                if service.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable(service))
-                }
-            }
-        }
+        // Taken over meanwhile: the answer is the new owner's to keep.
+        if_condition_held!(result).map(|_| ())
     }
 
     async fn abandon(&self, key: &str, owner: &str) -> Result<(), StoreError> {
@@ -535,17 +516,7 @@ impl IdempotencyStore for IdempotencyTable {
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let service = error.into_service_error();
-                // Done meanwhile, taken over, or gone: nothing of ours to give up.
-                if service.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable(service))
-                }
-            }
-        }
+        // Done meanwhile, taken over, or gone: nothing of ours to give up.
+        if_condition_held!(result).map(|_| ())
     }
 }
