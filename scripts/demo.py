@@ -234,9 +234,13 @@ def main():
         sandbox = start([os.path.join(ROOT, "target", "debug", "ac-sandbox"), str(sandbox_port)],
                         os.path.join(tmp, "sandbox.log"), sandbox_env)
         wait_http(f"{sandbox_url}/sandbox/state", 30, sandbox, "ac-sandbox")
-        env = dict(os.environ, SECRET_FILE=secret_path, AWS_REGION="us-east-1", RUST_LOG="info")
+        # The newsletter's captcha is verified by the sandbox's Turnstile stand-in.
+        siteverify = f"{sandbox_url}/turnstile/v0/siteverify"
+        env = dict(os.environ, SECRET_FILE=secret_path, AWS_REGION="us-east-1", RUST_LOG="info",
+                   CAPTCHA_SITEVERIFY_URL=siteverify)
         watch = start(["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(watch_port),
-                       "--ignore-changes", "--env-var", f"SECRET_FILE={secret_path}"],
+                       "--ignore-changes", "--env-var", f"SECRET_FILE={secret_path}",
+                       "--env-var", f"CAPTCHA_SITEVERIFY_URL={siteverify}"],
                       os.path.join(tmp, "watch.log"), env)
         base = f"http://127.0.0.1:{watch_port}/lambda-url/webhook"
         wait_http(f"{base}/health", 300, watch, "cargo lambda watch")

@@ -42,8 +42,9 @@ COLD_START_RATIO = 1.5
 PEAK_RSS_MIB = 40.0
 ARM64_BYTES = 10_000_000
 BURST = 1000
-# A single contact on an opt-in route: one contact_sync, no unsubscribe check.
-SYNC_EVENT = "events/newsletter-signup.json"
+# A form post: one contact_sync, no unsubscribe check (the newsletter route would also ask its
+# captcha provider).
+SYNC_EVENT = "events/form-urlencoded.json"
 HEALTH_EVENT = "events/health.json"
 
 

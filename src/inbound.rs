@@ -21,6 +21,9 @@ pub struct InboundRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub received_at: SystemTime,
+    /// The address the front door saw the request come from (a browser's, or a proxy's in
+    /// front of it), for captcha checks and per-address limits.
+    pub source_ip: Option<String>,
 }
 
 impl InboundRequest {
@@ -39,6 +42,7 @@ impl InboundRequest {
             headers,
             body: body.into(),
             received_at: SystemTime::now(),
+            source_ip: None,
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod activecampaign;
 pub mod aws;
+pub mod captcha;
 pub mod crypto;
 mod deadline;
 pub mod delivery;
@@ -22,6 +23,7 @@ pub mod functions;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod https;
 pub mod inbound;
 pub mod mapping;
 mod metrics;

@@ -35,6 +35,20 @@ pub(crate) fn duplicates(route: &str) -> Value {
     by_route(route, &[(DUPLICATES, 1)])
 }
 
+/// Public-route defences, each counted by route: a filled honeypot (answered as a success),
+/// a post from another origin or with a failed captcha (403), a captcha not verified because
+/// its provider was down (delivered anyway, on `on_outage = "accept"` routes), a source
+/// address over its limit (429).
+pub(crate) const HONEYPOT_FILLED: &str = "HoneypotFilled";
+pub(crate) const ORIGIN_REFUSED: &str = "OriginRefused";
+pub(crate) const CAPTCHA_REFUSED: &str = "CaptchaRefused";
+pub(crate) const CAPTCHA_UNVERIFIED: &str = "CaptchaUnverified";
+pub(crate) const RATE_LIMITED: &str = "RateLimited";
+
+pub(crate) fn defence(route: &str, name: &str) -> Value {
+    by_route(route, &[(name, 1)])
+}
+
 /// Age of the oldest bulk import still not settled after a reconciler run.
 pub(crate) const OLDEST_OPEN_IMPORT: &str = "OldestOpenImportSeconds";
 

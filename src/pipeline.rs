@@ -1,6 +1,6 @@
 //! The network-free part of handling a webhook, the one sequence every caller runs: route →
-//! handshake ([`arrive`]), then authenticate → content type → parse → topic → map
-//! ([`verify_and_interpret`]). The webhook function delivers what it plans, the benchmarks
+//! handshake ([`arrive`]), then authenticate → origin → content type → parse → honeypot →
+//! captcha token → topic → map ([`verify_and_interpret`]). The webhook function delivers what it plans, the benchmarks
 //! time it, and the preview prints it (verifying apart, to show a refusal and go on).
 
 use std::collections::HashMap;
@@ -10,6 +10,7 @@ use http::Method;
 use crate::activecampaign::ContactSync;
 use crate::inbound::InboundRequest;
 use crate::mapping::config::is_valid_route_name;
+use crate::mapping::guard::Refusal;
 use crate::mapping::{Mapping, MappingOutcome, Route, map_submission};
 use crate::response::{BatchSummary, RejectedRow, WebhookError, WebhookOutcome};
 use crate::secret::AppSecret;
@@ -32,6 +33,11 @@ pub enum Plan {
         contact: Box<ContactSync>,
         submission: Box<Submission>,
         redirect: Option<String>,
+    },
+    /// A filled honeypot: answered exactly as a success, and nothing delivered.
+    Decoy {
+        redirect: Option<String>,
+        submission: Box<Submission>,
     },
     /// A batch: its mapped contacts, the row each email came from, and what mapping decided.
     Batch {
@@ -115,8 +121,10 @@ pub fn resolve_route<'m>(
     Ok(route)
 }
 
-/// Content type (415), body (400), topic and mapping, for a request already authenticated.
+/// Origin (403), content type (415), body (400), honeypot, topic and mapping, for a request
+/// already authenticated.
 pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookError> {
+    route.guard.check_origin(req)?;
     let media_type = req.media_type();
     if !route.sender.accepts_media_type(media_type.as_deref()) {
         return Err(WebhookError::UnsupportedMediaType(
@@ -138,6 +146,20 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
         .redirect
         .clone()
         .filter(|_| submission.from_browser_form);
+    if let Some(honeypot) = &route.guard.honeypot
+        && honeypot.filled(&submission)
+    {
+        return Ok(Plan::Decoy {
+            redirect,
+            submission,
+        });
+    }
+    // The token itself is verified at delivery (the provider is asked over the network).
+    if let Some(captcha) = &route.guard.captcha
+        && captcha.token(&submission).is_none()
+    {
+        return Err(Refusal::CaptchaMissing.into());
+    }
     let answer = |outcome| Plan::Answer {
         outcome,
         redirect: redirect.clone(),

@@ -60,6 +60,18 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
             report["outcome"] = outcome.to_response().json_body();
             report["redirect"] = json!(redirect);
         }
+        Ok(Plan::Decoy {
+            redirect,
+            submission,
+        }) => {
+            let field = route.guard.honeypot.as_ref().map(|h| h.field.as_str());
+            report["submission"] = json!(submission);
+            report["outcome"] = json!({
+                "status": "honeypot",
+                "reason": format!("the honeypot field {:?} is filled: answered as a success, nothing synced", field.unwrap_or_default()),
+            });
+            report["redirect"] = json!(redirect);
+        }
         Ok(Plan::Contact {
             contact,
             submission,
@@ -68,6 +80,13 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
             report["submission"] = json!(submission);
             report["outcome"] = json!({"status": "deliver"});
             report["redirect"] = json!(redirect);
+            if let Some(rule) = &route.guard.captcha {
+                report["captcha"] = json!(format!(
+                    "the token in {:?} is verified with {} before delivery",
+                    rule.field,
+                    rule.provider.name()
+                ));
+            }
             report["contact_sync"] =
                 json!({"fields": field_lines(&contact.form_pairs()), "body": contact.encode()});
             if contact.lists.iter().any(|l| {

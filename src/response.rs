@@ -9,6 +9,8 @@ use thiserror::Error;
 use crate::sources::{AuthError, ParseError};
 
 const CONTENT_TYPE_JSON: &str = "application/json";
+/// The whole body of a 503: nothing of the cause, which only the log holds.
+pub const PUBLIC_UNAVAILABLE: &str = "temporarily unavailable: retry later";
 
 /// An answer, independent of Lambda.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,11 +66,26 @@ pub enum WebhookError {
     Unauthorized(#[from] AuthError),
     #[error(transparent)]
     BadRequest(#[from] ParseError),
+    /// A browser post the route does not take: another origin, a failed captcha.
+    #[error(transparent)]
+    Forbidden(#[from] crate::mapping::guard::Refusal),
+    /// Something we depend on failed. `reason` is for the log only: it can name the
+    /// secret's ARN (the account id) or echo the store's error, so callers, who may be
+    /// anyone, are answered [`PUBLIC_UNAVAILABLE`].
     #[error("{reason}")]
     Unavailable {
         reason: String,
         retry_after: Duration,
     },
+    /// The same delivery (or import) is being handled now: the caller retries.
+    #[error("{what}")]
+    Busy {
+        what: &'static str,
+        retry_after: Duration,
+    },
+    /// This source address is over the route's per-address limit.
+    #[error("too many requests from this address")]
+    TooManyRequests { retry_after: Duration },
     /// The mapped contact cannot be queued as it is (a retry cannot help).
     #[error(transparent)]
     ContactTooLarge(#[from] crate::delivery::message::TooLarge),
@@ -88,17 +105,32 @@ impl WebhookError {
             WebhookError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            WebhookError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebhookError::Unavailable { .. } | WebhookError::Busy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            WebhookError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// What the caller is told: the error, except for an outage's cause.
+    pub fn public_message(&self) -> String {
+        match self {
+            WebhookError::Unavailable { .. } => PUBLIC_UNAVAILABLE.to_string(),
+            other => other.to_string(),
         }
     }
 
     pub fn to_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::json(self.status(), &json!({ "error": self.to_string() }));
+        let mut response =
+            HttpResponse::json(self.status(), &json!({ "error": self.public_message() }));
         match self {
             WebhookError::MethodNotAllowed { allow } => {
                 response.headers.push(("allow", allow.to_string()));
             }
-            WebhookError::Unavailable { retry_after, .. } => {
+            WebhookError::Unavailable { retry_after, .. }
+            | WebhookError::Busy { retry_after, .. }
+            | WebhookError::TooManyRequests { retry_after } => {
                 let secs = retry_after.as_secs().max(1);
                 response.headers.push(("retry-after", secs.to_string()));
             }
@@ -220,6 +252,11 @@ mod tests {
         .to_response();
         assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(unavailable.header("retry-after"), Some("1"));
+        assert_eq!(
+            unavailable.json_body(),
+            json!({"error": PUBLIC_UNAVAILABLE}),
+            "the cause stays in the log"
+        );
         let not_allowed = WebhookError::MethodNotAllowed { allow: "POST" }.to_response();
         assert_eq!(not_allowed.header("allow"), Some("POST"));
         assert_eq!(

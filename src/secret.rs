@@ -28,6 +28,9 @@ pub struct AppSecret {
     #[serde(default, deserialize_with = "one_or_many")]
     pub webhook_secrets: HashMap<String, Vec<SecretString>>,
     pub callback_secret: Option<SecretString>,
+    /// Route name → its captcha provider's secret key (routes with `captcha`).
+    #[serde(default)]
+    pub captcha_secrets: HashMap<String, SecretString>,
 }
 
 impl std::fmt::Debug for AppSecret {
@@ -42,9 +45,9 @@ impl std::fmt::Debug for AppSecret {
 impl AppSecret {
     /// Parses and checks the JSON: a usable URL and a non-empty key.
     pub fn from_json(json: &str) -> Result<Self, SecretError> {
-        let secret: AppSecret = serde_json::from_str(json)
-            // serde's message names the key and position, never the value.
-            .map_err(|e| SecretError::Malformed(e.to_string()))?;
+        let secret: AppSecret =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+                .map_err(|e| SecretError::Malformed(describe_without_values(&e)))?;
         check_api_url(&secret.api_url)?;
         if secret.api_key.expose_secret().trim().is_empty() {
             return Err(SecretError::Malformed("api_key is empty".into()));
@@ -87,12 +90,41 @@ fn check_api_url(api_url: &str) -> Result<(), SecretError> {
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+/// Whether `url` names this machine (where plain `http://` is safe: the sandbox, test fakes).
+pub fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// Where the JSON is wrong, and how, without what it holds: serde's own message quotes a
+/// wrong value (`invalid type: integer `123456`, expected a string`), which may be a key.
+fn describe_without_values(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = error.inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        // Syntax and end-of-input messages give a position, never a value.
+        return inner.to_string();
+    }
+    let path = error.path().to_string();
+    let message = inner.to_string();
+    let names_only_keys = ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|start| message.starts_with(start));
+    let how = if names_only_keys {
+        message
+    } else if let Some((_, expected)) = message.split_once(", expected ") {
+        let expected = expected.split(" at line ").next().unwrap_or(expected);
+        format!("wrong type or value (expected {expected})")
+    } else {
+        "not a valid value".to_string()
+    };
+    if path == "." {
+        how
+    } else {
+        format!("key {path}: {how}")
     }
 }
 
@@ -310,6 +342,29 @@ mod tests {
             AppSecret::from_json("not json"),
             Err(SecretError::Malformed(_))
         ));
+        // serde's own messages quote a value of the wrong type: a key typed as a number,
+        // a webhook secret typed as an object. Neither is repeated.
+        for (json, key) in [
+            (r#"{"api_url":"https://x","api_key":123456}"#, "api_key"),
+            (
+                r#"{"api_url":"https://x","api_key":"k","webhook_secrets":{"shop":{"v":"whsec_9"}}}"#,
+                "webhook_secrets",
+            ),
+            (
+                r#"{"api_url":"https://x","api_key":"k","captcha_secrets":{"newsletter":true}}"#,
+                "captcha_secrets.newsletter",
+            ),
+            (
+                r#"{"api_url":"https://x","api_key":"k","callback_secret":987654}"#,
+                "callback_secret",
+            ),
+        ] {
+            let message = AppSecret::from_json(json).unwrap_err().to_string();
+            assert!(message.contains(key), "{message}");
+            for value in ["123456", "whsec_9", "true", "987654"] {
+                assert!(!message.contains(value), "{message}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -48,7 +48,7 @@ pub struct Product {
 }
 
 /// One verified, parsed webhook that may carry a contact.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Submission {
     /// The sender's event type (`orders/create`, `checkout.session.completed`); `None` for forms.
     pub topic: Option<String>,

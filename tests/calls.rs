@@ -21,6 +21,7 @@ use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use serde_json::json;
 use support::*;
+use wiremock::MockServer;
 
 const SECRET_ID: &str = "acws-calls";
 /// The `X-Amz-Target` of the one Secrets Manager operation the functions use.
@@ -133,7 +134,8 @@ fn secrets_manager_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
 
 /// The webhook app with its secret in the fake Secrets Manager and its ActiveCampaign on the
 /// fake AC, as one warm container.
-async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>) {
+/// The last part is the captcha provider's fake, which must live as long as the app.
+async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>, MockServer) {
     let ac_counts = Arc::new(Counts::default());
     let sm_counts = Arc::new(Counts::default());
     let ac_url = fake_activecampaign(ac_counts.clone()).await;
@@ -142,6 +144,14 @@ async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>) {
         secrets_manager_client(&sm_url),
         SECRET_ID,
     );
+    // The newsletter's captcha is verified apart, so the counts are ActiveCampaign's alone.
+    let turnstile = MockServer::start().await;
+    mount_turnstile(&turnstile).await;
+    let verifier = ac_webhook_sync::captcha::CaptchaVerifier::new(Some(format!(
+        "{}{TURNSTILE_PATH}",
+        turnstile.uri()
+    )))
+    .unwrap();
     let app = WebhookApp::new(
         ac_webhook_sync::mapping::Mapping::bundled().unwrap(),
         Arc::new(SecretCache::new(source, ttl)),
@@ -150,8 +160,9 @@ async fn container(ttl: Duration) -> (WebhookApp, Arc<Counts>, Arc<Counts>) {
             max_body_bytes: 1024 * 1024,
             invocation_budget: Duration::from_secs(5),
         },
-    );
-    (app, ac_counts, sm_counts)
+    )
+    .with_captcha_verifier(verifier);
+    (app, ac_counts, sm_counts, turnstile)
 }
 
 /// Sends `event` and checks it was accepted: `synced`, or the 303 a browser form is sent on
@@ -169,7 +180,7 @@ async fn send_accepted(app: &WebhookApp, event: &str, n: usize) {
 
 #[tokio::test]
 async fn an_opt_in_route_makes_one_activecampaign_request_per_contact() {
-    let (app, ac, _) = container(Duration::from_secs(300)).await;
+    let (app, ac, _, _turnstile) = container(Duration::from_secs(300)).await;
     for n in 0..INVOCATIONS {
         send_accepted(&app, "newsletter-signup", n).await;
     }
@@ -180,7 +191,7 @@ async fn an_opt_in_route_makes_one_activecampaign_request_per_contact() {
 
 #[tokio::test]
 async fn a_route_without_lists_makes_one_activecampaign_request_per_contact() {
-    let (app, ac, _) = container(Duration::from_secs(300)).await;
+    let (app, ac, _, _turnstile) = container(Duration::from_secs(300)).await;
     for n in 0..INVOCATIONS {
         send_accepted(&app, "shopify-orders-create", n).await;
     }
@@ -192,7 +203,7 @@ async fn a_route_without_lists_makes_one_activecampaign_request_per_contact() {
 /// first reads the contact's list statuses, so nobody who unsubscribed is re-subscribed.
 #[tokio::test]
 async fn a_non_opt_in_route_with_lists_adds_one_unsubscribe_check() {
-    let (app, ac, _) = container(Duration::from_secs(300)).await;
+    let (app, ac, _, _turnstile) = container(Duration::from_secs(300)).await;
     for n in 0..INVOCATIONS {
         send_accepted(&app, "shop-orders-paid", n).await;
     }
@@ -204,7 +215,7 @@ async fn a_non_opt_in_route_with_lists_adds_one_unsubscribe_check() {
 #[tokio::test]
 async fn one_secrets_manager_call_per_container_per_ttl() {
     let ttl = Duration::from_millis(1500);
-    let (app, _, sm) = container(ttl).await;
+    let (app, _, sm, _turnstile) = container(ttl).await;
     for n in 0..INVOCATIONS {
         send_accepted(&app, "newsletter-signup", n).await;
     }
@@ -223,7 +234,7 @@ async fn one_secrets_manager_call_per_container_per_ttl() {
 
 #[tokio::test]
 async fn health_reads_no_secret_and_opens_no_connection() {
-    let (app, ac, sm) = container(Duration::from_secs(300)).await;
+    let (app, ac, sm, _turnstile) = container(Duration::from_secs(300)).await;
     let response = send_event(&app, "health").await;
     assert_eq!(response.json_body()["status"], "ok");
     assert_eq!(Counts::get(&sm.connections), 0);
@@ -232,7 +243,7 @@ async fn health_reads_no_secret_and_opens_no_connection() {
 
 #[tokio::test]
 async fn one_connection_per_service_is_reused_across_invocations() {
-    let (app, ac, sm) = container(Duration::from_millis(300)).await;
+    let (app, ac, sm, _turnstile) = container(Duration::from_millis(300)).await;
     for n in 0..INVOCATIONS {
         send_accepted(&app, "shop-orders-paid", n).await;
         // Lets the TTL lapse between some invocations, so the secret is fetched again.

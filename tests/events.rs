@@ -110,6 +110,9 @@ fn expectation(name: &str) -> Option<Expect> {
         "form-wrong-token" | "form-missing-token" => status(401),
         "form-malformed-json" => status(400),
         "form-unsupported-type" => status(415),
+        // A filled honeypot is answered as the success is (303), and nothing is sent.
+        "newsletter-honeypot" => status(303),
+        "newsletter-other-origin" | "newsletter-no-captcha" => status(403),
         "newsletter-signup" => Expect {
             status: 303,
             outcome: None,
@@ -351,9 +354,10 @@ fn expectation(name: &str) -> Option<Expect> {
         "calendly-malformed" => status(400),
         "hubspot-workflow-contact"
         | "hubspot-workflow-contact-query"
-        | "hubspot-workflow-contact-v1"
-        | "hubspot-workflow-contact-v2"
         | "rest-hubspot-workflow-contact" => synced(INARA),
+        // The legacy signatures carry no timestamp: a route takes them only with
+        // require_timestamped = false.
+        "hubspot-workflow-contact-v1" | "hubspot-workflow-contact-v2" => status(401),
         "hubspot-app-webhook" => ok("ignored"),
         "hubspot-no-email" => ok("skipped"),
         "hubspot-bad-signature" | "hubspot-missing-signature" | "hubspot-stale-timestamp" => {
@@ -437,6 +441,7 @@ async fn every_event_file_gives_its_documented_answer() {
             )
             .mount(&server)
             .await;
+        mount_turnstile(&server).await;
         let app = app_for(&server);
         // Callback events go to the import-callback function, every other one to the webhook.
         let response = if name.starts_with("import-callback") {
@@ -496,17 +501,21 @@ async fn redirect_and_health_answers() {
         ResponseTemplate::new(200).set_body_json(synced_body(7)),
     )
     .await;
+    mount_turnstile(&server).await;
     let app = app_for(&server);
     let redirect = send_event(&app, "newsletter-signup").await;
     assert_eq!(
         redirect.header("location"),
         Some("https://example.com/thanks")
     );
+    let before = server.received_requests().await.unwrap().len();
+    assert_eq!(before, 2, "the captcha check and the contact_sync");
     let health = send_event(&app, "health").await;
     assert_eq!(health.json_body()["status"], "ok");
     assert_eq!(health.json_body()["version"], env!("CARGO_PKG_VERSION"));
-    assert!(
-        server.received_requests().await.unwrap().len() == 1,
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        before,
         "health touches no network"
     );
     let not_allowed = send_event(&app, "method-not-allowed").await;

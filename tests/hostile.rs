@@ -251,9 +251,11 @@ async fn multipart_with_many_or_huge_parts() {
 async fn crlf_and_commas_in_values_cannot_inject_headers_tags_or_fields() {
     let _logs = logs::checked();
     let (server, app) = activecampaign().await;
+    mount_turnstile(&server).await;
     // The newsletter route tags `source:{$.source}` and redirects browsers to a fixed URL.
     let body = "your_email=ada%40example.com&your_name=Ada%0D%0ASet-Cookie%3A%20x%3D1\
-                &agree=yes&source=ads%2Cvip%0D%0AX-Injected%3A%201&page=%0Ahttps%3A%2F%2Fevil.example";
+                &agree=yes&source=ads%2Cvip%0D%0AX-Injected%3A%201&page=%0Ahttps%3A%2F%2Fevil.example\
+                &cf-turnstile-response=XXXX.DUMMY.TOKEN.XXXX";
     let request = InboundRequest::post(
         "/webhooks/newsletter?token=local-newsletter-token",
         headers(&[("content-type", FORM)]),
@@ -281,9 +283,10 @@ async fn crlf_and_commas_in_values_cannot_inject_headers_tags_or_fields() {
     }
     assert_eq!(field(sync, "first_name"), Some("Ada"));
     assert_eq!(field(sync, "last_name"), Some("Set-Cookie: x=1"));
-    // A comma would have split the tag in two: `vip` must not become a tag of its own.
+    // `source` takes only the route's listed values: this one makes no tag at all (neither
+    // `vip` of its own after the comma, nor a header after the CR LF).
     let tags: Vec<&str> = field(sync, "tags").unwrap().split(", ").collect();
-    assert_eq!(tags, ["newsletter", "source:ads vip X-Injected: 1"]);
+    assert_eq!(tags, ["newsletter"]);
 }
 
 #[tokio::test]
@@ -296,8 +299,14 @@ async fn over_long_names_tags_and_too_many_tags_are_cut_to_activecampaigns_limit
     )
     .await;
     // A route that tags each entry of a submitted array, as a product list would.
-    let mapping =
-        Mapping::from_toml("[routes.tagged]\nsender = \"form\"\ntags = [\"$.tags[*]\"]\n").unwrap();
+    let long = "é".repeat(1_000);
+    let mut tags: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+    tags[0] = "x".repeat(300);
+    // A token route's payload tags take listed values only: here, every one sent.
+    let mapping = Mapping::from_toml(&format!(
+        "[routes.tagged]\nsender = \"form\"\ntags = [\"$.tags[*]\"]\ntag_values = {{ \"$.tags[*]\" = {tags:?} }}\n"
+    ))
+    .unwrap();
     let app = WebhookApp::new(
         mapping,
         Arc::new(SecretCache::new(
@@ -310,9 +319,6 @@ async fn over_long_names_tags_and_too_many_tags_are_cut_to_activecampaigns_limit
             invocation_budget: Duration::from_secs(5),
         },
     );
-    let long = "é".repeat(1_000);
-    let mut tags: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
-    tags[0] = "x".repeat(300);
     let body = json!({"email": "ada@example.com", "first_name": long, "last_name": "King",
                       "company": "c".repeat(300), "tags": tags});
     let request = InboundRequest::post(

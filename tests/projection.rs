@@ -19,6 +19,7 @@ fn summary(plan: Result<Plan, ac_webhook_sync::response::WebhookError>) -> Strin
         Ok(Plan::Answer {
             outcome, redirect, ..
         }) => format!("answer {outcome:?} {redirect:?}"),
+        Ok(Plan::Decoy { redirect, .. }) => format!("decoy {redirect:?}"),
         Ok(Plan::Contact {
             contact, redirect, ..
         }) => format!(

@@ -144,6 +144,11 @@ async fn secrets_manager_fetch_rotation_and_failures() {
     let missing = send_event(&app("acws/missing").await, "form-json").await;
     assert_eq!(missing.status, 503);
     assert!(missing.header("retry-after").is_some());
+    // Named by its ARN, as the template names it: the account id stays in the log.
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:acws/gone-AbCdEf";
+    let by_arn = send_event(&app(arn).await, "form-json").await;
+    assert_cause_logged(&by_arn, "secret not found");
+    assert!(!by_arn.body.contains("123456789012"), "{}", by_arn.body);
 
     // 4. A secret whose JSON lacks a key: 503, naming the key and not the values.
     admin
@@ -157,7 +162,7 @@ async fn secrets_manager_fetch_rotation_and_failures() {
         .unwrap();
     let malformed = send_event(&app("acws/malformed").await, "form-json").await;
     assert_eq!(malformed.status, 503);
-    assert!(malformed.body.contains("api_key"), "{}", malformed.body);
+    assert_cause_logged(&malformed, "api_key");
     assert!(!malformed.body.contains("local-form-token"));
 
     // 5. Secrets Manager unreachable: 503.

@@ -3,6 +3,7 @@
 //! tags, custom fields resolved against a seed, a localised `result_message`), v3
 //! `users/me`, the Bulk Contact Importer ([`importer`]), the 5 requests/second limit and
 //! switchable faults ([`traffic`]), and read-only JSON views of what it holds ([`views`]).
+//! Beside it, a Turnstile `siteverify` stand-in ([`turnstile`]) for forms with a captcha.
 //!
 //! A wrong or missing key is answered as ActiveCampaign answers it: v1 with HTTP 200 and
 //! `result_code` 0, "You are not authorized to access this file" (activecampaign-api-php
@@ -25,6 +26,7 @@ mod importer;
 mod seed;
 mod settings;
 mod traffic;
+pub mod turnstile;
 mod views;
 
 pub use seed::{Seed, SeedError, SeedField, SeedImport, SeedList, SeedStatus};
@@ -266,6 +268,8 @@ impl Sandbox {
                     .delete(views::clear_fault),
             )
             .route("/sandbox/api-key", post(views::set_api_key))
+            // Not ActiveCampaign's: the local stack's captcha provider.
+            .route(turnstile::SITEVERIFY_PATH, post(turnstile::siteverify))
             .with_state(self.clone())
     }
 

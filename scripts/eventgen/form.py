@@ -25,9 +25,18 @@ def events(at):
         "form-malformed-json": event(f"/webhooks/form?token={FORM_TOKEN}", b'{"email": "ada@example.com", ', json_headers),
         "form-unsupported-type": event(f"/webhooks/form?token={FORM_TOKEN}", b"email=ada@example.com", {"content-type": "text/plain"}),
         "alb-form-urlencoded": alb(event(f"/webhooks/form?token={FORM_TOKEN}", urlencoded, browser)),
-        "newsletter-signup": event(
-            f"/webhooks/newsletter?token={route_secret('newsletter')}",
-            b"your_email=mary%40example.com&your_name=Mary+Jackson&agree=on&source=footer&page=%2Fblog%2Fpost&interests=rockets&interests=math",
-            browser,
-        ),
+        "newsletter-signup": event(NEWSLETTER, SIGNUP, browser),
+        # The defences of a public form (README, "Securing public forms").
+        "newsletter-honeypot": event(NEWSLETTER, SIGNUP.replace(b"website=", b"website=http%3A%2F%2Fspam.example"), browser),
+        "newsletter-other-origin": event(NEWSLETTER, SIGNUP, {**browser, "origin": "https://evil.example"}),
+        "newsletter-no-captcha": event(NEWSLETTER, SIGNUP.split(b"&cf-turnstile-response=")[0], browser),
     }
+
+
+NEWSLETTER = f"/webhooks/newsletter?token={route_secret('newsletter')}"
+# As the site's form posts it: the empty honeypot, and the Turnstile widget's token (the local
+# stack's stand-in passes any token for Cloudflare's test secret in local/secret.json).
+SIGNUP = (
+    b"your_email=mary%40example.com&your_name=Mary+Jackson&agree=on&source=footer&page=%2Fblog%2Fpost"
+    b"&interests=rockets&interests=math&website=&cf-turnstile-response=XXXX.DUMMY.TOKEN.XXXX"
+)

@@ -2,6 +2,7 @@
 //! import store) get their AWS implementations. Nothing here touches the network: every
 //! client is built on its first call.
 
+use crate::captcha::CaptchaVerifier;
 use std::sync::Arc;
 
 use crate::activecampaign::ActiveCampaignClient;
@@ -76,6 +77,11 @@ impl WebhookApp {
             None => Mapping::bundled()?,
         };
         let (secrets, client) = secrets_and_client(settings)?;
+        let captcha = mapping
+            .routes()
+            .any(|route| route.guard.captcha.is_some())
+            .then(|| CaptchaVerifier::new(settings.captcha_siteverify_url.clone()))
+            .transpose()?;
         let app = Self::new(
             mapping,
             secrets,
@@ -91,6 +97,9 @@ impl WebhookApp {
             .with_dead_letters(settings.dead_letter_queue.as_ref().map(sqs_queue));
         if let Some(store) = idempotency_table(settings) {
             app = app.with_idempotency_store(store);
+        }
+        if let Some(verifier) = captcha {
+            app = app.with_captcha_verifier(verifier);
         }
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,

@@ -129,7 +129,8 @@ impl MemoryQueue {
             .messages
             .lock()
             .map_err(|_| QueueError::Unavailable("memory queue poisoned".into()))?;
-        let id = format!("memory-{}", messages.len() + 1);
+        // Shaped like SQS's message ids (UUIDs), numbered in order.
+        let id = format!("00000000-0000-4000-8000-{:012}", messages.len() + 1);
         messages.push(MemoryMessage {
             id: id.clone(),
             body,

@@ -304,8 +304,8 @@ impl CallbackApp {
         match store.claim(reference, lease).await.map_err(unavailable)? {
             Claim::Claimed(record) => Ok(Some(record)),
             Claim::Settled => Ok(None),
-            Claim::Busy { for_secs } => Err(WebhookError::Unavailable {
-                reason: "another settler is sending this import's contacts back".into(),
+            Claim::Busy { for_secs } => Err(WebhookError::Busy {
+                what: "another settler is sending this import's contacts back",
                 retry_after: Duration::from_secs(for_secs),
             }),
         }

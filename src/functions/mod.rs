@@ -31,7 +31,7 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] crate::activecampaign::client::ClientBuildError),
+    HttpClient(#[from] crate::https::ClientBuildError),
 }
 
 /// The health answer: the build version, no secret, no network.

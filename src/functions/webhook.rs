@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::{HEALTH_PATH, health};
 use crate::activecampaign::ActiveCampaignClient;
+use crate::captcha::{CaptchaVerifier, Verdict};
 use crate::deadline::{DEFAULT_MARGIN, remaining_budget};
 use crate::delivery::callback::CallbackTarget;
 use crate::delivery::idempotency::{self, Stage};
@@ -19,6 +20,7 @@ use crate::delivery::{
     RefusalKeeper,
 };
 use crate::inbound::InboundRequest;
+use crate::mapping::guard::{CaptchaOutage, Refusal};
 use crate::mapping::{Mapping, Route};
 use crate::pipeline::{Arrival, Plan, arrive, verify_and_interpret};
 use crate::redact::mask_email;
@@ -45,6 +47,10 @@ pub struct WebhookApp {
     refusals: RefusalKeeper,
     /// Claims on deliveries, so a sender's retry is answered, not delivered again.
     dedupe: Dedupe,
+    /// Asks captcha providers about the tokens of routes with a `captcha`.
+    captcha: Option<CaptchaVerifier>,
+    /// Requests per source address, for routes with `rate_limit_per_ip`.
+    address_limits: AddressLimits,
 }
 
 /// What one request was about, for its log line.
@@ -54,6 +60,8 @@ struct RequestLog {
     topic: Option<String>,
     delivery_id: Option<String>,
     email: Option<String>,
+    /// The honeypot was filled: answered as a success, nothing delivered.
+    decoy: bool,
 }
 
 impl WebhookApp {
@@ -72,7 +80,15 @@ impl WebhookApp {
             refusals: RefusalKeeper::new(None),
             // This process's memory until a shared store is given (`with_idempotency_store`).
             dedupe: Dedupe::new(Arc::new(MemoryIdempotencyStore::new())),
+            captcha: None,
+            address_limits: AddressLimits::default(),
         }
+    }
+
+    /// Verifies the captcha tokens of routes that have one with `verifier`.
+    pub fn with_captcha_verifier(mut self, verifier: CaptchaVerifier) -> Self {
+        self.captcha = Some(verifier);
+        self
     }
 
     /// Keeps contacts that ActiveCampaign refused in this dead-letter queue, with the reason.
@@ -137,6 +153,17 @@ impl WebhookApp {
         let result = self.process(req, deadline, &mut log).await;
         let email = log.email.as_deref().map(mask_email);
         match result {
+            Ok((outcome, redirect)) if log.decoy => {
+                tracing::info!(
+                    route = log.route.as_deref(),
+                    outcome = "honeypot",
+                    "Webhook answered as a success, and nothing synced: its honeypot field was filled."
+                );
+                match redirect {
+                    Some(location) => HttpResponse::redirect(&location),
+                    None => outcome.to_response(),
+                }
+            }
             Ok((outcome, redirect)) => {
                 tracing::info!(
                     route = log.route.as_deref(),
@@ -153,6 +180,19 @@ impl WebhookApp {
                 }
             }
             Err(error) => {
+                if let Some(route) = &log.route {
+                    let defence = match &error {
+                        WebhookError::Forbidden(Refusal::Origin) => {
+                            Some(crate::metrics::ORIGIN_REFUSED)
+                        }
+                        WebhookError::Forbidden(_) => Some(crate::metrics::CAPTCHA_REFUSED),
+                        WebhookError::TooManyRequests { .. } => Some(crate::metrics::RATE_LIMITED),
+                        _ => None,
+                    };
+                    if let Some(name) = defence {
+                        crate::metrics::emit(crate::metrics::defence(route, name));
+                    }
+                }
                 let status = error.status().as_u16();
                 if status >= 500 {
                     tracing::error!(route = log.route.as_deref(), topic = log.topic.as_deref(), email = email.as_deref(), status, error = %error, "Webhook not accepted; the sender should retry.");
@@ -181,6 +221,10 @@ impl WebhookApp {
             Arrival::Request(route) => route,
         };
         log.route = Some(route.name.clone());
+        if let Some(per_minute) = route.guard.rate_limit_per_ip {
+            self.address_limits
+                .admit(&route.name, req.source_ip.as_deref(), per_minute)?;
+        }
         let secret = before_deadline(deadline, self.secrets.get())
             .await
             .map_err(|e| unavailable(e.into()))?;
@@ -195,6 +239,18 @@ impl WebhookApp {
                     log.delivery_id = submission.delivery_id.clone();
                 }
                 return Ok((outcome, redirect));
+            }
+            Plan::Decoy {
+                redirect,
+                submission,
+            } => {
+                log.decoy = true;
+                log.topic = submission.topic.clone();
+                crate::metrics::emit(crate::metrics::defence(
+                    &route.name,
+                    crate::metrics::HONEYPOT_FILLED,
+                ));
+                return Ok((self.decoy(), redirect));
             }
             Plan::Batch {
                 contacts,
@@ -232,12 +288,33 @@ impl WebhookApp {
                 return Ok((WebhookOutcome::Duplicate { first }, redirect));
             }
             DeliveryClaim::InProgress { retry_after } => {
-                return Err(WebhookError::Unavailable {
-                    reason: "the same delivery is being handled now".into(),
+                return Err(WebhookError::Busy {
+                    what: "the same delivery is being handled now",
                     retry_after,
                 });
             }
             DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
+        }
+        let mut contact = contact;
+        if route.guard.captcha.is_some() {
+            match self
+                .check_captcha(route, &submission, &secret, req, deadline)
+                .await
+            {
+                Ok(true) => {}
+                // Delivered unverified: the captcha proved nothing, so it cannot stand in for
+                // the proof a re-subscription needs (a form's double opt-in still can).
+                Ok(false) if route.form.is_none() => {
+                    for list in &mut contact.lists {
+                        list.may_resubscribe = false;
+                    }
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    self.dedupe.abandon(&claim).await;
+                    return Err(error);
+                }
+            }
         }
         let delivered = self
             .delivery
@@ -273,6 +350,75 @@ impl WebhookApp {
             .finish(&claim, &outcome.to_response().json_body())
             .await;
         Ok((outcome, redirect))
+    }
+
+    /// What a success would have answered, for a filled honeypot: a queued message's id in
+    /// queue mode, a synced contact's id inline. Bots learn nothing from it.
+    fn decoy(&self) -> WebhookOutcome {
+        match self.delivery {
+            Delivery::Queue { .. } => WebhookOutcome::Queued {
+                message_id: random_message_id(),
+            },
+            Delivery::Inline(_) => WebhookOutcome::Synced {
+                subscriber_id: Some(fastrand::u64(1_000..10_000_000)),
+            },
+        }
+    }
+
+    /// The route's captcha: `Ok(true)` verified, `Ok(false)` not verified because the provider
+    /// is down and the route accepts that; 403 for a missing or failed token, 503 when the
+    /// provider cannot be asked (by default) or refuses our secret.
+    async fn check_captcha(
+        &self,
+        route: &Route,
+        submission: &crate::submission::Submission,
+        secret: &AppSecret,
+        req: &InboundRequest,
+        deadline: Instant,
+    ) -> Result<bool, WebhookError> {
+        let Some(rule) = &route.guard.captcha else {
+            return Ok(true);
+        };
+        let token = rule.token(submission).ok_or(Refusal::CaptchaMissing)?;
+        let not_configured = |reason: String| WebhookError::Unavailable {
+            reason,
+            retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+        };
+        let key = secret.captcha_secrets.get(&route.name).ok_or_else(|| {
+            not_configured(format!(
+                "route {} has a captcha but the secret has no captcha_secrets.{}",
+                route.name, route.name
+            ))
+        })?;
+        let verifier = self
+            .captcha
+            .as_ref()
+            .ok_or_else(|| not_configured("no captcha verifier was set up".into()))?;
+        match verifier
+            .verify(rule, key, token, req.source_ip.as_deref(), deadline)
+            .await
+        {
+            Verdict::Passed => Ok(true),
+            Verdict::Failed(why) => {
+                tracing::warn!(route = %route.name, provider = rule.provider.name(), why = %why, "Captcha refused.");
+                Err(Refusal::CaptchaFailed.into())
+            }
+            Verdict::Misconfigured(why) => Err(not_configured(why)),
+            Verdict::Unavailable(why) => match rule.on_outage {
+                CaptchaOutage::Refuse => Err(not_configured(format!(
+                    "captcha provider {} unavailable: {why}",
+                    rule.provider.name()
+                ))),
+                CaptchaOutage::Accept => {
+                    tracing::warn!(route = %route.name, provider = rule.provider.name(), why = %why, "Captcha provider unavailable; delivering unverified, as the route allows.");
+                    crate::metrics::emit(crate::metrics::defence(
+                        &route.name,
+                        crate::metrics::CAPTCHA_UNVERIFIED,
+                    ));
+                    Ok(false)
+                }
+            },
+        }
     }
 
     async fn recall_batch(&self, digest: &str) -> Option<serde_json::Value> {
@@ -412,6 +558,69 @@ fn unavailable(error: DeliveryError) -> WebhookError {
             retry_after: error.retry_after(),
             reason: error.to_string(),
         },
+    }
+}
+
+/// An id shaped like an SQS message id (a UUID).
+fn random_message_id() -> String {
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
+        .collect();
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Requests per route and source address in the current minute, in this container: a cheap
+/// first line against one address flooding a form (a WAF rate rule in front is the real one).
+#[derive(Default)]
+struct AddressLimits {
+    counts: std::sync::Mutex<AddressWindow>,
+}
+
+#[derive(Default)]
+struct AddressWindow {
+    minute: u64,
+    by_address: std::collections::HashMap<(String, String), u32>,
+}
+
+/// The most addresses remembered in a minute (a flood from many addresses is the WAF's).
+const MAX_ADDRESSES: usize = 10_000;
+
+impl AddressLimits {
+    fn admit(
+        &self,
+        route: &str,
+        address: Option<&str>,
+        per_minute: u32,
+    ) -> Result<(), WebhookError> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut window = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if window.minute != now / 60 || window.by_address.len() >= MAX_ADDRESSES {
+            window.minute = now / 60;
+            window.by_address.clear();
+        }
+        let count = window
+            .by_address
+            .entry((route.to_string(), address.to_string()))
+            .or_insert(0);
+        *count += 1;
+        if *count > per_minute {
+            return Err(WebhookError::TooManyRequests {
+                retry_after: Duration::from_secs(60 - now % 60),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::guard::{AllowedOrigin, CaptchaFile, Honeypot, RouteGuard};
 use super::template::Expression;
 use crate::activecampaign::contact_sync::FieldKey;
 use crate::sources::util::projection::Projection;
@@ -77,6 +78,16 @@ struct RouteFile {
     tags: Vec<String>,
     #[serde(default)]
     fields: BTreeMap<String, String>,
+    /// A hidden form field that people leave empty and bots fill.
+    honeypot: Option<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    captcha: Option<CaptchaFile>,
+    #[serde(default)]
+    tag_values: BTreeMap<String, Vec<String>>,
+    /// HubSpot: refuse the legacy signatures, which carry no timestamp (default true).
+    require_timestamped: Option<bool>,
+    rate_limit_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +180,8 @@ pub struct Route {
     pub form: Option<u64>,
     pub tags: Vec<Expression>,
     pub fields: Vec<FieldRule>,
+    /// Honeypot, origins, captcha, tag values: what the route trusts of a request.
+    pub guard: RouteGuard,
     /// What of a JSON payload the sender and this route's expressions read.
     pub projection: Projection,
 }
@@ -194,6 +207,7 @@ impl Route {
             form: None,
             tags: Vec::new(),
             fields: Vec::new(),
+            guard: RouteGuard::default(),
             projection: sender.projection([]),
         }
     }
@@ -217,6 +231,14 @@ impl Route {
             lists,
             tags,
             fields,
+            guard:
+                RouteGuard {
+                    honeypot,
+                    captcha,
+                    allowed_origins: _,
+                    tag_values: _,
+                    rate_limit_per_ip: _,
+                },
             name: _,
             sender: _,
             topics: _,
@@ -251,10 +273,15 @@ impl Route {
              }| sdate,
         );
         let fields = fields.iter().map(|FieldRule { value, key: _ }| value);
+        let guard = honeypot
+            .iter()
+            .map(|h| &h.path)
+            .chain(captcha.iter().map(|c| &c.path));
         contact
             .chain(lists)
             .chain(tags)
             .chain(fields)
+            .chain(guard)
             .flat_map(Expression::paths)
             .collect()
     }
@@ -338,7 +365,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             ),
         )
     })?;
-    let topics = match file.topics {
+    let topics = match file.topics.clone() {
         None => sender
             .default_topics
             .iter()
@@ -417,7 +444,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         consent: expr("contact.consent", &c.consent)?,
     };
     let mut lists = Vec::new();
-    for (i, list) in file.lists.into_iter().enumerate() {
+    for (i, list) in file.lists.iter().enumerate() {
         if list.id == 0 {
             return Err(invalid(
                 name,
@@ -468,6 +495,20 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             value,
         });
     }
+    let guard = compile_guard(name, &file, sender, &tags)?;
+    let require_timestamped = match file.require_timestamped {
+        Some(_) if !sender.has_untimed_signatures() => {
+            return Err(invalid(
+                name,
+                "require_timestamped",
+                format!(
+                    "{sender} signatures always carry what they carry: only a hubspot route has a choice"
+                ),
+            ));
+        }
+        Some(required) => required,
+        None => true,
+    };
     let mut route = Route {
         name: name.to_string(),
         sender,
@@ -475,17 +516,105 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         opt_in: file.opt_in,
         exclude_automations: file.exclude_automations,
         dedupe_window,
-        auth: AuthSettings { replay_window },
+        auth: AuthSettings {
+            replay_window,
+            require_timestamped,
+        },
         redirect: file.redirect,
         contact,
         lists,
         form: file.form,
         tags,
         fields,
+        guard,
         projection: Projection::All,
     };
     route.projection = route.sender.projection(route.expression_paths());
     Ok(route)
+}
+
+/// The route's defences, and the rules that make a token route's configuration safe: a
+/// token anyone can read must not let a stranger mint tags or re-subscribe people.
+fn compile_guard(
+    name: &str,
+    file: &RouteFile,
+    sender: &'static SenderSpec,
+    tags: &[Expression],
+) -> Result<RouteGuard, MappingError> {
+    let honeypot = file
+        .honeypot
+        .as_deref()
+        .map(|field| Honeypot::compile(field).map_err(|m| invalid(name, "honeypot", m)))
+        .transpose()?;
+    let allowed_origins = file
+        .allowed_origins
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            AllowedOrigin::parse(o).map_err(|m| invalid(name, format!("allowed_origins[{i}]"), m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let captcha = file
+        .captcha
+        .as_ref()
+        .map(|c| c.compile().map_err(|m| invalid(name, "captcha", m)))
+        .transpose()?;
+    if file.rate_limit_per_ip == Some(0) {
+        return Err(invalid(
+            name,
+            "rate_limit_per_ip",
+            "must be at least 1 request a minute (leave it out for no limit)",
+        ));
+    }
+    let public = sender.authenticated_by_token();
+    let mut used_keys = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
+        for key in tag.placeholders().filter_map(|p| p.allow_list_key()) {
+            if public && !file.tag_values.contains_key(&key) {
+                return Err(invalid(
+                    name,
+                    format!("tags[{i}]"),
+                    format!(
+                        "a {sender} route is authenticated only by a token that anyone may read, so a tag \
+                         may take a value from the payload only from a list: add tag_values.{key} = [...], \
+                         or use a fixed tag"
+                    ),
+                ));
+            }
+            used_keys.push(key);
+        }
+    }
+    for (key, values) in &file.tag_values {
+        if !used_keys.contains(key) {
+            return Err(invalid(
+                name,
+                format!("tag_values.{key}"),
+                "no tag of this route has that placeholder",
+            ));
+        }
+        if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
+            return Err(invalid(
+                name,
+                format!("tag_values.{key}"),
+                "list the values the tag may take (none empty)",
+            ));
+        }
+    }
+    if public && file.opt_in && captcha.is_none() && file.form.is_none() {
+        return Err(invalid(
+            name,
+            "opt_in",
+            "anyone can post to this route, so it may re-subscribe someone who unsubscribed only with \
+             proof: add a captcha, or a form whose double opt-in confirms the subscription",
+        ));
+    }
+    Ok(RouteGuard {
+        honeypot,
+        allowed_origins,
+        captcha,
+        tag_values: file.tag_values.clone(),
+        rate_limit_per_ip: file.rate_limit_per_ip,
+    })
 }
 
 impl ListFile {

@@ -1,6 +1,7 @@
 //! The mapping stage: a verified submission and its route become one `contact_sync`.
 
 pub mod config;
+pub mod guard;
 pub mod template;
 
 pub use config::{ListPolicy, Mapping, MappingError, Route};
@@ -139,17 +140,18 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
         phone: pick(&sel.phone, &defaults.phone),
         organization: pick(&sel.organization, &defaults.organization),
         ip4: pick(&sel.ip4, &defaults.ip4).filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok()),
-        tags: build_tags(&route.tags, submission, ctx),
+        tags: build_tags(route, submission, ctx),
         lists,
         fields,
         form: route.form,
     }))
 }
 
-fn build_tags(exprs: &[Expression], submission: &Submission, ctx: Context<'_>) -> Vec<String> {
+fn build_tags(route: &Route, submission: &Submission, ctx: Context<'_>) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
-    for expr in exprs {
-        for tag in expr.expand(submission, ctx) {
+    for expr in &route.tags {
+        let allowed = |p: &template::Placeholder<'_>, v: &str| route.guard.allows_tag_value(p, v);
+        for tag in expr.expand_where(submission, ctx, allowed) {
             // v1 separates tags with commas, so a comma inside a name would split it.
             let tag = clean_text(&tag.replace(',', " "));
             if !tag.is_empty()

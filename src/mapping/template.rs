@@ -53,15 +53,56 @@ impl Variable {
 enum Segment {
     Literal(String),
     Variable(Variable),
-    Path(JsonPath),
+    /// A JSONPath, and its text as written.
+    Path(JsonPath, String),
+}
+
+/// A placeholder of a template, as the tag allow-list (`tag_values`) names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder<'e> {
+    Variable(Variable),
+    /// A JSONPath as written (`$.source`).
+    Path(&'e str),
+}
+
+impl Placeholder<'_> {
+    /// The `tag_values` key of a placeholder whose values come from the payload: `sku`,
+    /// `product`, a top-level field's name (`source` for `$.source` or `$['source']`), or
+    /// the JSONPath as written. `None` for values the route itself fixes (route, sender,
+    /// topic: a route handles only its `topics`).
+    pub fn allow_list_key(&self) -> Option<String> {
+        match *self {
+            Placeholder::Variable(Variable::Sku) => Some("sku".into()),
+            Placeholder::Variable(Variable::Product) => Some("product".into()),
+            Placeholder::Variable(Variable::Topic | Variable::Route | Variable::Sender) => None,
+            Placeholder::Path(path) => Some(top_level_name(path).unwrap_or(path).to_string()),
+        }
+    }
+}
+
+/// `field` of `$.field` or `$['field']`, when the path names one top-level field.
+fn top_level_name(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('$')?;
+    let name = match rest.strip_prefix('.') {
+        Some(name) => name,
+        None => rest
+            .strip_prefix("['")
+            .and_then(|r| r.strip_suffix("']"))
+            .filter(|n| !n.contains(['\\', '\'']))?,
+    };
+    let simple = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == ' ');
+    let dotted_ok = rest.starts_with("['") || !name.contains([' ', '-']);
+    (simple && dotted_ok).then_some(name)
 }
 
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub struct Expression {
     segments: Vec<Segment>,
-    /// The JSONPaths as written, for the payload projection (`sources::util::projection`).
-    path_sources: Vec<String>,
 }
 
 /// Names of the route and sender, for `{route}` and `{sender}`.
@@ -78,12 +119,10 @@ impl Expression {
         if source.starts_with('$') {
             let path = compile_path(source)?;
             return Ok(Self {
-                segments: vec![Segment::Path(path)],
-                path_sources: vec![source.to_string()],
+                segments: vec![Segment::Path(path, source.to_string())],
             });
         }
         let mut segments = Vec::new();
-        let mut path_sources = Vec::new();
         let mut literal = String::new();
         let mut chars = source.chars().peekable();
         while let Some(c) = chars.next() {
@@ -114,8 +153,7 @@ impl Expression {
                     }
                     let inner = inner.trim();
                     let segment = if inner.starts_with('$') {
-                        path_sources.push(inner.to_string());
-                        Segment::Path(compile_path(inner)?)
+                        Segment::Path(compile_path(inner)?, inner.to_string())
                     } else {
                         Segment::Variable(Variable::parse(inner).ok_or_else(|| {
                             format!(
@@ -133,27 +171,56 @@ impl Expression {
         if !literal.is_empty() {
             segments.push(Segment::Literal(literal));
         }
-        Ok(Self {
-            segments,
-            path_sources,
-        })
+        Ok(Self { segments })
     }
 
-    /// The JSONPaths the expression reads, as written.
+    /// The JSONPaths the expression reads, as written, for the payload projection
+    /// (`sources::util::projection`).
     pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.path_sources.iter().map(String::as_str)
+        self.segments.iter().filter_map(|segment| match segment {
+            Segment::Path(_, source) => Some(source.as_str()),
+            _ => None,
+        })
     }
 
     /// Every value the expression yields: one per combination of multi-valued placeholders,
     /// none when any placeholder has no value (a tag `sku:{sku}` without SKUs is not made).
     pub fn expand(&self, submission: &Submission, ctx: Context<'_>) -> Vec<String> {
+        self.expand_where(submission, ctx, |_, _| true)
+    }
+
+    /// The placeholders of the expression, in order.
+    pub fn placeholders(&self) -> impl Iterator<Item = Placeholder<'_>> {
+        self.segments.iter().filter_map(|segment| match segment {
+            Segment::Literal(_) => None,
+            Segment::Variable(variable) => Some(Placeholder::Variable(*variable)),
+            Segment::Path(_, source) => Some(Placeholder::Path(source)),
+        })
+    }
+
+    /// [`Self::expand`], with only the placeholder values that `keep` keeps.
+    pub fn expand_where(
+        &self,
+        submission: &Submission,
+        ctx: Context<'_>,
+        keep: impl Fn(&Placeholder<'_>, &str) -> bool,
+    ) -> Vec<String> {
         let mut results = vec![String::new()];
         for segment in &self.segments {
-            let values = match segment {
-                Segment::Literal(text) => vec![text.clone()],
-                Segment::Variable(variable) => variable_values(*variable, submission, ctx),
-                Segment::Path(path) => path_values(path, &submission.payload),
+            let (placeholder, mut values) = match segment {
+                Segment::Literal(text) => (None, vec![text.clone()]),
+                Segment::Variable(variable) => (
+                    Some(Placeholder::Variable(*variable)),
+                    variable_values(*variable, submission, ctx),
+                ),
+                Segment::Path(path, source) => (
+                    Some(Placeholder::Path(source)),
+                    path_values(path, &submission.payload),
+                ),
             };
+            if let Some(placeholder) = placeholder {
+                values.retain(|value| keep(&placeholder, value));
+            }
             if values.is_empty() {
                 return Vec::new();
             }
@@ -180,7 +247,7 @@ impl Expression {
     /// For a bare JSONPath: the first node selected, as JSON (for consent flags).
     pub fn first_node<'a>(&self, payload: &'a Value) -> Option<&'a Value> {
         match self.segments.as_slice() {
-            [Segment::Path(path)] => path.query(payload).all().into_iter().next(),
+            [Segment::Path(path, _)] => path.query(payload).all().into_iter().next(),
             _ => None,
         }
     }

@@ -168,6 +168,7 @@ mod tests {
         );
         let wide = AuthSettings {
             replay_window: Duration::from_secs(900),
+            ..AuthSettings::default()
         };
         assert_eq!(SPEC.authenticate(&stale, &route, &wide), Ok(()));
     }

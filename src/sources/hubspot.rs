@@ -36,6 +36,7 @@ const AUTH: CustomAuth = CustomAuth {
         SIGNATURE_VERSION_HEADER,
     ],
     timed: true,
+    untimed_fallback: true,
     #[cfg(any(test, feature = "testing"))]
     sign,
 };
@@ -65,9 +66,14 @@ pub(super) fn authenticate(
     if let Some(signature) = req.header(SIGNATURE_V3_HEADER) {
         return verify_v3(req, secrets, settings, signature);
     }
+    // Without a timestamp a captured request verifies forever: the legacy schemes only
+    // where the route allows them.
     let signature = req
         .header(SIGNATURE_HEADER)
         .ok_or(AuthError::MissingSignature("X-HubSpot-Signature-v3"))?;
+    if settings.require_timestamped {
+        return Err(AuthError::UntimedSignature("legacy X-HubSpot-Signature"));
+    }
     let version = req
         .header(SIGNATURE_VERSION_HEADER)
         .map(|v| v.trim().to_ascii_lowercase());
@@ -371,9 +377,17 @@ mod tests {
         format!("https://{HOST}{path}")
     }
 
+    /// A route that takes the legacy signatures (`require_timestamped = false`).
+    fn legacy_allowed() -> AuthSettings {
+        AuthSettings {
+            require_timestamped: false,
+            ..AuthSettings::default()
+        }
+    }
+
     #[test]
     fn published_v1_and_v2_examples() {
-        let settings = AuthSettings::default();
+        let settings = legacy_allowed();
         let docs_v1 = example_com(
             "/webhook_uri",
             &[
@@ -561,7 +575,7 @@ mod tests {
 
     #[test]
     fn legacy_signature_errors() {
-        let settings = AuthSettings::default();
+        let settings = legacy_allowed();
         let route = secrets(&[SECRET]);
         let v1 = hex::encode(
             Sha256::new()
@@ -577,6 +591,12 @@ mod tests {
         assert_eq!(
             authenticate(&ok, &secrets(&["old", SECRET]), &settings),
             Ok(())
+        );
+        // By default a route takes only v3: a captured v1 request, its v3 header stripped,
+        // would otherwise verify forever.
+        assert_eq!(
+            authenticate(&ok, &route, &AuthSettings::default()),
+            Err(AuthError::UntimedSignature("legacy X-HubSpot-Signature"))
         );
         let mut tampered = ok.clone();
         tampered.body = CONTACT.replace("Inara", "Yolanda").into();

@@ -1,6 +1,7 @@
 //! `lemonsqueezy`: orders and subscriptions, signed with `X-Signature` (hex HMAC-SHA256 of the
-//! raw body, keyed by the webhook's signing secret); the topic is in `X-Event-Name`. No
-//! timestamp and no delivery id: dedupe on `meta.event_name` + `data.id`.
+//! raw body, keyed by the webhook's signing secret). The topic is the signed
+//! `meta.event_name`; the unsigned `X-Event-Name` header must agree with it. No timestamp and
+//! no delivery id: dedupe on `meta.event_name` + `data.id`.
 
 use serde_json::Value;
 
@@ -29,18 +30,20 @@ pub(super) const SPEC: SenderSpec = SenderSpec::new(
 
 pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
-    let event_name = text_at(&payload, "meta.event_name");
-    let topic = req
-        .header(TOPIC_HEADER)
-        .map(str::trim)
+    // The header is not signed: a topic taken from it could be anyone's.
+    let topic = text_at(&payload, "meta.event_name")
+        .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .or_else(|| event_name.clone())
-        .ok_or(ParseError::MissingTopic("X-Event-Name header"))?;
-    let delivery_id = text_at(&payload, "data.id").map(|id| {
-        let event = event_name.as_deref().unwrap_or(&topic);
-        format!("{event}:{id}")
-    });
+        .ok_or(ParseError::MissingTopic("\"meta.event_name\""))?;
+    if let Some(header) = req.header(TOPIC_HEADER).map(str::trim)
+        && !header.is_empty()
+        && header != topic
+    {
+        return Err(ParseError::Contradiction(format!(
+            "the X-Event-Name header ({header}) disagrees with the signed meta.event_name ({topic})"
+        )));
+    }
+    let delivery_id = text_at(&payload, "data.id").map(|id| format!("{topic}:{id}"));
     let attributes = payload.pointer("/data/attributes").unwrap_or(&Value::Null);
     let contact = ContactFields {
         email: text_at(attributes, "user_email"),
@@ -149,6 +152,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unsigned_topic_that_disagrees_with_the_signed_one_is_refused() {
+        // Signed as an order, relabelled in the header to reach another route's topic.
+        let relabelled = signed(ORDER, SECRET, "subscription_created");
+        assert!(
+            SPEC.authenticate(&relabelled, &secrets(&[SECRET]), &AuthSettings::default())
+                .is_ok()
+        );
+        let Err(ParseError::Contradiction(message)) = parse(&relabelled) else {
+            panic!("a relabelled topic is refused");
+        };
+        assert!(message.contains("X-Event-Name"), "{message}");
+    }
+
+    #[test]
     fn no_email_no_topic_and_malformed() {
         let body = r#"{"meta":{"event_name":"order_created"},"data":{"id":"5","attributes":{"user_email":null,"user_name":"Anon"}}}"#;
         let s = submission(parse(&signed(body, SECRET, "order_created")));
@@ -156,6 +173,12 @@ mod tests {
         assert!(s.products.is_empty());
         let bare = request("/", &[], r#"{"data":{}}"#);
         assert!(matches!(parse(&bare), Err(ParseError::MissingTopic(_))));
+        // Only the header names the topic: it is not signed, so it is not taken.
+        let header_only = signed(r#"{"data":{"id":"5"}}"#, SECRET, "order_created");
+        assert!(matches!(
+            parse(&header_only),
+            Err(ParseError::MissingTopic(_))
+        ));
         assert!(matches!(
             parse(&signed("{\"meta\":", SECRET, "order_created")),
             Err(ParseError::Json(_))

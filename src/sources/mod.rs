@@ -52,6 +52,10 @@ pub enum AuthError {
     TokenMismatch,
     #[error("no webhook secret is configured for this route")]
     NoSecretConfigured,
+    #[error(
+        "a {0} signature carries no timestamp, so a captured request would verify forever: this route takes only the timestamped one (require_timestamped = false accepts it)"
+    )]
+    UntimedSignature(&'static str),
 }
 
 /// Why a verified body could not be read (HTTP 400).
@@ -77,18 +81,24 @@ pub enum ParseError {
     Row { row: usize, message: String },
     #[error("a batch holds at most {0} rows")]
     TooManyRows(usize),
+    /// What the request says outside its signature contradicts what it signed.
+    #[error("{0}")]
+    Contradiction(String),
 }
 
 /// Per-route verification settings.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthSettings {
     pub replay_window: Duration,
+    /// Refuse a sender's legacy signature that carries no timestamp (HubSpot v1 and v2).
+    pub require_timestamped: bool,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             replay_window: DEFAULT_REPLAY_WINDOW,
+            require_timestamped: true,
         }
     }
 }

@@ -43,6 +43,7 @@ const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,
     headers: &[SIGNATURE_HEADER],
     timed: true,
+    untimed_fallback: false,
     #[cfg(any(test, feature = "testing"))]
     sign,
 };
@@ -308,10 +309,12 @@ mod tests {
         );
         let wide = AuthSettings {
             replay_window: Duration::from_secs(600),
+            ..AuthSettings::default()
         };
         assert!(authenticate(&req, &secrets(&[SECRET]), &wide).is_ok());
         let narrow = AuthSettings {
             replay_window: Duration::from_secs(5),
+            ..AuthSettings::default()
         };
         req.received_at = UNIX_EPOCH + Duration::from_secs(ts as u64 + 6);
         assert_eq!(

@@ -103,6 +103,9 @@ pub struct CustomAuth {
     pub headers: &'static [&'static str],
     /// Whether a signature expires (a signed timestamp checked against the replay window).
     pub timed: bool,
+    /// Whether it also accepts an older scheme without a timestamp, which a route's
+    /// `require_timestamped` (on by default) refuses.
+    pub untimed_fallback: bool,
     #[cfg(any(test, feature = "testing"))]
     pub sign: fn(&Signing<'_>) -> Vec<(&'static str, String)>,
 }
@@ -152,6 +155,22 @@ impl SenderSpec {
     /// The reason to answer a handshake or ping 200 unsigned, when `req` is one.
     pub fn handshake_of(&self, req: &InboundRequest) -> Option<&'static str> {
         self.handshake.and_then(|handshake| handshake(req))
+    }
+
+    /// Whether anyone who reads the route's URL can post to it: its token is all it checks.
+    pub fn authenticated_by_token(&self) -> bool {
+        matches!(self.auth, Auth::RouteToken)
+    }
+
+    /// Whether it accepts a legacy signature without a timestamp (see `require_timestamped`).
+    pub fn has_untimed_signatures(&self) -> bool {
+        matches!(
+            self.auth,
+            Auth::Custom(CustomAuth {
+                untimed_fallback: true,
+                ..
+            })
+        )
     }
 
     /// Verifies the request against the route's secrets.

@@ -35,6 +35,7 @@ const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,
     headers: &[SIGNATURE_HEADER, TIMESTAMP_HEADER, ID_HEADER],
     timed: true,
+    untimed_fallback: false,
     #[cfg(any(test, feature = "testing"))]
     sign,
 };

@@ -28,6 +28,7 @@ const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,
     headers: &[SIGNATURE_HEADER, TIMESTAMP_HEADER],
     timed: true,
+    untimed_fallback: false,
     #[cfg(any(test, feature = "testing"))]
     sign,
 };
@@ -229,6 +230,7 @@ mod tests {
         );
         let wide = AuthSettings {
             replay_window: Duration::from_secs(600),
+            ..AuthSettings::default()
         };
         assert_eq!(authenticate(&req, &route, &wide), Ok(()));
         // A timestamp read as seconds would be far in the future: also refused.

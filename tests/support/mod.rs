@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ac_webhook_sync::activecampaign::{ActiveCampaignClient, ClientSettings};
 use ac_webhook_sync::aws::lambda::http as lambda;
+use ac_webhook_sync::captcha::CaptchaVerifier;
 use ac_webhook_sync::functions::webhook::{Limits, WebhookApp};
 use ac_webhook_sync::inbound::InboundRequest;
 use ac_webhook_sync::mapping::Mapping;
@@ -71,13 +72,35 @@ pub fn app_for(server: &MockServer) -> WebhookApp {
     app_for_url(&server.uri())
 }
 
-/// The app with the local secret's `api_url` set to `url`.
+/// Where the apps of these helpers verify captchas: on the fake ActiveCampaign's server, as
+/// the local stack verifies them on the sandbox (see [`mount_turnstile`]).
+pub const TURNSTILE_PATH: &str = "/turnstile/v0/siteverify";
+/// The token the newsletter events carry (Cloudflare's dummy token).
+pub const DUMMY_TOKEN: &str = "XXXX.DUMMY.TOKEN.XXXX";
+
+/// The app with the local secret's `api_url` set to `url`, verifying captchas at `url`.
 pub fn app_for_url(url: &str) -> WebhookApp {
     app_with(
         FixedSecret(local_secret_json(url)),
         fast_client(),
         1024 * 1024,
     )
+    .with_captcha_verifier(CaptchaVerifier::new(Some(format!("{url}{TURNSTILE_PATH}"))).unwrap())
+}
+
+/// Turnstile's answer to the local secret's captcha key and the dummy token: a pass.
+pub async fn mount_turnstile(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(TURNSTILE_PATH))
+        .and(wiremock::matchers::body_string_contains(
+            "secret=1x0000000000000000000000000000000AA",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "success": true, "challenge_ts": "2026-01-01T00:00:00.000Z",
+            "hostname": "example.com", "error-codes": [], "action": "", "cdata": ""
+        })))
+        .mount(server)
+        .await;
 }
 
 /// The import-callback function with the local secret pointed at `server` (no import store:
@@ -129,6 +152,18 @@ pub fn nth_delivery(name: &str, n: usize) -> InboundRequest {
     }
     request.body = body.into();
     request
+}
+
+/// A 503 tells the caller only to retry; its cause, `reason`, is in the log.
+pub fn assert_cause_logged(response: &HttpResponse, reason: &str) {
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(
+        response.json_body()["error"],
+        ac_webhook_sync::response::PUBLIC_UNAVAILABLE,
+        "nothing of the cause in the body"
+    );
+    let logged = logs::captured().text();
+    assert!(logged.contains(reason), "no log line mentions {reason:?}");
 }
 
 pub async fn send(app: &WebhookApp, req: &InboundRequest) -> HttpResponse {

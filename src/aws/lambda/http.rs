@@ -180,6 +180,7 @@ fn check_body(event: &LambdaRequest) -> Result<(), EventError> {
 /// query exactly as the front door gives it, the headers, and the body's exact bytes.
 pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
     let (path, called_path) = paths_of(&request);
+    let source_ip = source_ip_of(&request);
     let raw_query = request.uri().query().unwrap_or_default().to_string();
     let (parts, body) = request.into_parts();
     let body = match body {
@@ -196,7 +197,25 @@ pub fn to_inbound(request: lambda_http::Request) -> InboundRequest {
         headers: parts.headers,
         body,
         received_at: SystemTime::now(),
+        source_ip,
     }
+}
+
+/// The client's address as the front door saw it: a Function URL's or API's request context,
+/// or for an ALB the last `X-Forwarded-For` entry (the one the load balancer added).
+fn source_ip_of(request: &lambda_http::Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+        _ => request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|ip| ip.trim().to_string()),
+    }
+    .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
 }
 
 /// The route's path, and the path as the sender called it (what HubSpot signs):
