@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project: formatting, clippy, unit and integration tests (with a
 # real Secrets Manager-compatible server, moto, started by the tests), the SAM template
-# lint, and the local end-to-end demo. Installs what it needs into .venv first.
+# lint, the local end-to-end demo and the sign-up page in headless Chromium. Installs what it
+# needs first: Python tools into .venv, Debian's Chromium when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,10 @@ python3 scripts/check_template.py
 
 step "local end-to-end demo (cargo lambda watch + ActiveCampaign stand-in)"
 bash scripts/demo.sh --check
+
+step "the sign-up page in headless Chromium (examples/signup.html)"
+bash scripts/browser_tools.sh
+python3 scripts/browser_check.py
 
 echo
 echo "All checks passed."
