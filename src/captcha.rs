@@ -12,6 +12,10 @@ use crate::mapping::guard::{CAPTCHA_TIMEOUT, CaptchaProvider, CaptchaRule};
 
 /// The largest answer read from a provider (theirs are a few hundred bytes).
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// The longest token sent to a provider. Turnstile's are at most 2,048 characters; a longer
+/// one is no widget's, and could make a provider refuse the request as too large, which must
+/// not pass for an outage on a route that accepts outages.
+pub const MAX_TOKEN_CHARS: usize = 4096;
 /// Error codes that mean our configuration is wrong, not the visitor: no retry helps.
 const CONFIGURATION_ERRORS: &[&str] = &[
     "missing-input-secret",
@@ -75,6 +79,9 @@ impl CaptchaVerifier {
         remote_ip: Option<&str>,
         deadline: Instant,
     ) -> Verdict {
+        if token.len() > MAX_TOKEN_CHARS {
+            return Verdict::Failed(format!("a token longer than {MAX_TOKEN_CHARS} characters"));
+        }
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .min(CAPTCHA_TIMEOUT);
@@ -111,8 +118,12 @@ impl CaptchaVerifier {
             Err(_) => return Verdict::Unavailable("request failed".into()),
         };
         let status = response.status();
-        if !status.is_success() {
+        // Their failing (5xx) or throttling us (429) is an outage; a 4xx is about the request.
+        if status.is_server_error() || status.as_u16() == 429 {
             return Verdict::Unavailable(format!("HTTP {}", status.as_u16()));
+        }
+        if !status.is_success() {
+            return Verdict::Failed(format!("HTTP {}", status.as_u16()));
         }
         let body = match read_capped(response).await {
             Ok(body) => body,

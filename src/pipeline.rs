@@ -38,6 +38,8 @@ pub enum Plan {
     Decoy {
         redirect: Option<String>,
         submission: Box<Submission>,
+        /// The email the contact would have had (a real success's id depends on it).
+        email: Option<String>,
     },
     /// A batch: its mapped contacts, the row each email came from, and what mapping decided.
     Batch {
@@ -149,9 +151,14 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
     if let Some(honeypot) = &route.guard.honeypot
         && honeypot.filled(&submission)
     {
+        let email = match map_submission(&submission, route) {
+            MappingOutcome::Contact(contact) => Some(contact.email),
+            _ => None,
+        };
         return Ok(Plan::Decoy {
             redirect,
             submission,
+            email,
         });
     }
     // The token itself is verified at delivery (the provider is asked over the network).

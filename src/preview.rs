@@ -63,6 +63,7 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
         Ok(Plan::Decoy {
             redirect,
             submission,
+            ..
         }) => {
             let field = route.guard.honeypot.as_ref().map(|h| h.field.as_str());
             report["submission"] = json!(submission);

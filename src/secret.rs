@@ -115,7 +115,8 @@ fn describe_without_values(error: &serde_path_to_error::Error<serde_json::Error>
         .any(|start| message.starts_with(start));
     let how = if names_only_keys {
         message
-    } else if let Some((_, expected)) = message.split_once(", expected ") {
+    } else if let Some((_, expected)) = message.rsplit_once(", expected ") {
+        // The last `, expected`: a quoted value may itself hold the words.
         let expected = expected.split(" at line ").next().unwrap_or(expected);
         format!("wrong type or value (expected {expected})")
     } else {

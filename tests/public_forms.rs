@@ -511,6 +511,19 @@ fn a_public_route_cannot_re_subscribe_or_mint_tags_without_saying_how() {
     assert!(
         Mapping::from_toml("[routes.s]\nsender = \"shopify\"\ntags = [\"sku:{sku}\"]\n").is_ok()
     );
+    // `{topic}` is bounded by a route's topics; on a token route taking every topic it is not.
+    let topic =
+        error("[routes.g]\nsender = \"gumroad\"\ntopics = [\"*\"]\ntags = [\"gr:{topic}\"]\n");
+    assert!(topic.contains("tag_values.topic"), "{topic}");
+    assert!(
+        Mapping::from_toml("[routes.g]\nsender = \"gumroad\"\ntags = [\"gr:{topic}\"]\n").is_ok()
+    );
+    // A batch is a server's export: no honeypot or captcha, so no proof for opt_in but a form.
+    let batch = error("[routes.b]\nsender = \"batch\"\nopt_in = true\ncaptcha = \"turnstile\"\n");
+    assert!(batch.starts_with("route 'b', key 'captcha'"), "{batch}");
+    assert!(
+        Mapping::from_toml("[routes.b]\nsender = \"batch\"\nopt_in = true\nform = 2\n").is_ok()
+    );
     let timestamped = error("[routes.s]\nsender = \"shopify\"\nrequire_timestamped = false\n");
     assert!(timestamped.contains("require_timestamped"), "{timestamped}");
     for bad in [
@@ -553,7 +566,8 @@ async fn a_payload_tag_takes_only_a_listed_value() {
                 .unwrap_or_default()
         })
         .collect();
-    assert_eq!(tags, ["signup, from:FOOTER", "signup"]);
+    // The route's spelling of the value, not the payload's.
+    assert_eq!(tags, ["signup, from:footer", "signup"]);
 }
 
 #[tokio::test]

@@ -243,6 +243,7 @@ impl WebhookApp {
             Plan::Decoy {
                 redirect,
                 submission,
+                email,
             } => {
                 log.decoy = true;
                 log.topic = submission.topic.clone();
@@ -250,7 +251,27 @@ impl WebhookApp {
                     &route.name,
                     crate::metrics::HONEYPOT_FILLED,
                 ));
-                return Ok((self.decoy(), redirect));
+                // Claimed like a real delivery, so its repeat is a `duplicate` as a real
+                // one's would be.
+                let (key, window) = claim_key(route, &submission, &req.body);
+                let claim = self.dedupe.claim(key, window, deadline).await;
+                match claim {
+                    DeliveryClaim::Duplicate(first) => {
+                        return Ok((WebhookOutcome::Duplicate { first }, redirect));
+                    }
+                    DeliveryClaim::InProgress { retry_after } => {
+                        return Err(WebhookError::Busy {
+                            what: "the same delivery is being handled now",
+                            retry_after,
+                        });
+                    }
+                    DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
+                }
+                let outcome = self.decoy(&route.name, email.as_deref(), &secret);
+                self.dedupe
+                    .finish(&claim, &outcome.to_response().json_body())
+                    .await;
+                return Ok((outcome, redirect));
             }
             Plan::Batch {
                 contacts,
@@ -279,8 +300,7 @@ impl WebhookApp {
         log.email = Some(contact.email.clone());
         let delivery_id = submission.delivery_id.as_deref();
         let identity = idempotency::delivery_identity(submission.topic.as_deref(), delivery_id);
-        let window = idempotency::window_for(route.dedupe_window, identity.is_some());
-        let key = idempotency::key(Stage::Received, &route.name, identity.as_deref(), &req.body);
+        let (key, window) = claim_key(route, &submission, &req.body);
         let claim = self.dedupe.claim(key, window, deadline).await;
         match claim {
             DeliveryClaim::Duplicate(first) => {
@@ -353,14 +373,15 @@ impl WebhookApp {
     }
 
     /// What a success would have answered, for a filled honeypot: a queued message's id in
-    /// queue mode, a synced contact's id inline. Bots learn nothing from it.
-    fn decoy(&self) -> WebhookOutcome {
+    /// queue mode (a fresh UUID, as SQS gives), a synced contact's id inline (the same for the
+    /// same email, as ActiveCampaign's is). Bots learn nothing from it.
+    fn decoy(&self, route: &str, email: Option<&str>, secret: &AppSecret) -> WebhookOutcome {
         match self.delivery {
             Delivery::Queue { .. } => WebhookOutcome::Queued {
                 message_id: random_message_id(),
             },
             Delivery::Inline(_) => WebhookOutcome::Synced {
-                subscriber_id: Some(fastrand::u64(1_000..10_000_000)),
+                subscriber_id: Some(decoy_subscriber_id(route, email, secret)),
             },
         }
     }
@@ -561,23 +582,61 @@ fn unavailable(error: DeliveryError) -> WebhookError {
     }
 }
 
-/// An id shaped like an SQS message id (a UUID).
+/// The claim key and window of a single delivery: the route, and the sender's id for it or
+/// (without one) its exact body.
+fn claim_key(
+    route: &Route,
+    submission: &crate::submission::Submission,
+    body: &[u8],
+) -> (String, Option<Duration>) {
+    let identity = idempotency::delivery_identity(
+        submission.topic.as_deref(),
+        submission.delivery_id.as_deref(),
+    );
+    let window = idempotency::window_for(route.dedupe_window, identity.is_some());
+    let key = idempotency::key(Stage::Received, &route.name, identity.as_deref(), body);
+    (key, window)
+}
+
+/// An id shaped like an SQS message id: a random (version 4, RFC 4122 variant) UUID.
 fn random_message_id() -> String {
-    let hex: String = (0..32)
-        .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
-        .collect();
+    let mut bytes = [0u8; 16];
+    fastrand::fill(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
     format!(
-        "{}-{}-4{}-{}-{}",
+        "{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
-        &hex[13..16],
+        &hex[12..16],
         &hex[16..20],
         &hex[20..32]
     )
 }
 
+/// A subscriber id for a decoy, the same for the same route and email: keyed by the API key,
+/// so nobody can tell it from a real one by computing it.
+fn decoy_subscriber_id(route: &str, email: Option<&str>, secret: &AppSecret) -> u64 {
+    use secrecy::ExposeSecret;
+    let tag = crate::crypto::hmac_sha256(
+        secret.api_key.expose_secret().as_bytes(),
+        &[
+            b"decoy\0",
+            route.as_bytes(),
+            b"\0",
+            email.unwrap_or_default().as_bytes(),
+        ],
+    );
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&tag[..8]);
+    1_000 + u64::from_le_bytes(first) % 9_999_000
+}
+
 /// Requests per route and source address in the current minute, in this container: a cheap
 /// first line against one address flooding a form (a WAF rate rule in front is the real one).
+/// An IPv6 address counts by its /64 (what one subscriber is given), an IPv4-mapped one as
+/// its IPv4 address.
 #[derive(Default)]
 struct AddressLimits {
     counts: std::sync::Mutex<AddressWindow>,
@@ -586,11 +645,30 @@ struct AddressLimits {
 #[derive(Default)]
 struct AddressWindow {
     minute: u64,
-    by_address: std::collections::HashMap<(String, String), u32>,
+    by_address: std::collections::HashMap<(String, std::net::IpAddr), u32>,
 }
 
-/// The most addresses remembered in a minute (a flood from many addresses is the WAF's).
+/// The most addresses counted in a minute. Past it, new addresses go uncounted (a flood from
+/// that many addresses is the WAF's), and the ones counted keep their counts: filling the
+/// table resets nobody.
 const MAX_ADDRESSES: usize = 10_000;
+
+/// The unit an address is counted in: an IPv4 address, or an IPv6 /64.
+fn address_unit(address: &str) -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv6Addr};
+    match address.parse::<IpAddr>().ok()? {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                Some(IpAddr::V6(Ipv6Addr::new(
+                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                )))
+            }
+        },
+        v4 => Some(v4),
+    }
+}
 
 impl AddressLimits {
     fn admit(
@@ -599,22 +677,23 @@ impl AddressLimits {
         address: Option<&str>,
         per_minute: u32,
     ) -> Result<(), WebhookError> {
-        let Some(address) = address else {
+        let Some(unit) = address.and_then(address_unit) else {
             return Ok(());
         };
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut window = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if window.minute != now / 60 || window.by_address.len() >= MAX_ADDRESSES {
+        if window.minute != now / 60 {
             window.minute = now / 60;
             window.by_address.clear();
         }
-        let count = window
-            .by_address
-            .entry((route.to_string(), address.to_string()))
-            .or_insert(0);
-        *count += 1;
+        let key = (route.to_string(), unit);
+        if window.by_address.len() >= MAX_ADDRESSES && !window.by_address.contains_key(&key) {
+            return Ok(());
+        }
+        let count = window.by_address.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
         if *count > per_minute {
             return Err(WebhookError::TooManyRequests {
                 retry_after: Duration::from_secs(60 - now % 60),

@@ -495,7 +495,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             value,
         });
     }
-    let guard = compile_guard(name, &file, sender, &tags)?;
+    let guard = compile_guard(name, &file, sender, &topics, &tags)?;
     let require_timestamped = match file.require_timestamped {
         Some(_) if !sender.has_untimed_signatures() => {
             return Err(invalid(
@@ -539,6 +539,7 @@ fn compile_guard(
     name: &str,
     file: &RouteFile,
     sender: &'static SenderSpec,
+    topics: &[String],
     tags: &[Expression],
 ) -> Result<RouteGuard, MappingError> {
     let honeypot = file
@@ -567,10 +568,27 @@ fn compile_guard(
         ));
     }
     let public = sender.authenticated_by_token();
+    // A batch is a server's export, posted with the route's token: no browser fills a
+    // honeypot or solves a captcha there, so neither can be its proof.
+    if sender == &crate::sources::batch::SPEC && (file.honeypot.is_some() || captcha.is_some()) {
+        let key = if file.honeypot.is_some() {
+            "honeypot"
+        } else {
+            "captcha"
+        };
+        return Err(invalid(
+            name,
+            key,
+            "a batch route takes a server's export, not a browser's post: it has no honeypot or captcha",
+        ));
+    }
+    // A route that lists its topics bounds `{topic}`; one that takes every topic does not.
+    let topic_is_bounded = !topics.is_empty();
     let mut used_keys = Vec::new();
     for (i, tag) in tags.iter().enumerate() {
         for key in tag.placeholders().filter_map(|p| p.allow_list_key()) {
-            if public && !file.tag_values.contains_key(&key) {
+            let bounded = key == "topic" && topic_is_bounded;
+            if public && !bounded && !file.tag_values.contains_key(&key) {
                 return Err(invalid(
                     name,
                     format!("tags[{i}]"),

@@ -288,18 +288,22 @@ impl RouteGuard {
         }
     }
 
-    /// Whether a value the payload gave a tag placeholder is one the route lists. A
-    /// placeholder without a list takes any value: configuration validation gives every
-    /// payload placeholder of a token route a list.
-    pub fn allows_tag_value(&self, placeholder: &Placeholder<'_>, value: &str) -> bool {
+    /// A value the payload gave a tag placeholder, as the route lists it (its spelling, not
+    /// the payload's), or `None` when the route's list for that placeholder lacks it. A
+    /// placeholder without a list takes any value: configuration validation gives one to every
+    /// payload placeholder of a token route.
+    pub fn tag_value(&self, placeholder: &Placeholder<'_>, value: String) -> Option<String> {
         let Some(allowed) = placeholder
             .allow_list_key()
             .and_then(|key| self.tag_values.get(&key))
         else {
-            return true;
+            return Some(value);
         };
-        let value = value.trim();
-        allowed.iter().any(|a| a.trim().eq_ignore_ascii_case(value))
+        let given = value.trim();
+        allowed
+            .iter()
+            .find(|a| a.trim().eq_ignore_ascii_case(given))
+            .map(|a| a.trim().to_string())
     }
 }
 

@@ -150,8 +150,8 @@ pub fn map_submission(submission: &Submission, route: &Route) -> MappingOutcome 
 fn build_tags(route: &Route, submission: &Submission, ctx: Context<'_>) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
     for expr in &route.tags {
-        let allowed = |p: &template::Placeholder<'_>, v: &str| route.guard.allows_tag_value(p, v);
-        for tag in expr.expand_where(submission, ctx, allowed) {
+        let listed = |p: &template::Placeholder<'_>, v: String| route.guard.tag_value(p, v);
+        for tag in expr.expand_where(submission, ctx, listed) {
             // v1 separates tags with commas, so a comma inside a name would split it.
             let tag = clean_text(&tag.replace(',', " "));
             if !tag.is_empty()

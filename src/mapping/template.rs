@@ -66,15 +66,16 @@ pub enum Placeholder<'e> {
 }
 
 impl Placeholder<'_> {
-    /// The `tag_values` key of a placeholder whose values come from the payload: `sku`,
-    /// `product`, a top-level field's name (`source` for `$.source` or `$['source']`), or
-    /// the JSONPath as written. `None` for values the route itself fixes (route, sender,
-    /// topic: a route handles only its `topics`).
+    /// The `tag_values` key of a placeholder whose values can come from the payload: `sku`,
+    /// `product`, `topic` (bounded already on a route that lists its `topics`), a top-level
+    /// field's name (`source` for `$.source` or `$['source']`), or the JSONPath as written.
+    /// `None` for the route's and sender's names.
     pub fn allow_list_key(&self) -> Option<String> {
         match *self {
             Placeholder::Variable(Variable::Sku) => Some("sku".into()),
             Placeholder::Variable(Variable::Product) => Some("product".into()),
-            Placeholder::Variable(Variable::Topic | Variable::Route | Variable::Sender) => None,
+            Placeholder::Variable(Variable::Topic) => Some("topic".into()),
+            Placeholder::Variable(Variable::Route | Variable::Sender) => None,
             Placeholder::Path(path) => Some(top_level_name(path).unwrap_or(path).to_string()),
         }
     }
@@ -186,7 +187,7 @@ impl Expression {
     /// Every value the expression yields: one per combination of multi-valued placeholders,
     /// none when any placeholder has no value (a tag `sku:{sku}` without SKUs is not made).
     pub fn expand(&self, submission: &Submission, ctx: Context<'_>) -> Vec<String> {
-        self.expand_where(submission, ctx, |_, _| true)
+        self.expand_where(submission, ctx, |_, value| Some(value))
     }
 
     /// The placeholders of the expression, in order.
@@ -198,12 +199,13 @@ impl Expression {
         })
     }
 
-    /// [`Self::expand`], with only the placeholder values that `keep` keeps.
+    /// [`Self::expand`], each placeholder value passed through `keep`: its value, another
+    /// spelling of it, or `None` to leave it out.
     pub fn expand_where(
         &self,
         submission: &Submission,
         ctx: Context<'_>,
-        keep: impl Fn(&Placeholder<'_>, &str) -> bool,
+        keep: impl Fn(&Placeholder<'_>, String) -> Option<String>,
     ) -> Vec<String> {
         let mut results = vec![String::new()];
         for segment in &self.segments {
@@ -219,7 +221,10 @@ impl Expression {
                 ),
             };
             if let Some(placeholder) = placeholder {
-                values.retain(|value| keep(&placeholder, value));
+                values = values
+                    .into_iter()
+                    .filter_map(|value| keep(&placeholder, value))
+                    .collect();
             }
             if values.is_empty() {
                 return Vec::new();
