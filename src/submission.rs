@@ -92,6 +92,8 @@ pub fn is_affirmative(value: &Value) -> bool {
         Value::String(s) => matches!(
             s.trim().to_ascii_lowercase().as_str(),
             "on" | "yes" | "y" | "true" | "1" | "checked" | "subscribed" | "opt_in" | "granted"
+            // German and Dutch, French, Spanish and Italian, Portuguese.
+            | "ja" | "oui" | "si" | "sí" | "sim"
         ),
         Value::Array(items) => items.iter().any(is_affirmative),
         _ => false,

@@ -277,9 +277,13 @@ fn expectation(name: &str) -> Option<Expect> {
         "googleforms-wrong-token" => status(401),
         "googleforms-malformed" => status(400),
         // Typeform: names and company are selected by field.ref in a route, not by default.
+        // Names and company from answers whose refs name them, with no mapping.
         "typeform-form-response" => synced(&[
             ("email", "margaret.hamilton@example.com"),
+            ("first_name", "Margaret"),
+            ("last_name", "Hamilton"),
             ("phone", "+16175550123"),
+            ("customer_acct_name", "MIT Instrumentation Lab"),
         ]),
         "typeform-form-response-partial" => ok("ignored"),
         "typeform-no-email" => ok("skipped"),

@@ -1,15 +1,17 @@
 //! `typeform`: form responses, signed with `Typeform-Signature: sha256=<base64>` (HMAC-SHA256
 //! of the raw body, keyed by the webhook's secret). No timestamp: dedupe on `event_id`.
 //!
-//! Answers are a list keyed by the form's fields, so only typed answers are read by default:
-//! the `email` answer, the `phone_number` answer, and consent from `boolean` answers of
-//! `legal` (else `yes_no`) fields. Names and company are questions whose `field.ref` only the
-//! form's owner knows: select them in the route, e.g.
-//! `first_name = "$.form_response.answers[?@.field.ref == 'first_name'].text"`.
+//! Answers are a list keyed by the form's fields. Read by default: the `email` answer, the
+//! `phone_number` answer, consent from `boolean` answers of `legal` (else `yes_no`) fields,
+//! and text answers recognised as form fields are (names, company, in the languages
+//! `util::fields` knows) by their `field.ref` (`first_name`), else by their question's title in
+//! `definition.fields` (`Vorname`, the Contact Info block's `First name`). A route selects
+//! anything else, e.g. `first_name = "$.form_response.answers[?@.field.ref == 'fn'].text"`.
 
 use serde_json::Value;
 
 use super::util::body::parse_json_object;
+use super::util::fields::recognise_fields;
 use super::util::signature::TagEncoding;
 use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
@@ -45,11 +47,22 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let contact = ContactFields {
+    let typed = ContactFields {
         email: answers.iter().find_map(|a| typed_answer(a, "email")),
         phone: answers.iter().find_map(|a| typed_answer(a, "phone_number")),
         ..ContactFields::default()
     };
+    let titles = titles_by_id(&payload);
+    let by_ref = recognise_fields(&text_answers(answers, |field| {
+        field.get("ref").and_then(Value::as_str)
+    }))
+    .0;
+    let by_title = recognise_fields(&text_answers(answers, |field| {
+        let id = field.get("id").and_then(Value::as_str)?;
+        titles.get(id).copied()
+    }))
+    .0;
+    let contact = typed.fill_from(by_ref).fill_from(by_title);
     let consent = consent(answers);
     let delivery_id =
         text_at(&payload, "event_id").or_else(|| text_at(&payload, "form_response.token"));
@@ -62,6 +75,34 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         payload,
         from_browser_form: false,
     })))
+}
+
+/// Question titles by field id, from the form's definition (sent with every response).
+fn titles_by_id(payload: &Value) -> std::collections::HashMap<&str, &str> {
+    payload
+        .pointer("/form_response/definition/fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f.get("id")?.as_str()?, f.get("title")?.as_str()?)))
+        .collect()
+}
+
+/// The text answers as form fields, named by `name_of(answer.field)`.
+fn text_answers<'a>(answers: &'a [Value], name_of: impl Fn(&'a Value) -> Option<&'a str>) -> Value {
+    let mut fields = serde_json::Map::new();
+    for answer in answers {
+        let (Some(text), Some(name)) = (
+            typed_answer(answer, "text"),
+            answer.get("field").and_then(&name_of),
+        ) else {
+            continue;
+        };
+        fields
+            .entry(name.to_string())
+            .or_insert(Value::String(text));
+    }
+    Value::Object(fields)
 }
 
 /// The value of an answer of type `kind`, which Typeform puts under the key named like the type
@@ -160,15 +201,27 @@ mod tests {
         assert_eq!(s.delivery_id.as_deref(), Some("01HXYZ8K2W3"));
         assert_eq!(s.contact.email.as_deref(), Some("Ada@Example.com"));
         assert_eq!(s.contact.phone.as_deref(), Some("+442079460000"));
-        // Names are not guessed from answers: the route selects them by field.ref.
-        assert_eq!(s.contact.first_name, None);
-        assert_eq!(s.contact.full_name, None);
+        // Text answers whose refs are named like form fields.
+        assert_eq!(s.contact.first_name.as_deref(), Some("Ada"));
+        assert_eq!(s.contact.last_name.as_deref(), Some("Lovelace"));
         // The legal answer decides, not the yes_no one.
         assert_eq!(s.consent, Some(true));
         assert_eq!(
             s.payload["form_response"]["hidden"]["utm_source"],
             "newsletter"
         );
+    }
+
+    #[test]
+    fn names_and_company_by_question_title_when_refs_say_nothing() {
+        // Refs as Typeform generates them (UUIDs); titles as the form's owner wrote them,
+        // here a German form and the Contact Info block's own sub-fields.
+        let body = r#"{"event_id":"e2","event_type":"form_response","form_response":{"definition":{"fields":[{"id":"a1","ref":"0f6c…","type":"short_text","title":"Vorname"},{"id":"a2","ref":"51d2…","type":"short_text","title":"Nachname"},{"id":"a3","ref":"9be1…","type":"short_text","title":"Company"},{"id":"a4","ref":"77aa…","type":"email","title":"Email"}]},"answers":[{"type":"text","text":"Grete","field":{"id":"a1","type":"short_text","ref":"0f6c…"}},{"type":"text","text":"Weiss","field":{"id":"a2","type":"short_text","ref":"51d2…"}},{"type":"text","text":"Weiss AG","field":{"id":"a3","type":"short_text","ref":"9be1…"}},{"type":"email","email":"grete@example.de","field":{"id":"a4","type":"email","ref":"77aa…"}}]}}"#;
+        let s = submission(parse(&signed_with(body, SECRET)));
+        assert_eq!(s.contact.email.as_deref(), Some("grete@example.de"));
+        assert_eq!(s.contact.first_name.as_deref(), Some("Grete"));
+        assert_eq!(s.contact.last_name.as_deref(), Some("Weiss"));
+        assert_eq!(s.contact.organization.as_deref(), Some("Weiss AG"));
     }
 
     #[test]
