@@ -524,6 +524,18 @@ fn a_public_route_cannot_re_subscribe_or_mint_tags_without_saying_how() {
     assert!(
         Mapping::from_toml("[routes.b]\nsender = \"batch\"\nopt_in = true\nform = 2\n").is_ok()
     );
+    // A signed WPForms route is no public route: its payload tags need no list.
+    assert!(
+        Mapping::from_toml(
+            "[routes.w]\nsender = \"wpforms\"\nsigned = true\ntags = [\"s:{$.source}\"]\n"
+        )
+        .is_ok()
+    );
+    assert!(
+        error("[routes.w]\nsender = \"wpforms\"\ntags = [\"s:{$.source}\"]\n")
+            .contains("tag_values.source")
+    );
+    assert!(error("[routes.f]\nsender = \"form\"\nsigned = true\n").contains("'signed'"));
     let timestamped = error("[routes.s]\nsender = \"shopify\"\nrequire_timestamped = false\n");
     assert!(timestamped.contains("require_timestamped"), "{timestamped}");
     for bad in [

@@ -87,6 +87,9 @@ struct RouteFile {
     tag_values: BTreeMap<String, Vec<String>>,
     /// HubSpot: refuse the legacy signatures, which carry no timestamp (default true).
     require_timestamped: Option<bool>,
+    /// WPForms: verify the sender's signature instead of the route token.
+    #[serde(default)]
+    signed: bool,
     rate_limit_per_ip: Option<u32>,
 }
 
@@ -495,6 +498,15 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
             value,
         });
     }
+    if file.signed && sender.signed_auth.is_none() {
+        return Err(invalid(
+            name,
+            "signed",
+            format!(
+                "{sender} has no signature to verify in place of its token: only a wpforms route has this choice"
+            ),
+        ));
+    }
     let guard = compile_guard(name, &file, sender, &topics, &tags)?;
     let require_timestamped = match file.require_timestamped {
         Some(_) if !sender.has_untimed_signatures() => {
@@ -519,6 +531,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
         auth: AuthSettings {
             replay_window,
             require_timestamped,
+            signed: file.signed,
         },
         redirect: file.redirect,
         contact,
@@ -567,7 +580,10 @@ fn compile_guard(
             "must be at least 1 request a minute (leave it out for no limit)",
         ));
     }
-    let public = sender.authenticated_by_token();
+    let public = sender.authenticated_by_token(&AuthSettings {
+        signed: file.signed,
+        ..AuthSettings::default()
+    });
     // A batch is a server's export, posted with the route's token: no browser fills a
     // honeypot or solves a captcha there, so neither can be its proof.
     if sender == &crate::sources::batch::SPEC && (file.honeypot.is_some() || captcha.is_some()) {

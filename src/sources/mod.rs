@@ -92,6 +92,9 @@ pub struct AuthSettings {
     pub replay_window: Duration,
     /// Refuse a sender's legacy signature that carries no timestamp (HubSpot v1 and v2).
     pub require_timestamped: bool,
+    /// The route verifies the sender's signature where its sender can sign but is usually
+    /// set up with a token (WPForms, with the secret read from the form's settings).
+    pub signed: bool,
 }
 
 impl Default for AuthSettings {
@@ -99,6 +102,7 @@ impl Default for AuthSettings {
         Self {
             replay_window: DEFAULT_REPLAY_WINDOW,
             require_timestamped: true,
+            signed: false,
         }
     }
 }

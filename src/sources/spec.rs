@@ -28,6 +28,9 @@ pub struct SenderSpec {
     pub handshake: Option<fn(&InboundRequest) -> Option<&'static str>>,
     /// How a request is verified, before anything parses its body.
     pub auth: Auth,
+    /// How it is verified instead on a route with `signed = true`, for a sender that can sign
+    /// but is usually set up with a token.
+    pub signed_auth: Option<Auth>,
     /// How a verified request becomes a submission (or a reason to ignore it).
     pub parse: Parse,
 }
@@ -121,8 +124,14 @@ impl SenderSpec {
             max_body_bytes: None,
             handshake: None,
             auth,
+            signed_auth: None,
             parse,
         }
+    }
+
+    pub const fn signed_auth(mut self, auth: Auth) -> Self {
+        self.signed_auth = Some(auth);
+        self
     }
 
     pub const fn media(mut self, media: Media) -> Self {
@@ -157,9 +166,18 @@ impl SenderSpec {
         self.handshake.and_then(|handshake| handshake(req))
     }
 
-    /// Whether anyone who reads the route's URL can post to it: its token is all it checks.
-    pub fn authenticated_by_token(&self) -> bool {
-        matches!(self.auth, Auth::RouteToken)
+    /// Whether anyone who reads the route's URL can post to it: its token is all it checks
+    /// (unless the route verifies the sender's signature instead, `signed`).
+    pub fn authenticated_by_token(&self, settings: &AuthSettings) -> bool {
+        matches!(self.route_auth(settings), Auth::RouteToken)
+    }
+
+    /// How a route with these settings verifies its requests.
+    fn route_auth(&self, settings: &AuthSettings) -> &Auth {
+        match (&self.signed_auth, settings.signed) {
+            (Some(signed), true) => signed,
+            _ => &self.auth,
+        }
     }
 
     /// Whether it accepts a legacy signature without a timestamp (see `require_timestamped`).
@@ -180,7 +198,7 @@ impl SenderSpec {
         secrets: &[SecretString],
         settings: &AuthSettings,
     ) -> Result<(), AuthError> {
-        self.auth.verify(req, secrets, settings)
+        self.route_auth(settings).verify(req, secrets, settings)
     }
 
     /// Parses a verified request, keeping only what `reads` names of a JSON payload when

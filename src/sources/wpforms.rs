@@ -1,5 +1,9 @@
-//! `wpforms`: the WPForms Webhooks add-on. Its `X-WPForms-Webhook-Signature` uses a secret
-//! that WPForms never shows, so it is ignored and the route token (`?token=`) authenticates.
+//! `wpforms`: the WPForms Webhooks add-on. The route token (`?token=`) authenticates it, since
+//! WPForms never shows the secret of its `X-WPForms-Webhook-Signature`; a route with
+//! `signed = true` verifies that signature instead (`t={unix},v={hex HMAC-SHA256 of
+//! "{t}.{body}"}`, within the replay window), with the secret read from the form's settings
+//! (a form export) as `webhook_secrets.{route}`. WPForms signs JSON bodies as sent; it signs a
+//! form body's JSON rendering, not its bytes, so a signed route needs the JSON format.
 //!
 //! The body holds the keys the site owner mapped in the webhook's "Request Body" (`email`,
 //! `first_name`, `company`...), as JSON (`application/json; charset=utf-8`) or
@@ -7,15 +11,53 @@
 //! share mapping paths. WPForms joins multi-line values (address, checkboxes) with `||`.
 //! WPForms' default method is GET, which this function answers 405: set the webhook to POST.
 
+use secrecy::SecretString;
+
+use super::spec::CustomAuth;
 use super::util::body::parse_form_or_json;
 use super::util::fields::recognise_fields_any_email;
-use super::{Auth, Media, Parse, ParseError, SenderSpec};
+use super::util::signature::verify_timestamped_of;
+use super::{Auth, AuthError, AuthSettings, Media, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
 use crate::submission::{Parsed, Submission};
 
+pub(super) const SIGNATURE_HEADER: &str = "X-WPForms-Webhook-Signature";
+
 /// The `wpforms` sender.
 pub(super) const SPEC: SenderSpec =
-    SenderSpec::new("wpforms", Auth::RouteToken, Parse::Whole(parse)).media(Media::FORM_OR_JSON);
+    SenderSpec::new("wpforms", Auth::RouteToken, Parse::Whole(parse))
+        .media(Media::FORM_OR_JSON)
+        .signed_auth(Auth::Custom(SIGNED));
+
+const SIGNED: CustomAuth = CustomAuth {
+    verify: verify_signature,
+    headers: &[SIGNATURE_HEADER],
+    timed: true,
+    untimed_fallback: false,
+    #[cfg(any(test, feature = "testing"))]
+    sign,
+};
+
+fn verify_signature(
+    req: &InboundRequest,
+    secrets: &[SecretString],
+    settings: &AuthSettings,
+) -> Result<(), AuthError> {
+    verify_timestamped_of(req, secrets, settings, SIGNATURE_HEADER, "v")
+}
+
+/// `t={unix},v={hex}` over `"{t}.{body}"`.
+#[cfg(any(test, feature = "testing"))]
+fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
+    let tag = crate::crypto::hmac_sha256(
+        signing.secret.as_bytes(),
+        &[signing.timestamp.to_string().as_bytes(), b".", signing.body],
+    );
+    vec![(
+        SIGNATURE_HEADER,
+        format!("t={},v={}", signing.timestamp, hex::encode(tag)),
+    )]
+}
 
 pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_form_or_json(req)?;
@@ -47,6 +89,64 @@ mod tests {
             "t=1767225600,v=00000000000000000000000000000000",
         )];
         assert_route_token(&SPEC, &signed, "{}");
+    }
+
+    #[test]
+    fn a_signed_route_verifies_the_signature_within_the_replay_window() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let secret = "wpforms-64-char-secret-from-the-form-export";
+        let body = r#"{"email":"ada@example.com"}"#;
+        let at = 1_767_225_600_i64;
+        let signed_at = |t: i64, key: &str| {
+            let tag = hex::encode(crate::crypto::hmac_sha256(
+                key.as_bytes(),
+                &[t.to_string().as_bytes(), b".", body.as_bytes()],
+            ));
+            let mut req = request(
+                "/webhooks/wpforms",
+                &[
+                    ("content-type", JSON),
+                    (SIGNATURE_HEADER, &format!("t={t},v={tag}")),
+                ],
+                body,
+            );
+            req.received_at = UNIX_EPOCH + Duration::from_secs(at as u64 + 10);
+            req
+        };
+        let route = crate::sources::test_support::secrets(&[secret]);
+        let signed = AuthSettings {
+            signed: true,
+            ..AuthSettings::default()
+        };
+        assert_eq!(
+            SPEC.authenticate(&signed_at(at, secret), &route, &signed),
+            Ok(())
+        );
+        assert_eq!(
+            SPEC.authenticate(&signed_at(at, "another"), &route, &signed),
+            Err(AuthError::SignatureMismatch)
+        );
+        assert_eq!(
+            SPEC.authenticate(&signed_at(at - 600, secret), &route, &signed),
+            Err(AuthError::StaleTimestamp)
+        );
+        // A token in the URL is no signature on a signed route.
+        let token_only = request(
+            "/webhooks/wpforms?token=wpforms-64-char-secret-from-the-form-export",
+            &[("content-type", JSON)],
+            body,
+        );
+        assert_eq!(
+            SPEC.authenticate(&token_only, &route, &signed),
+            Err(AuthError::MissingSignature(SIGNATURE_HEADER))
+        );
+        // Without `signed`, the route token is what counts, signature or not.
+        assert_eq!(
+            SPEC.authenticate(&signed_at(at, secret), &route, &AuthSettings::default()),
+            Err(AuthError::MissingToken)
+        );
+        assert!(SPEC.authenticated_by_token(&AuthSettings::default()));
+        assert!(!SPEC.authenticated_by_token(&signed));
     }
 
     #[test]

@@ -79,6 +79,14 @@ pub struct TimestampedHeader<'a> {
 
 /// Parses `t=…,v1=…[,v1=…][,v0=…]`; unknown schemes (Stripe's test-mode `v0`) are ignored.
 pub fn parse_timestamped_header(header: &str) -> Result<TimestampedHeader<'_>, AuthError> {
+    parse_timestamped_header_of(header, "v1")
+}
+
+/// [`parse_timestamped_header`] with the tags under `scheme` (WPForms writes `v=`).
+pub fn parse_timestamped_header_of<'h>(
+    header: &'h str,
+    scheme: &str,
+) -> Result<TimestampedHeader<'h>, AuthError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for item in header.split(',') {
@@ -87,7 +95,7 @@ pub fn parse_timestamped_header(header: &str) -> Result<TimestampedHeader<'_>, A
         };
         match key {
             "t" => timestamp = value.parse::<i64>().ok(),
-            "v1" => v1.push(value),
+            key if key == scheme => v1.push(value),
             _ => {}
         }
     }
@@ -105,10 +113,21 @@ pub fn verify_timestamped(
     settings: &AuthSettings,
     header: &'static str,
 ) -> Result<(), AuthError> {
+    verify_timestamped_of(req, secrets, settings, header, "v1")
+}
+
+/// [`verify_timestamped`] with the tags under `scheme`.
+pub fn verify_timestamped_of(
+    req: &InboundRequest,
+    secrets: &[SecretString],
+    settings: &AuthSettings,
+    header: &'static str,
+    scheme: &str,
+) -> Result<(), AuthError> {
     let value = req
         .header(header)
         .ok_or(AuthError::MissingSignature(header))?;
-    let parsed = parse_timestamped_header(value)?;
+    let parsed = parse_timestamped_header_of(value, scheme)?;
     let timestamp = parsed.timestamp.to_string();
     verify_hmac_any(
         secrets,
