@@ -130,6 +130,23 @@ fn expectation(name: &str) -> Option<Expect> {
                 ("form", "1"),
             ]),
         },
+        "wix-contact-created" | "wix-contact-updated" => synced(&[
+            ("email", "amelia.earhart@example.com"),
+            ("first_name", "Amelia"),
+            ("last_name", "Earhart"),
+            ("phone", "+1 555 0137"),
+            ("customer_acct_name", "Ninety-Nines"),
+        ]),
+        "wix-no-email" => ok("skipped"),
+        // The body is the signature: claims changed after signing, or no JWT at all.
+        "wix-bad-signature" | "wix-not-a-jwt" => status(401),
+        "wixautomations-form-submission" => synced(&[
+            ("email", "bessie.coleman@example.com"),
+            ("first_name", "Bessie"),
+            ("last_name", "Coleman"),
+            ("phone", "+1 555 0122"),
+        ]),
+        "wixautomations-wrong-token" => status(401),
         "shopify-orders-create" | "shopify-orders-paid" | "rest-shopify-orders-paid" => synced(JON),
         "shopify-customers-create" => synced(&[
             ("email", "bob@example.com"),

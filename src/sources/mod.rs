@@ -23,6 +23,8 @@ mod tally;
 pub(crate) mod typeform;
 pub mod util;
 mod webflow;
+mod wix;
+mod wixautomations;
 mod woocommerce;
 mod wpforms;
 
@@ -56,6 +58,10 @@ pub enum AuthError {
         "a {0} signature carries no timestamp, so a captured request would verify forever: this route takes only the timestamped one (require_timestamped = false accepts it)"
     )]
     UntimedSignature(&'static str),
+    #[error("the body is not {0}")]
+    BodyNotSigned(&'static str),
+    #[error("the route's webhook secret is not {0}: fix it in the secret")]
+    UnusableKey(&'static str),
 }
 
 /// Why a verified body could not be read (HTTP 400).
@@ -128,6 +134,8 @@ pub const SENDERS: &[&SenderSpec] = &[
     &calendly::SPEC,
     &hubspot::SPEC,
     &standardwebhooks::SPEC,
+    &wix::SPEC,
+    &wixautomations::SPEC,
 ];
 
 /// The sender a mapping file names.

@@ -96,6 +96,12 @@ pub enum Auth {
     Timestamped { header: &'static str },
     /// A scheme of the sender's own.
     Custom(CustomAuth),
+    /// The body itself is a token the sender signed with its private key (Wix's RS256 JWT);
+    /// the route's secrets are the matching public keys. Not an HMAC over the body, so the
+    /// HMAC conformance suite does not cover it: the sender's own tests do.
+    SignedBody {
+        verify: fn(&InboundRequest, &[SecretString], &AuthSettings) -> Result<(), AuthError>,
+    },
 }
 
 /// A sender's own verification, and (in test builds) how to sign for it.
@@ -263,13 +269,14 @@ impl Auth {
             }
             Auth::Timestamped { header } => verify_timestamped(req, secrets, settings, header),
             Auth::Custom(custom) => (custom.verify)(req, secrets, settings),
+            Auth::SignedBody { verify } => verify(req, secrets, settings),
         }
     }
 
     /// The headers verification reads.
     pub fn headers(&self) -> Vec<&'static str> {
         match *self {
-            Auth::RouteToken => Vec::new(),
+            Auth::RouteToken | Auth::SignedBody { .. } => Vec::new(),
             Auth::BodyHmac { header, .. } | Auth::Timestamped { header } => vec![header],
             Auth::Custom(custom) => custom.headers.to_vec(),
         }
@@ -278,7 +285,8 @@ impl Auth {
     /// Whether a signature expires with the replay window.
     pub fn timed(&self) -> bool {
         match self {
-            Auth::RouteToken | Auth::BodyHmac { .. } => false,
+            // A signed body's `exp` is its own, not the replay window.
+            Auth::RouteToken | Auth::BodyHmac { .. } | Auth::SignedBody { .. } => false,
             Auth::Timestamped { .. } => true,
             Auth::Custom(custom) => custom.timed,
         }
@@ -346,6 +354,8 @@ impl Auth {
                 vec![(header, format!("t={t},v1={tag}"))]
             }
             Auth::Custom(custom) => (custom.sign)(signing),
+            // The signature is the body: nothing to add to a request.
+            Auth::SignedBody { .. } => Vec::new(),
         };
         Signed {
             headers,
