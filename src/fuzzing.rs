@@ -374,6 +374,7 @@ fn submission_of(payload: Value) -> Submission {
         consent,
         payload,
         from_browser_form: false,
+        lookup: None,
     }
 }
 

@@ -25,6 +25,7 @@ pub mod functions;
 pub mod fuzzing;
 pub mod https;
 pub mod inbound;
+pub mod lookup;
 pub mod mapping;
 mod metrics;
 pub mod pipeline;

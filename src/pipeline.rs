@@ -41,6 +41,11 @@ pub enum Plan {
         /// The email the contact would have had (a real success's id depends on it).
         email: Option<String>,
     },
+    /// A reference to look up in the sender's API: mapped once it is found.
+    Lookup {
+        submission: Box<Submission>,
+        redirect: Option<String>,
+    },
     /// A batch: its mapped contacts, the row each email came from, and what mapping decided.
     Batch {
         contacts: Vec<ContactSync>,
@@ -176,6 +181,12 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
         let topic = submission.topic.as_deref().unwrap_or_default();
         let reason = format!("topic {topic} is not handled by route {}", route.name);
         return Ok(answer(WebhookOutcome::Ignored { reason }));
+    }
+    if submission.lookup.is_some() {
+        return Ok(Plan::Lookup {
+            submission,
+            redirect,
+        });
     }
     Ok(match map_submission(&submission, route) {
         MappingOutcome::Contact(contact) => Plan::Contact {

@@ -20,6 +20,17 @@ pub fn field_lines(pairs: &[(String, String)]) -> Vec<String> {
 
 /// A JSON report of what the webhook function would do with `req`.
 pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> Value {
+    preview_found(mapping, secret, req, None)
+}
+
+/// [`preview`], with `found` standing in for the sender API's answer to a lookup (the
+/// object, as `preview --lookup FILE` reads it: a BigCommerce order with its `products`).
+pub fn preview_found(
+    mapping: &Mapping,
+    secret: &AppSecret,
+    req: &InboundRequest,
+    found: Option<Value>,
+) -> Value {
     let arrival = match arrive(mapping, DEFAULT_MAX_BODY_BYTES, req) {
         Ok(arrival) => arrival,
         Err(error) => return json!({"status": error.status().as_u16(), "error": error.to_string()}),
@@ -72,6 +83,36 @@ pub fn preview(mapping: &Mapping, secret: &AppSecret, req: &InboundRequest) -> V
                 "reason": format!("the honeypot field {:?} is filled: answered as a success, nothing synced", field.unwrap_or_default()),
             });
             report["redirect"] = json!(redirect);
+        }
+        Ok(Plan::Lookup {
+            submission,
+            redirect,
+        }) => {
+            report["submission"] = json!(submission);
+            report["redirect"] = json!(redirect);
+            if let Some(lookup) = &submission.lookup {
+                report["lookup"] = json!(crate::lookup::describe(lookup));
+                report["outcome"] = json!({"status": "lookup", "reason": format!(
+                    "the webhook carries only ids: {} {} is looked up at delivery (preview --lookup FILE maps a saved answer)",
+                    lookup.object, lookup.id
+                )});
+                if let Some(found) = found {
+                    let found = crate::lookup::found_submission(lookup, found, &submission);
+                    report["found"] = json!(found);
+                    report["outcome"] = match crate::mapping::map_submission(&found, route) {
+                        crate::mapping::MappingOutcome::Contact(contact) => {
+                            report["contact_sync"] = json!({"fields": field_lines(&contact.form_pairs()), "body": contact.encode()});
+                            json!({"status": "deliver"})
+                        }
+                        crate::mapping::MappingOutcome::Skipped { reason } => {
+                            json!({"status": "skipped", "reason": reason})
+                        }
+                        crate::mapping::MappingOutcome::Rejected { reason } => {
+                            json!({"status": "rejected", "reason": reason})
+                        }
+                    };
+                }
+            }
         }
         Ok(Plan::Contact {
             contact,

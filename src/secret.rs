@@ -31,6 +31,10 @@ pub struct AppSecret {
     /// Route name → its captcha provider's secret key (routes with `captcha`).
     #[serde(default)]
     pub captcha_secrets: HashMap<String, SecretString>,
+    /// Route name → the credentials its sender's API takes (senders whose webhooks carry
+    /// only ids: `{"access_token": "…"}` for BigCommerce). Never logged (see `Debug`).
+    #[serde(default)]
+    pub sender_api: HashMap<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for AppSecret {

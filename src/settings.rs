@@ -30,6 +30,8 @@ pub const ENV_RECONCILE_MIN_AGE_SECS: &str = "RECONCILE_MIN_AGE_SECS";
 pub const ENV_RETRY_MAX_SECS: &str = "WORKER_RETRY_MAX_SECS";
 /// Replaces every captcha provider's `siteverify` endpoint (local runs and tests).
 pub const ENV_CAPTCHA_SITEVERIFY_URL: &str = "CAPTCHA_SITEVERIFY_URL";
+/// Replaces the base URL of every sender API looked up (local runs and tests).
+pub const ENV_SENDER_API_URL: &str = "SENDER_API_URL";
 
 /// Receives after which the sync-worker moves a failing message to the dead-letter queue.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 10;
@@ -102,6 +104,7 @@ pub struct Settings {
     /// Imports younger than this are left to their callback by the reconciler.
     pub reconcile_min_age: Duration,
     pub captcha_siteverify_url: Option<String>,
+    pub sender_api_url: Option<String>,
 }
 
 impl Settings {
@@ -168,25 +171,29 @@ impl Settings {
                 });
             }
         };
-        let captcha_siteverify_url = get(ENV_CAPTCHA_SITEVERIFY_URL)
-            .map(|raw| {
-                let usable = reqwest::Url::parse(raw.trim()).is_ok_and(|url| {
-                    url.scheme() == "https"
-                        || (url.scheme() == "http" && crate::secret::is_loopback(&url))
-                });
-                if usable {
-                    Ok(raw.trim().to_string())
-                } else {
-                    Err(ConfigError::Invalid {
-                        name: ENV_CAPTCHA_SITEVERIFY_URL,
-                        value: raw,
-                        expected: "an https:// URL (http:// only on loopback)",
-                    })
-                }
-            })
-            .transpose()?;
+        // An endpoint that receives secrets: https://, or http:// only on this machine.
+        let endpoint = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            get(name)
+                .map(|raw| {
+                    let usable = reqwest::Url::parse(raw.trim()).is_ok_and(|url| {
+                        url.scheme() == "https"
+                            || (url.scheme() == "http" && crate::secret::is_loopback(&url))
+                    });
+                    if usable {
+                        Ok(raw.trim().to_string())
+                    } else {
+                        Err(ConfigError::Invalid {
+                            name,
+                            value: raw,
+                            expected: "an https:// URL (http:// only on loopback)",
+                        })
+                    }
+                })
+                .transpose()
+        };
         Ok(Self {
-            captcha_siteverify_url,
+            captcha_siteverify_url: endpoint(ENV_CAPTCHA_SITEVERIFY_URL)?,
+            sender_api_url: endpoint(ENV_SENDER_API_URL)?,
             delivery,
             queue_url: get(ENV_QUEUE_URL),
             retry_base: number(ENV_RETRY_BASE_SECS, "seconds, above 0")?.map(Duration::from_secs),

@@ -62,6 +62,10 @@ pub struct Submission {
     pub payload: Value,
     /// A browser posted it (form encodings), so a `redirect` applies.
     pub from_browser_form: bool,
+    /// The webhook carried only a reference: the contact is in the sender's API, looked up
+    /// at delivery (see `lookup`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<crate::lookup::Lookup>,
 }
 
 /// What a sender's parser made of a verified body.

@@ -147,6 +147,17 @@ fn expectation(name: &str) -> Option<Expect> {
             ("phone", "+1 555 0122"),
         ]),
         "wixautomations-wrong-token" => status(401),
+        // Ids only: the order is looked up in BigCommerce's API (faked below).
+        "bigcommerce-order-created" => synced(&[
+            ("email", "katherine.coleman@example.com"),
+            ("first_name", "Katherine"),
+            ("last_name", "Coleman"),
+            ("phone", "+1 757 555 0164"),
+            ("customer_acct_name", "Langley Aeronautics"),
+            ("ip4", "198.51.100.42"),
+        ]),
+        "bigcommerce-order-missing" | "bigcommerce-product-updated" => ok("ignored"),
+        "bigcommerce-bad-signature" => status(401),
         "shopify-orders-create" | "shopify-orders-paid" | "rest-shopify-orders-paid" => synced(JON),
         "shopify-customers-create" => synced(&[
             ("email", "bob@example.com"),
@@ -463,6 +474,7 @@ async fn every_event_file_gives_its_documented_answer() {
             .mount(&server)
             .await;
         mount_turnstile(&server).await;
+        mount_bigcommerce(&server).await;
         let app = app_for(&server);
         // Callback events go to the import-callback function, every other one to the webhook.
         let response = if name.starts_with("import-callback") {

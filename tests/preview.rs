@@ -34,6 +34,7 @@ async fn the_preview_of_every_event_is_what_the_function_sends() {
         let server = MockServer::start().await;
         mount_users_me(&server).await;
         mount_turnstile(&server).await;
+        mount_bigcommerce(&server).await;
         mount_contact_sync(
             &server,
             ResponseTemplate::new(200).set_body_json(synced_body(1)),
@@ -91,6 +92,10 @@ async fn the_preview_of_every_event_is_what_the_function_sends() {
                 ));
             }
             compared += 1;
+            continue;
+        }
+        // A lookup's contact is found at delivery: the preview names the lookup instead.
+        if report.get("lookup").is_some() {
             continue;
         }
         let planned: Option<Vec<String>> = report["contact_sync"]["fields"]
@@ -158,5 +163,41 @@ fn a_batch_preview_shows_the_import_bodies() {
     assert_eq!(
         report["batch"]["rejected"],
         json!([{"row": 302, "email": "broken", "reason": "invalid email address"}])
+    );
+}
+
+#[test]
+fn a_lookup_is_named_and_a_saved_answer_is_mapped() {
+    let mapping = ac_webhook_sync::mapping::Mapping::bundled().unwrap();
+    let secret =
+        ac_webhook_sync::secret::AppSecret::from_json(&local_secret_json("https://x.api-us1.com"))
+            .unwrap();
+    let request = event_request("bigcommerce-order-created");
+    let named = ac_webhook_sync::preview::preview(&mapping, &secret, &request);
+    assert_eq!(named["outcome"]["status"], "lookup");
+    let lookup = named["lookup"].as_str().unwrap();
+    assert!(
+        lookup.starts_with("GET https://api.bigcommerce.com/stores/abc123/v2/orders/100"),
+        "{lookup}"
+    );
+    assert!(
+        !lookup.contains("local-bigcommerce-access-token"),
+        "no credential shown"
+    );
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("examples/bigcommerce-order-100.json")).unwrap(),
+    )
+    .unwrap();
+    let mapped = ac_webhook_sync::preview::preview_found(&mapping, &secret, &request, Some(saved));
+    assert_eq!(mapped["outcome"]["status"], "deliver");
+    let fields: Vec<&str> = mapped["contact_sync"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"email = katherine.coleman@example.com"),
+        "{fields:?}"
     );
 }

@@ -20,6 +20,7 @@ fn summary(plan: Result<Plan, ac_webhook_sync::response::WebhookError>) -> Strin
             outcome, redirect, ..
         }) => format!("answer {outcome:?} {redirect:?}"),
         Ok(Plan::Decoy { redirect, .. }) => format!("decoy {redirect:?}"),
+        Ok(Plan::Lookup { submission, .. }) => format!("lookup {:?}", submission.lookup),
         Ok(Plan::Contact {
             contact, redirect, ..
         }) => format!(

@@ -30,7 +30,7 @@ pub fn plan_and_encode(mapping: &Mapping, secret: &AppSecret, req: &InboundReque
     match verify_and_interpret(route, req, secret) {
         Ok(Plan::Contact { contact, .. }) => contact.encode().len(),
         Ok(Plan::Batch { contacts, .. }) => contacts.iter().map(|c| c.encode().len()).sum(),
-        Ok(Plan::Answer { .. } | Plan::Decoy { .. }) | Err(_) => 0,
+        Ok(Plan::Answer { .. } | Plan::Decoy { .. } | Plan::Lookup { .. }) | Err(_) => 0,
     }
 }
 

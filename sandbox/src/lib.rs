@@ -3,7 +3,8 @@
 //! tags, custom fields resolved against a seed, a localised `result_message`), v3
 //! `users/me`, the Bulk Contact Importer ([`importer`]), the 5 requests/second limit and
 //! switchable faults ([`traffic`]), and read-only JSON views of what it holds ([`views`]).
-//! Beside it, a Turnstile `siteverify` stand-in ([`turnstile`]) for forms with a captcha.
+//! Beside it, a Turnstile `siteverify` stand-in ([`turnstile`]) for forms with a captcha, and
+//! stand-ins for the APIs of senders whose webhooks carry only ids (`senders`).
 //!
 //! A wrong or missing key is answered as ActiveCampaign answers it: v1 with HTTP 200 and
 //! `result_code` 0, "You are not authorized to access this file" (activecampaign-api-php
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 
 mod importer;
 mod seed;
+mod senders;
 mod settings;
 mod traffic;
 pub mod turnstile;
@@ -268,8 +270,16 @@ impl Sandbox {
                     .delete(views::clear_fault),
             )
             .route("/sandbox/api-key", post(views::set_api_key))
-            // Not ActiveCampaign's: the local stack's captcha provider.
+            // Not ActiveCampaign's: the local stack's captcha provider, and senders' APIs.
             .route(turnstile::SITEVERIFY_PATH, post(turnstile::siteverify))
+            .route(
+                senders::BIGCOMMERCE_ORDER_PATH,
+                get(senders::bigcommerce_order),
+            )
+            .route(
+                senders::BIGCOMMERCE_PRODUCTS_PATH,
+                get(senders::bigcommerce_products),
+            )
             .with_state(self.clone())
     }
 

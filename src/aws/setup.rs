@@ -3,6 +3,7 @@
 //! client is built on its first call.
 
 use crate::captcha::CaptchaVerifier;
+use crate::lookup::SenderApis;
 use std::sync::Arc;
 
 use crate::activecampaign::ActiveCampaignClient;
@@ -60,22 +61,27 @@ fn import_table(settings: &Settings) -> Option<Arc<dyn ImportStore>> {
     )))
 }
 
+/// The mapping: `MAPPING_FILE`, or the one bundled with the build.
+fn load_mapping(settings: &Settings) -> Result<Mapping, StartupError> {
+    match &settings.mapping_file {
+        Some(path) => {
+            let source =
+                std::fs::read_to_string(path).map_err(|source| StartupError::MappingFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            Ok(Mapping::from_toml(&source)?)
+        }
+        None => Ok(Mapping::bundled()?),
+    }
+}
+
 impl WebhookApp {
     /// Builds the app from settings. Nothing here touches the network: the secret is read on
     /// the first request that needs it.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         settings.check_imports_callback()?;
-        let mapping = match &settings.mapping_file {
-            Some(path) => {
-                let source =
-                    std::fs::read_to_string(path).map_err(|source| StartupError::MappingFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Mapping::from_toml(&source)?
-            }
-            None => Mapping::bundled()?,
-        };
+        let mapping = load_mapping(settings)?;
         let (secrets, client) = secrets_and_client(settings)?;
         let captcha = mapping
             .routes()
@@ -101,6 +107,7 @@ impl WebhookApp {
         if let Some(verifier) = captcha {
             app = app.with_captcha_verifier(verifier);
         }
+        app = app.with_sender_apis(SenderApis::new(settings.sender_api_url.clone())?);
         Ok(match &settings.delivery {
             DeliveryMode::Inline => app,
             DeliveryMode::Queue(url) => app.with_queue(sqs_queue(url)),
@@ -129,7 +136,12 @@ impl SyncWorker {
                 max: settings.retry_max.unwrap_or(defaults.max),
             }
         })
-        .with_invocation_budget(settings.invocation_budget);
+        .with_invocation_budget(settings.invocation_budget)
+        // Ids-only senders' references are looked up and mapped here.
+        .with_lookups(
+            Arc::new(load_mapping(settings)?),
+            SenderApis::new(settings.sender_api_url.clone())?,
+        );
         Ok(match idempotency_table(settings) {
             Some(store) => worker.with_idempotency_store(store),
             None => worker,

@@ -1,6 +1,7 @@
-//! `preview EVENT.json [--mapping FILE] [--secret FILE]`: what the webhook function would do
-//! with a Function URL event (route, verification, submission, the exact `contact_sync`
-//! fields or bulk import bodies), without any network.
+//! `preview EVENT.json [--mapping FILE] [--secret FILE] [--lookup FILE]`: what the webhook
+//! function would do with a Function URL event (route, verification, submission, the exact
+//! `contact_sync` fields or bulk import bodies), without any network. For a sender whose
+//! webhooks carry only ids, it names the lookup; `--lookup` maps a saved API answer.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,7 +10,8 @@ use ac_webhook_sync::aws::lambda::http::from_json;
 use ac_webhook_sync::mapping::Mapping;
 use ac_webhook_sync::secret::AppSecret;
 
-const USAGE: &str = "usage: preview EVENT.json [--mapping FILE] [--secret FILE]";
+const USAGE: &str =
+    "usage: preview EVENT.json [--mapping FILE] [--secret FILE] [--lookup SAVED-API-ANSWER.json]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -30,11 +32,13 @@ fn run(args: Vec<String>) -> Result<String, String> {
     let mut mapping_file = std::env::var("MAPPING_FILE").ok();
     let mut secret_file =
         std::env::var("SECRET_FILE").unwrap_or_else(|_| "local/secret.json".into());
+    let mut lookup_file = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--mapping" => mapping_file = Some(args.next().ok_or(USAGE)?),
             "--secret" => secret_file = args.next().ok_or(USAGE)?,
+            "--lookup" => lookup_file = Some(args.next().ok_or(USAGE)?),
             "-h" | "--help" => return Err(USAGE.into()),
             _ if event.is_none() => event = Some(arg),
             _ => return Err(USAGE.into()),
@@ -50,6 +54,12 @@ fn run(args: Vec<String>) -> Result<String, String> {
     let secret =
         AppSecret::from_json(&read(&secret_file)?).map_err(|e| format!("{secret_file}: {e}"))?;
     let request = from_json(&read(&event)?).map_err(|e| format!("{event}: {e}"))?;
-    let report = ac_webhook_sync::preview::preview(&mapping, &secret, &request);
+    let found = match &lookup_file {
+        Some(path) => {
+            Some(serde_json::from_str(&read(path)?).map_err(|e| format!("{path}: not JSON: {e}"))?)
+        }
+        None => None,
+    };
+    let report = ac_webhook_sync::preview::preview_found(&mapping, &secret, &request, found);
     serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
 }

@@ -130,6 +130,73 @@ impl QueuedBatch {
     }
 }
 
+/// A reference to look up in a sender's API (BigCommerce's order id), queued by the webhook
+/// function for the sync-worker, which looks it up, maps it through its route and syncs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedLookup {
+    pub version: u8,
+    pub route: String,
+    pub delivery_id: Option<String>,
+    pub queued_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_window_secs: Option<u64>,
+    pub lookup: crate::lookup::Lookup,
+    /// The webhook as its sender parsed it: its topic, and its payload (ids: small).
+    pub topic: Option<String>,
+    pub webhook: serde_json::Value,
+}
+
+impl QueuedLookup {
+    pub fn new(
+        route: &str,
+        webhook: &crate::submission::Submission,
+        lookup: crate::lookup::Lookup,
+    ) -> Self {
+        Self {
+            version: MESSAGE_VERSION,
+            route: route.to_string(),
+            delivery_id: webhook.delivery_id.clone(),
+            queued_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            dedupe_id: None,
+            dedupe_window_secs: None,
+            lookup,
+            topic: webhook.topic.clone(),
+            webhook: webhook.payload.clone(),
+        }
+    }
+
+    /// The webhook's submission again, as the sender's parser left it.
+    pub fn webhook_submission(&self) -> crate::submission::Submission {
+        crate::submission::Submission {
+            topic: self.topic.clone(),
+            delivery_id: self.delivery_id.clone(),
+            payload: self.webhook.clone(),
+            lookup: Some(self.lookup.clone()),
+            ..crate::submission::Submission::default()
+        }
+    }
+
+    pub fn is_lookup(body: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Shape {
+            lookup: Option<serde::de::IgnoredAny>,
+        }
+        serde_json::from_str::<Shape>(body).is_ok_and(|shape| shape.lookup.is_some())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(body: &str) -> Result<Self, MessageError> {
+        read_versioned(body, |m: &Self| m.version)
+    }
+}
+
 impl QueuedContact {
     /// Whether the message fits in SQS (with room for a dead letter's attributes).
     pub fn check_size(&self) -> Result<(), TooLarge> {

@@ -70,7 +70,14 @@ const REDELIVERY_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
 /// The claim key of a message: the delivery's identity where the route deduplicates, so a
 /// second message of the same delivery is recognised too; otherwise the SQS message id.
 fn synced_key(record: &QueueRecord) -> (String, Duration) {
-    if let Ok(message) = QueuedContact::from_json(&record.body)
+    #[derive(serde::Deserialize)]
+    struct Dedupe {
+        route: String,
+        dedupe_id: Option<String>,
+        dedupe_window_secs: Option<u64>,
+    }
+    // A contact's message or a lookup's: both say how their delivery is recognised.
+    if let Ok(message) = serde_json::from_str::<Dedupe>(&record.body)
         && let (Some(identity), Some(window)) = (&message.dedupe_id, message.dedupe_window_secs)
     {
         return (
@@ -171,6 +178,8 @@ pub struct SyncWorker {
     /// Claims on synced messages: a redelivered message, or a second message of the same
     /// delivery, is not synced again.
     dedupe: Dedupe,
+    /// The routes, and the senders' APIs, for references queued by ids-only senders.
+    lookups: Option<(Arc<crate::mapping::Mapping>, crate::lookup::SenderApis)>,
 }
 
 impl SyncWorker {
@@ -192,7 +201,18 @@ impl SyncWorker {
             circuit: std::sync::Mutex::new(Circuit::default()),
             min_share: MIN_SHARE,
             dedupe: Dedupe::new(Arc::new(MemoryIdempotencyStore::new())),
+            lookups: None,
         }
+    }
+
+    /// Looks up queued references (ids-only senders) with `apis` and maps them by `mapping`.
+    pub fn with_lookups(
+        mut self,
+        mapping: Arc<crate::mapping::Mapping>,
+        apis: crate::lookup::SenderApis,
+    ) -> Self {
+        self.lookups = Some((mapping, apis));
+        self
     }
 
     /// Keeps claims on synced messages in `store` (shared by every instance of the worker).
@@ -304,7 +324,12 @@ impl SyncWorker {
         let mut people: BTreeMap<String, Person> = BTreeMap::new();
         // Batch messages (a batch route's contacts in chunks): one import each.
         let mut chunks: Vec<Unit> = Vec::new();
+        let mut lookups = Vec::new();
         for record in records {
+            if crate::delivery::message::QueuedLookup::is_lookup(&record.body) {
+                lookups.push(record);
+                continue;
+            }
             if QueuedBatch::is_batch(&record.body) {
                 match QueuedBatch::from_json(&record.body) {
                     Ok(batch) => chunks.push(Unit::Chunk { record, batch }),
@@ -355,6 +380,10 @@ impl SyncWorker {
                     .await;
                 }
             }
+        }
+        // References are looked up first: what they find joins the people of the batch.
+        for (record, contact) in self.resolve_lookups(lookups, deadline, &mut report).await {
+            add_person(&mut people, contact, record);
         }
         if people.is_empty() && chunks.is_empty() {
             return report;
@@ -474,6 +503,106 @@ impl SyncWorker {
             "Queue batch processed."
         );
         report
+    }
+
+    /// Looks each queued reference up and maps it through its route. What cannot be resolved
+    /// now goes back (an API that fails or asks to wait, credentials still missing or refused:
+    /// an operator may fix them within the retries) or to the dead-letter queue with its
+    /// reason (an object that no longer exists, one without an email, an unreadable message).
+    async fn resolve_lookups(
+        &self,
+        records: Vec<QueueRecord>,
+        deadline: Instant,
+        report: &mut BatchReport,
+    ) -> Vec<(QueueRecord, ContactSync)> {
+        let mut found = Vec::new();
+        if records.is_empty() {
+            return found;
+        }
+        let Some((mapping, apis)) = &self.lookups else {
+            let reason = "a lookup message, and this worker was set up without lookups";
+            self.dead_letter_or_retry(&records, reason, Retry::After(None), deadline, report)
+                .await;
+            return found;
+        };
+        let secret = match before_deadline(deadline, self.secrets.get()).await {
+            Ok(secret) => secret,
+            Err(error) => {
+                let reason = error.to_string();
+                self.dead_letter_or_retry(&records, &reason, Retry::After(None), deadline, report)
+                    .await;
+                return found;
+            }
+        };
+        for record in records {
+            let (reason, retry) =
+                match crate::delivery::message::QueuedLookup::from_json(&record.body) {
+                    Err(error) => (error.to_string(), Retry::Never),
+                    Ok(message) => match mapping.route(&message.route) {
+                        None => (
+                            format!("route {} is not in this worker's mapping", message.route),
+                            Retry::After(None),
+                        ),
+                        Some(route) => {
+                            match self.look_up(route, apis, &message, &secret, deadline).await {
+                                Ok(contact) => {
+                                    found.push((record, contact));
+                                    continue;
+                                }
+                                Err(failure) => failure,
+                            }
+                        }
+                    },
+                };
+            self.dead_letter_or_retry(
+                std::slice::from_ref(&record),
+                &reason,
+                retry,
+                deadline,
+                report,
+            )
+            .await;
+        }
+        found
+    }
+
+    async fn look_up(
+        &self,
+        route: &crate::mapping::Route,
+        apis: &crate::lookup::SenderApis,
+        message: &crate::delivery::message::QueuedLookup,
+        secret: &AppSecret,
+        deadline: Instant,
+    ) -> Result<ContactSync, (String, Retry)> {
+        use crate::lookup::{Credentials, LookupError};
+        let lookup = &message.lookup;
+        let credentials =
+            Credentials::for_route(lookup.api, &route.name, secret.sender_api.get(&route.name))
+                .map_err(|missing| (missing.to_string(), Retry::After(None)))?;
+        let object = apis
+            .fetch(lookup, &route.name, &credentials, deadline)
+            .await
+            .map_err(|error| {
+                let retry = match &error {
+                    LookupError::NotFound { .. } => Retry::Never,
+                    LookupError::Unavailable { retry_after, .. } => Retry::After(*retry_after),
+                    _ => Retry::After(None),
+                };
+                (error.to_string(), retry)
+            })?;
+        let submission =
+            crate::lookup::found_submission(lookup, object, &message.webhook_submission());
+        match crate::mapping::map_submission(&submission, route) {
+            crate::mapping::MappingOutcome::Contact(contact) => Ok(*contact),
+            crate::mapping::MappingOutcome::Skipped { reason }
+            | crate::mapping::MappingOutcome::Rejected { reason } => Err((
+                format!(
+                    "{} {} found, but not synced: {reason}",
+                    lookup.object, lookup.id
+                ),
+                Retry::Never,
+            )),
+        }
     }
 
     /// How long until the circuit's next probe, when the account is failing (or the pacer
@@ -773,8 +902,7 @@ impl SyncWorker {
                 (Some(dlq), true) => {
                     // Dead-lettering must not be starved by a spent batch deadline.
                     let deadline = deadline.max(Instant::now() + Duration::from_secs(3));
-                    let route = QueuedContact::from_json(&record.body)
-                        .map_or_else(|_| String::new(), |m| m.route);
+                    let route = route_of(&record.body);
                     let attributes = [
                         (REASON_ATTRIBUTE, reason),
                         (ROUTE_ATTRIBUTE, route.as_str()),
@@ -832,11 +960,41 @@ impl SyncWorker {
 }
 
 /// Whether a failed message may be retried, and after how long ActiveCampaign asked.
+/// Adds a looked-up contact to the batch's people, merged with the same email's.
+fn add_person(people: &mut BTreeMap<String, Person>, contact: ContactSync, record: QueueRecord) {
+    match people.get_mut(&contact.email) {
+        Some(person) => {
+            person.contact.merge(contact);
+            person.sources.push(record);
+        }
+        None => {
+            people.insert(
+                contact.email.clone(),
+                Person {
+                    contact,
+                    exclude_automations: false,
+                    generation: 0,
+                    sources: vec![record],
+                },
+            );
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Retry {
     /// It cannot succeed as it is: dead-letter it now.
     Never,
     After(Option<Duration>),
+}
+
+/// The route a message (a contact's, a batch's or a lookup's) names, for dead letters.
+fn route_of(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Routed {
+        route: String,
+    }
+    serde_json::from_str::<Routed>(body).map_or_else(|_| String::new(), |m| m.route)
 }
 
 fn retry_after_of(error: &DeliveryError) -> Option<Duration> {

@@ -20,6 +20,7 @@ use crate::delivery::{
     RefusalKeeper,
 };
 use crate::inbound::InboundRequest;
+use crate::lookup::{Credentials, LookupError, SenderApis, found_submission};
 use crate::mapping::guard::{CaptchaOutage, Refusal};
 use crate::mapping::{Mapping, Route};
 use crate::pipeline::{Arrival, Plan, arrive, verify_and_interpret};
@@ -51,6 +52,8 @@ pub struct WebhookApp {
     captcha: Option<CaptchaVerifier>,
     /// Requests per source address, for routes with `rate_limit_per_ip`.
     address_limits: AddressLimits,
+    /// Looks up what ids-only senders refer to (inline, or when the queue is down).
+    sender_apis: Option<SenderApis>,
 }
 
 /// What one request was about, for its log line.
@@ -82,7 +85,14 @@ impl WebhookApp {
             dedupe: Dedupe::new(Arc::new(MemoryIdempotencyStore::new())),
             captcha: None,
             address_limits: AddressLimits::default(),
+            sender_apis: None,
         }
+    }
+
+    /// Looks up the references of ids-only senders through their APIs with `apis`.
+    pub fn with_sender_apis(mut self, apis: SenderApis) -> Self {
+        self.sender_apis = Some(apis);
+        self
     }
 
     /// Verifies the captcha tokens of routes that have one with `verifier`.
@@ -289,6 +299,17 @@ impl WebhookApp {
                 self.remember_batch(&digest, &outcome).await;
                 return Ok((outcome, None));
             }
+            Plan::Lookup {
+                submission,
+                redirect,
+            } => {
+                log.topic = submission.topic.clone();
+                log.delivery_id = submission.delivery_id.clone();
+                let outcome = self
+                    .deliver_lookup(route, *submission, req, secret, deadline, log)
+                    .await?;
+                return Ok((outcome, redirect));
+            }
             Plan::Contact {
                 contact,
                 submission,
@@ -370,6 +391,156 @@ impl WebhookApp {
             .finish(&claim, &outcome.to_response().json_body())
             .await;
         Ok((outcome, redirect))
+    }
+
+    /// An ids-only sender's webhook: the route's credentials checked (without them, `ignored`
+    /// naming the missing key), the delivery claimed, then in queue mode the reference queued
+    /// for the sync-worker, or inline (and when the queue is down) looked up now, mapped and
+    /// synced. An object that no longer exists is `ignored`; an API that fails, 503.
+    async fn deliver_lookup(
+        &self,
+        route: &Route,
+        webhook: crate::submission::Submission,
+        req: &InboundRequest,
+        secret: Arc<AppSecret>,
+        deadline: Instant,
+        log: &mut RequestLog,
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let Some(lookup) = webhook.lookup.clone() else {
+            return Err(unavailable_because("a lookup without its reference".into()));
+        };
+        let credentials = match Credentials::for_route(
+            lookup.api,
+            &route.name,
+            secret.sender_api.get(&route.name),
+        ) {
+            Ok(credentials) => credentials,
+            Err(missing) => {
+                return Ok(WebhookOutcome::Ignored {
+                    reason: missing.to_string(),
+                });
+            }
+        };
+        let identity = idempotency::delivery_identity(
+            webhook.topic.as_deref(),
+            webhook.delivery_id.as_deref(),
+        );
+        let (key, window) = claim_key(route, &webhook, &req.body);
+        let claim = self.dedupe.claim(key, window, deadline).await;
+        match claim {
+            DeliveryClaim::Duplicate(first) => {
+                crate::metrics::emit(crate::metrics::duplicates(&route.name));
+                return Ok(WebhookOutcome::Duplicate { first });
+            }
+            DeliveryClaim::InProgress { retry_after } => {
+                return Err(WebhookError::Busy {
+                    what: "the same delivery is being handled now",
+                    retry_after,
+                });
+            }
+            DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
+        }
+        if let Delivery::Queue { queue, .. } = &self.delivery {
+            let mut message =
+                crate::delivery::message::QueuedLookup::new(&route.name, &webhook, lookup.clone());
+            if let (Some(identity), Some(window)) = (identity, window) {
+                message.dedupe_id = Some(identity);
+                message.dedupe_window_secs = Some(window.as_secs());
+            }
+            match queue.send_body(message.to_json(), &[], deadline).await {
+                Ok(message_id) => {
+                    let outcome = WebhookOutcome::Queued { message_id };
+                    self.dedupe
+                        .finish(&claim, &outcome.to_response().json_body())
+                        .await;
+                    return Ok(outcome);
+                }
+                Err(error) => {
+                    tracing::error!(route = %route.name, error = %error, "Queue unavailable; looking the reference up inline instead.");
+                }
+            }
+        }
+        let result = self
+            .look_up_and_sync(route, &webhook, &credentials, secret, deadline, log)
+            .await;
+        match &result {
+            Ok(outcome) => {
+                self.dedupe
+                    .finish(&claim, &outcome.to_response().json_body())
+                    .await
+            }
+            Err(_) => self.dedupe.abandon(&claim).await,
+        }
+        result
+    }
+
+    async fn look_up_and_sync(
+        &self,
+        route: &Route,
+        webhook: &crate::submission::Submission,
+        credentials: &Credentials,
+        secret: Arc<AppSecret>,
+        deadline: Instant,
+        log: &mut RequestLog,
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let (Some(lookup), Some(apis)) = (&webhook.lookup, &self.sender_apis) else {
+            return Err(unavailable_because(
+                "no sender API client was set up".into(),
+            ));
+        };
+        let found = match apis.fetch(lookup, &route.name, credentials, deadline).await {
+            Ok(found) => found,
+            Err(error @ LookupError::NotFound { .. }) => {
+                return Ok(WebhookOutcome::Ignored {
+                    reason: error.to_string(),
+                });
+            }
+            Err(LookupError::Unavailable {
+                api,
+                reason,
+                retry_after,
+            }) => {
+                return Err(WebhookError::Unavailable {
+                    reason: format!("the {api} API is unavailable: {reason}"),
+                    retry_after: retry_after.unwrap_or(crate::delivery::DEFAULT_RETRY_AFTER),
+                });
+            }
+            // Wrong credentials or a strange answer: nothing acknowledged, the sender retries
+            // while the operator fixes it.
+            Err(error) => return Err(unavailable_because(error.to_string())),
+        };
+        let submission = found_submission(lookup, found, webhook);
+        let contact = match crate::mapping::map_submission(&submission, route) {
+            crate::mapping::MappingOutcome::Contact(contact) => contact,
+            crate::mapping::MappingOutcome::Skipped { reason } => {
+                return Ok(WebhookOutcome::Skipped { reason });
+            }
+            crate::mapping::MappingOutcome::Rejected { reason } => {
+                return Ok(WebhookOutcome::Rejected { reason });
+            }
+        };
+        log.email = Some(contact.email.clone());
+        match self
+            .delivery
+            .inline()
+            .deliver(&contact, secret, deadline)
+            .await
+        {
+            Ok(DeliveryOutcome::Synced { subscriber_id }) => {
+                Ok(WebhookOutcome::Synced { subscriber_id })
+            }
+            Ok(DeliveryOutcome::Queued { message_id }) => Ok(WebhookOutcome::Queued { message_id }),
+            Ok(DeliveryOutcome::Rejected { reason }) => {
+                let message = QueuedContact::new(
+                    &route.name,
+                    webhook.delivery_id.as_deref(),
+                    (*contact).clone(),
+                );
+                self.refusals.keep(&message, &reason, deadline).await;
+                Ok(WebhookOutcome::Rejected { reason })
+            }
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     /// What a success would have answered, for a filled honeypot: a queued message's id in
@@ -567,6 +738,14 @@ fn body_digest(route: &str, body: &[u8]) -> String {
     digest.update([0]);
     digest.update(body);
     hex::encode(digest.finalize())
+}
+
+/// 503 for a cause that is the deployment's (the log says which).
+fn unavailable_because(reason: String) -> WebhookError {
+    WebhookError::Unavailable {
+        reason,
+        retry_after: crate::delivery::DEFAULT_RETRY_AFTER,
+    }
 }
 
 /// A contact that was not delivered: 413 when it can never be queued as it is, otherwise

@@ -223,6 +223,7 @@ mod tests {
             consent,
             payload: json!({"note": {"color": "blue"}, "choices": ["a", "b"], "ok": "yes"}),
             from_browser_form: false,
+            lookup: None,
         }
     }
 

@@ -402,6 +402,7 @@ mod tests {
             consent: None,
             payload: json!({"name": "#1001", "items": [{"k": 1}, {"k": 2}], "list": ["x", "y"], "empty": ""}),
             from_browser_form: false,
+            lookup: None,
         }
     }
 

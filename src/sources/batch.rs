@@ -63,6 +63,7 @@ fn submission(row: Value) -> Submission {
         consent,
         payload: row,
         from_browser_form: false,
+        lookup: None,
     }
 }
 

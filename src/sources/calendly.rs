@@ -63,6 +63,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent: None,
         payload: body,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

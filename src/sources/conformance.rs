@@ -71,7 +71,7 @@ fn verify(sender: &SenderSpec, req: &InboundRequest, keys: &[&str]) -> Result<()
 #[test]
 fn every_signing_sender_accepts_its_signature_under_rotation_and_nothing_else() {
     let senders: Vec<&str> = signing_senders().map(|s| s.name).collect();
-    assert_eq!(senders.len(), 11, "{senders:?}");
+    assert_eq!(senders.len(), 12, "{senders:?}");
     for sender in signing_senders() {
         let name = sender.name;
         let signed = request(sender, SECRET, BODY, BODY, now());
@@ -131,7 +131,8 @@ fn every_timed_signature_expires_with_the_replay_window_both_ways() {
             "webflow",
             "calendly",
             "hubspot",
-            "standardwebhooks"
+            "standardwebhooks",
+            "bigcommerce"
         ]
     );
     for sender in signing_senders() {

@@ -27,6 +27,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload,
         from_browser_form,
+        lookup: None,
     })))
 }
 

@@ -53,6 +53,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload: p,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

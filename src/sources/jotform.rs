@@ -67,6 +67,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload: Value::Object(payload),
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -61,6 +61,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent: None,
         payload,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

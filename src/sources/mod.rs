@@ -3,6 +3,7 @@
 //! what they share is in [`util`]. [`SENDERS`] is the registry.
 
 pub(crate) mod batch;
+mod bigcommerce;
 mod calendly;
 #[cfg(test)]
 mod conformance;
@@ -136,6 +137,7 @@ pub const SENDERS: &[&SenderSpec] = &[
     &standardwebhooks::SPEC,
     &wix::SPEC,
     &wixautomations::SPEC,
+    &bigcommerce::SPEC,
 ];
 
 /// The sender a mapping file names.

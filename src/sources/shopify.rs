@@ -95,6 +95,7 @@ pub(super) fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, 
         consent,
         payload,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -90,6 +90,17 @@ pub(crate) fn authenticate(
     secrets: &[SecretString],
     settings: &AuthSettings,
 ) -> Result<(), AuthError> {
+    authenticate_keyed(req, secrets, settings, signing_key)
+}
+
+/// The Standard Webhooks check with the HMAC key each secret gives (`key_of`): the decoded
+/// `whsec_` value here; BigCommerce keys with its client secret's own bytes.
+pub(crate) fn authenticate_keyed(
+    req: &InboundRequest,
+    secrets: &[SecretString],
+    settings: &AuthSettings,
+    key_of: fn(&SecretString) -> Option<SecretBox<[u8]>>,
+) -> Result<(), AuthError> {
     let signature = header(req, SIGNATURE_HEADER, SVIX_SIGNATURE_HEADER)
         .ok_or(AuthError::MissingSignature("webhook-signature"))?;
     let id =
@@ -113,7 +124,7 @@ pub(crate) fn authenticate(
     if tags.is_empty() {
         return Err(AuthError::MalformedSignature);
     }
-    let keys: Vec<SecretBox<[u8]>> = secrets.iter().filter_map(signing_key).collect();
+    let keys: Vec<SecretBox<[u8]>> = secrets.iter().filter_map(key_of).collect();
     if keys.is_empty() {
         // The route's secrets are not `whsec_<base64>` values: nothing can verify.
         return Err(AuthError::NoSecretConfigured);
@@ -148,6 +159,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -61,6 +61,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -74,6 +74,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -148,6 +148,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload: Value::Object(payload),
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -97,6 +97,7 @@ pub(super) fn parse(req: &InboundRequest, reads: &Projection) -> Result<Parsed, 
         consent: None,
         payload: p,
         from_browser_form: false,
+        lookup: None,
     })))
 }
 

@@ -86,6 +86,45 @@ pub fn app_for_url(url: &str) -> WebhookApp {
         1024 * 1024,
     )
     .with_captcha_verifier(CaptchaVerifier::new(Some(format!("{url}{TURNSTILE_PATH}"))).unwrap())
+    .with_sender_apis(ac_webhook_sync::lookup::SenderApis::new(Some(url.to_string())).unwrap())
+}
+
+/// BigCommerce's API as local/sender-apis.json has it (the sandbox serves the same): order 100
+/// of store abc123 and its products, for the local access token; 404 for any other order.
+/// Ahead of a catch-all ActiveCampaign fake (priority 2; a test's own answer takes 1).
+pub async fn mount_bigcommerce(server: &MockServer) {
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("local/sender-apis.json")).unwrap(),
+    )
+    .unwrap();
+    let api = &data["bigcommerce"];
+    let token = api["access_token"].as_str().unwrap();
+    Mock::given(method("GET"))
+        .and(path("/stores/abc123/v2/orders/100"))
+        .and(header("X-Auth-Token", token))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(&api["stores"]["abc123"]["orders"]["100"]),
+        )
+        .with_priority(2)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/stores/abc123/v2/orders/100/products"))
+        .and(header("X-Auth-Token", token))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(&api["stores"]["abc123"]["products"]["100"]),
+        )
+        .with_priority(2)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/stores/"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(
+            json!([{"status": 404, "message": "The requested resource was not found."}]),
+        ))
+        .with_priority(3)
+        .mount(server)
+        .await;
 }
 
 /// Turnstile's answer to the local secret's captcha key and the dummy token: a pass.
