@@ -158,6 +158,21 @@ fn expectation(name: &str) -> Option<Expect> {
         ]),
         "bigcommerce-order-missing" | "bigcommerce-product-updated" => ok("ignored"),
         "bigcommerce-bad-signature" => status(401),
+        "squarespace-order-create" => synced(&[
+            ("email", "mae.carol@example.com"),
+            ("first_name", "Mae"),
+            ("last_name", "Carol"),
+            ("phone", "+1 281 555 0190"),
+        ]),
+        "squarespace-bad-signature" => status(401),
+        // The customer by id, looked up in Stripe's API.
+        "stripe-subscription-created" => synced(&[
+            ("email", "dorothy.hodgkin@example.com"),
+            ("first_name", "Dorothy"),
+            ("last_name", "Hodgkin"),
+            ("phone", "+44 1865 555 0100"),
+            ("customer_acct_name", "Somerville Labs"),
+        ]),
         "shopify-orders-create" | "shopify-orders-paid" | "rest-shopify-orders-paid" => synced(JON),
         "shopify-customers-create" => synced(&[
             ("email", "bob@example.com"),
@@ -347,7 +362,12 @@ fn expectation(name: &str) -> Option<Expect> {
             ("last_name", "Darden"),
         ]),
         // Ids only: the contact would need an API call to Paddle.
-        "paddle-transaction-completed" => ok("ignored"),
+        // The transaction's customer_id, looked up in Paddle's (sandbox) API.
+        "paddle-transaction-completed" => synced(&[
+            ("email", "rosalind.franklin@example.com"),
+            ("first_name", "Rosalind"),
+            ("last_name", "Franklin"),
+        ]),
         "paddle-no-email" => ok("skipped"),
         "paddle-bad-signature" | "paddle-missing-signature" | "paddle-stale-timestamp" => {
             status(401)
@@ -474,7 +494,7 @@ async fn every_event_file_gives_its_documented_answer() {
             .mount(&server)
             .await;
         mount_turnstile(&server).await;
-        mount_bigcommerce(&server).await;
+        mount_sender_apis(&server).await;
         let app = app_for(&server);
         // Callback events go to the import-callback function, every other one to the webhook.
         let response = if name.starts_with("import-callback") {

@@ -34,7 +34,7 @@ async fn the_preview_of_every_event_is_what_the_function_sends() {
         let server = MockServer::start().await;
         mount_users_me(&server).await;
         mount_turnstile(&server).await;
-        mount_bigcommerce(&server).await;
+        mount_sender_apis(&server).await;
         mount_contact_sync(
             &server,
             ResponseTemplate::new(200).set_body_json(synced_body(1)),

@@ -46,6 +46,11 @@ def events(at):
         "stripe-customer-created": stripe(stripe_event("customer.created", STRIPE_CUSTOMER, "evt_1Customer"), at),
         "stripe-invoice-paid": stripe(stripe_event("invoice.paid", STRIPE_INVOICE, "evt_1Invoice"), at),
         "stripe-customer-no-email": stripe(stripe_event("customer.created", no_email, "evt_1NoEmail"), at),
+        # Names its customer by id only: the customer is looked up in Stripe's API.
+        "stripe-subscription-created": stripe(stripe_event("customer.subscription.created", {
+            "id": "sub_1Q8", "object": "subscription", "customer": "cus_Q8subscriber", "status": "active",
+            "items": {"object": "list", "data": [{"id": "si_1", "price": {"id": "price_1", "product": "prod_Pro"}}]}},
+            "evt_1Subscription"), at),
         "stripe-charge-refunded": stripe(stripe_event("charge.refunded", {"id": "ch_1", "object": "charge"}, "evt_1Refund"), at),
         "stripe-bad-signature": stripe(stripe_event("checkout.session.completed", STRIPE_CHECKOUT, "evt_1Checkout"), at, tamper=True),
         "stripe-rotated-secret": stripe(stripe_event("customer.created", STRIPE_CUSTOMER, "evt_1Rotated"), at, secret="whsec_local_stripe_previous"),

@@ -1,4 +1,5 @@
-//! Lookups: senders whose webhooks carry only ids (a BigCommerce order's `data.id`). The
+//! Lookups: senders whose webhooks carry only ids (a BigCommerce order's `data.id`, a Paddle
+//! transaction's `customer_id`). The
 //! sender's parser leaves a [`Lookup`], the reference; delivery looks it up through the
 //! sender's own API with the route's credentials (`sender_api.{route}` in the secret), and
 //! the object found becomes the submission the route maps ([`found_submission`]). In queue
@@ -6,6 +7,8 @@
 //! sender is answered in milliseconds.
 
 pub mod bigcommerce;
+pub mod customers;
+pub mod squarespace;
 
 use std::time::Duration;
 
@@ -21,12 +24,18 @@ use crate::submission::Submission;
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     BigCommerce,
+    Squarespace,
+    Stripe,
+    Paddle,
 }
 
 impl Api {
     pub fn name(self) -> &'static str {
         match self {
             Api::BigCommerce => "bigcommerce",
+            Api::Squarespace => "squarespace",
+            Api::Stripe => "stripe",
+            Api::Paddle => "paddle",
         }
     }
 
@@ -34,6 +43,8 @@ impl Api {
     pub fn credential_keys(self) -> &'static [&'static str] {
         match self {
             Api::BigCommerce => &["access_token"],
+            Api::Squarespace | Api::Paddle => &["api_key"],
+            Api::Stripe => &["secret_key"],
         }
     }
 }
@@ -178,6 +189,12 @@ impl SenderApis {
             Api::BigCommerce => {
                 bigcommerce::fetch(self, lookup, route, credentials, deadline).await
             }
+            Api::Squarespace => {
+                squarespace::fetch(self, lookup, route, credentials, deadline).await
+            }
+            Api::Stripe | Api::Paddle => {
+                customers::fetch(self, lookup, route, credentials, deadline).await
+            }
         }
     }
 
@@ -299,16 +316,37 @@ async fn read_capped(mut response: reqwest::Response) -> Result<bytes::Bytes, St
     Ok(body.freeze())
 }
 
-/// The submission a route maps once `lookup` found `found`: the API's own contact fields and
-/// products, the object as the payload (with the webhook under `webhook`), and the webhook's
-/// topic and delivery id.
+/// The submission a route maps once `lookup` found `found`, with the webhook's topic and
+/// delivery id. An order (BigCommerce, Squarespace) is the payload, the webhook under
+/// `webhook`, and gives the contact and products; a customer (Stripe, Paddle) joins the
+/// webhook's payload as `customer`, gives what the event lacked (the email) and leaves the
+/// event's own fields (names a checkout collected, invoice lines) where they are.
 pub fn found_submission(lookup: &Lookup, found: Value, webhook: &Submission) -> Submission {
-    let (contact, products, consent, mut payload) = match lookup.api {
-        Api::BigCommerce => bigcommerce::interpret(found),
+    let (contact, products, consent, payload) = match lookup.api {
+        Api::BigCommerce | Api::Squarespace => {
+            let (contact, products, consent, mut order) = match lookup.api {
+                Api::BigCommerce => bigcommerce::interpret(found),
+                _ => squarespace::interpret(found),
+            };
+            if let Value::Object(map) = &mut order {
+                map.insert("webhook".into(), webhook.payload.clone());
+            }
+            (contact, products, consent, order)
+        }
+        Api::Stripe | Api::Paddle => {
+            let (customer_contact, customer_consent) = customers::contact(lookup.api, &found);
+            let mut payload = webhook.payload.clone();
+            if let Value::Object(map) = &mut payload {
+                map.insert("customer".into(), found);
+            }
+            (
+                webhook.contact.clone().fill_from(customer_contact),
+                webhook.products.clone(),
+                webhook.consent.or(customer_consent),
+                payload,
+            )
+        }
     };
-    if let Value::Object(map) = &mut payload {
-        map.insert("webhook".into(), webhook.payload.clone());
-    }
     Submission {
         topic: webhook.topic.clone(),
         delivery_id: webhook.delivery_id.clone(),
@@ -325,5 +363,7 @@ pub fn found_submission(lookup: &Lookup, found: Value, webhook: &Submission) -> 
 pub fn describe(lookup: &Lookup) -> String {
     match lookup.api {
         Api::BigCommerce => bigcommerce::describe(lookup),
+        Api::Squarespace => squarespace::describe(lookup),
+        Api::Stripe | Api::Paddle => customers::describe(lookup),
     }
 }

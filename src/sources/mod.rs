@@ -18,6 +18,7 @@ mod lemonsqueezy;
 pub(crate) mod paddle;
 mod shopify;
 pub mod spec;
+mod squarespace;
 pub(crate) mod standardwebhooks;
 mod stripe;
 mod tally;
@@ -138,6 +139,7 @@ pub const SENDERS: &[&SenderSpec] = &[
     &wix::SPEC,
     &wixautomations::SPEC,
     &bigcommerce::SPEC,
+    &squarespace::SPEC,
 ];
 
 /// The sender a mapping file names.

@@ -4,8 +4,9 @@
 //! (`replay_window_secs`, default 300 s), not the SDK's 5 s, which Lambda clock skew and cold
 //! starts would break.
 //!
-//! Only `customer.*` events carry a contact. Transaction and subscription events carry ids
-//! (`customer_id`, `address_id`) and would need an API call to Paddle: they are ignored.
+//! `customer.*` events carry the contact. Transaction and subscription events carry only ids
+//! (`customer_id`, `address_id`): the customer is looked up in Paddle's API
+//! (`lookup::customers`) with `sender_api.{route}.api_key`.
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -14,11 +15,12 @@ use super::util::body::parse_json_object;
 use super::util::signature::{TagEncoding, check_replay_window, verify_hmac_any};
 use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
+use crate::lookup::{Api, Lookup};
 use crate::submission::{ContactFields, Parsed, Submission, is_affirmative, text_at};
 
 pub(crate) const SIGNATURE_HEADER: &str = "paddle-signature";
 
-pub(crate) const DEFAULT_TOPICS: &[&str] = &["customer.created"];
+pub(crate) const DEFAULT_TOPICS: &[&str] = &["customer.created", "transaction.completed"];
 
 /// Event families whose payload names the customer only by id.
 const IDS_ONLY_PREFIXES: &[&str] = &["transaction.", "subscription."];
@@ -110,15 +112,29 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
     let topic =
         text_at(&payload, "event_type").ok_or(ParseError::MissingTopic("\"event_type\" field"))?;
-    if IDS_ONLY_PREFIXES.iter().any(|p| topic.starts_with(p)) {
-        return Ok(Parsed::Ignored {
-            reason: format!(
-                "Paddle {topic} carries only ids (customer_id, address_id), no contact: it needs an \
-                 API call to Paddle, which is not supported yet"
-            ),
-        });
-    }
     let data = payload.get("data").unwrap_or(&Value::Null);
+    let delivery_id =
+        text_at(&payload, "notification_id").or_else(|| text_at(&payload, "event_id"));
+    // Transactions and subscriptions name their customer by id: looked up in Paddle's API.
+    if IDS_ONLY_PREFIXES.iter().any(|p| topic.starts_with(p)) {
+        let Some(customer_id) = text_at(data, "customer_id") else {
+            return Ok(Parsed::Ignored {
+                reason: format!("Paddle {topic} names no customer_id to look up"),
+            });
+        };
+        return Ok(Parsed::Submission(Box::new(Submission {
+            topic: Some(topic),
+            delivery_id,
+            lookup: Some(Lookup {
+                api: Api::Paddle,
+                object: "customer".into(),
+                id: customer_id,
+                context: serde_json::Map::new(),
+            }),
+            payload,
+            ..Submission::default()
+        })));
+    }
     let contact = ContactFields {
         email: text_at(data, "email"),
         // One string ("Sam Miller"): the mapping stage splits it.
@@ -129,8 +145,6 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         .get("marketing_consent")
         .filter(|v| !v.is_null())
         .map(is_affirmative);
-    let delivery_id =
-        text_at(&payload, "notification_id").or_else(|| text_at(&payload, "event_id"));
     Ok(Parsed::Submission(Box::new(Submission {
         topic: Some(topic),
         delivery_id,
@@ -349,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn transaction_and_subscription_events_are_ids_only() {
+    fn transaction_and_subscription_events_look_their_customer_up() {
         for topic in [
             "transaction.completed",
             "transaction.paid",
@@ -358,14 +372,20 @@ mod tests {
             let body = format!(
                 r#"{{"event_id":"evt_2","event_type":"{topic}","notification_id":"ntf_2","data":{{"id":"txn_1","customer_id":"ctm_1","address_id":"add_1"}}}}"#
             );
-            match parse(&signed_at(&body, 1, &[SECRET])).unwrap() {
-                Parsed::Ignored { reason } => {
-                    assert!(reason.contains("only ids"), "{reason}");
-                    assert!(reason.contains("API call to Paddle"), "{reason}");
-                }
-                other => panic!("{topic}: expected ignored, got {other:?}"),
-            }
+            let s = submission(parse(&signed_at(&body, 1, &[SECRET])));
+            let lookup = s.lookup.expect("a lookup");
+            assert_eq!(
+                (lookup.api, lookup.id.as_str()),
+                (Api::Paddle, "ctm_1"),
+                "{topic}"
+            );
+            assert_eq!(s.delivery_id.as_deref(), Some("ntf_2"));
         }
+        let no_customer = r#"{"event_type":"transaction.created","data":{"id":"txn_1"}}"#;
+        assert!(matches!(
+            parse(&signed_at(no_customer, 1, &[SECRET])).unwrap(),
+            Parsed::Ignored { .. }
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::util::body::parse_json_object;
 use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
+use crate::lookup::{Api, Lookup};
 use crate::submission::{
     ContactFields, Parsed, Product, Submission, first_text, products_at, text_at,
 };
@@ -16,6 +17,8 @@ pub(super) const DEFAULT_TOPICS: &[&str] = &[
     "checkout.session.completed",
     "customer.created",
     "invoice.paid",
+    // Its customer by id only: looked up (`sender_api.{route}.secret_key`).
+    "customer.subscription.created",
 ];
 
 /// The `stripe` sender.
@@ -42,6 +45,18 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         t if t.starts_with("invoice.") => invoice_fields(&object),
         _ => customer_fields(&object),
     };
+    // An object that names its customer only by id (a subscription, a payment intent): the
+    // customer is looked up in Stripe's API (`lookup::customers`).
+    let lookup = object
+        .get("customer")
+        .and_then(Value::as_str)
+        .filter(|id| contact.email.is_none() && id.starts_with("cus_"))
+        .map(|id| Lookup {
+            api: Api::Stripe,
+            object: "customer".into(),
+            id: id.to_string(),
+            context: serde_json::Map::new(),
+        });
     Ok(Parsed::Submission(Box::new(Submission {
         topic: Some(topic),
         delivery_id: text_at(&payload, "id"),
@@ -50,7 +65,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         consent,
         payload,
         from_browser_form: false,
-        lookup: None,
+        lookup,
     })))
 }
 

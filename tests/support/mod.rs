@@ -89,6 +89,40 @@ pub fn app_for_url(url: &str) -> WebhookApp {
     .with_sender_apis(ac_webhook_sync::lookup::SenderApis::new(Some(url.to_string())).unwrap())
 }
 
+/// Every sender API local/sender-apis.json holds, as each answers: BigCommerce (below),
+/// Squarespace's orders, Stripe's and Paddle's customers, each for its local credential, with
+/// 404 for anything else.
+pub async fn mount_sender_apis(server: &MockServer) {
+    mount_bigcommerce(server).await;
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("local/sender-apis.json")).unwrap(),
+    )
+    .unwrap();
+    let bearer = |api: &str, key: &str| format!("Bearer {}", data[api][key].as_str().unwrap());
+    let objects = [
+        ("squarespace", "api_key", "orders", "/1.0/commerce/orders/"),
+        ("stripe", "secret_key", "customers", "/v1/customers/"),
+        ("paddle", "api_key", "customers", "/customers/"),
+    ];
+    for (api, key, kind, prefix) in objects {
+        for (id, object) in data[api][kind].as_object().unwrap() {
+            Mock::given(method("GET"))
+                .and(path(format!("{prefix}{id}")))
+                .and(header("Authorization", bearer(api, key).as_str()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(object))
+                .with_priority(2)
+                .mount(server)
+                .await;
+        }
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(format!("^{prefix}")))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})))
+            .with_priority(3)
+            .mount(server)
+            .await;
+    }
+}
+
 /// BigCommerce's API as local/sender-apis.json has it (the sandbox serves the same): order 100
 /// of store abc123 and its products, for the local access token; 404 for any other order.
 /// Ahead of a catch-all ActiveCampaign fake (priority 2; a test's own answer takes 1).
