@@ -94,7 +94,7 @@ pub fn is_affirmative(value: &Value) -> bool {
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_i64() == Some(1),
         Value::String(s) => matches!(
-            s.trim().to_ascii_lowercase().as_str(),
+            s.trim().to_lowercase().as_str(),
             "on" | "yes" | "y" | "true" | "1" | "checked" | "subscribed" | "opt_in" | "granted"
             // German and Dutch, French, Spanish and Italian, Portuguese.
             | "ja" | "oui" | "si" | "sí" | "sim"

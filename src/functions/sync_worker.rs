@@ -382,8 +382,10 @@ impl SyncWorker {
             }
         }
         // References are looked up first: what they find joins the people of the batch.
-        for (record, contact) in self.resolve_lookups(lookups, deadline, &mut report).await {
-            add_person(&mut people, contact, record);
+        for (record, contact, exclude_automations) in
+            self.resolve_lookups(lookups, deadline, &mut report).await
+        {
+            add_person(&mut people, contact, exclude_automations, record);
         }
         if people.is_empty() && chunks.is_empty() {
             return report;
@@ -514,7 +516,7 @@ impl SyncWorker {
         records: Vec<QueueRecord>,
         deadline: Instant,
         report: &mut BatchReport,
-    ) -> Vec<(QueueRecord, ContactSync)> {
+    ) -> Vec<(QueueRecord, ContactSync, bool)> {
         let mut found = Vec::new();
         if records.is_empty() {
             return found;
@@ -534,7 +536,36 @@ impl SyncWorker {
                 return found;
             }
         };
+        // The lookups may take half the time left: the rest is the syncs'. What is not tried
+        // by then goes back, and while the account is failing nothing is looked up at all.
+        let lookup_deadline =
+            Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2;
+        let circuit = self.circuit_wait().await;
         for record in records {
+            let skipped = match &circuit {
+                Some((wait, why)) => Some((
+                    format!(
+                        "not looked up, ActiveCampaign unavailable for the whole account: {why}"
+                    ),
+                    Retry::After(Some(*wait)),
+                )),
+                None if Instant::now() >= lookup_deadline => Some((
+                    "not looked up within this batch's time".to_string(),
+                    Retry::After(None),
+                )),
+                None => None,
+            };
+            if let Some((reason, retry)) = skipped {
+                self.dead_letter_or_retry(
+                    std::slice::from_ref(&record),
+                    &reason,
+                    retry,
+                    deadline,
+                    report,
+                )
+                .await;
+                continue;
+            }
             let (reason, retry) =
                 match crate::delivery::message::QueuedLookup::from_json(&record.body) {
                     Err(error) => (error.to_string(), Retry::Never),
@@ -544,9 +575,12 @@ impl SyncWorker {
                             Retry::After(None),
                         ),
                         Some(route) => {
-                            match self.look_up(route, apis, &message, &secret, deadline).await {
+                            match self
+                                .look_up(route, apis, &message, &secret, lookup_deadline)
+                                .await
+                            {
                                 Ok(contact) => {
-                                    found.push((record, contact));
+                                    found.push((record, contact, route.exclude_automations));
                                     continue;
                                 }
                                 Err(failure) => failure,
@@ -584,7 +618,7 @@ impl SyncWorker {
             .await
             .map_err(|error| {
                 let retry = match &error {
-                    LookupError::NotFound { .. } => Retry::Never,
+                    LookupError::NotFound { .. } | LookupError::OtherStore { .. } => Retry::Never,
                     LookupError::Unavailable { retry_after, .. } => Retry::After(*retry_after),
                     _ => Retry::After(None),
                 };
@@ -812,8 +846,7 @@ impl SyncWorker {
     ) {
         report.rejected += records.len();
         for record in records {
-            let route =
-                QueuedContact::from_json(&record.body).map_or_else(|_| String::new(), |m| m.route);
+            let route = route_of(&record.body);
             crate::metrics::emit(crate::metrics::rejected_contacts(&route, 1));
         }
         self.dead_letter_or_retry(
@@ -961,10 +994,17 @@ impl SyncWorker {
 
 /// Whether a failed message may be retried, and after how long ActiveCampaign asked.
 /// Adds a looked-up contact to the batch's people, merged with the same email's.
-fn add_person(people: &mut BTreeMap<String, Person>, contact: ContactSync, record: QueueRecord) {
+fn add_person(
+    people: &mut BTreeMap<String, Person>,
+    contact: ContactSync,
+    exclude_automations: bool,
+    record: QueueRecord,
+) {
+    // Its route's `exclude_automations` goes with it; the latest message decides.
     match people.get_mut(&contact.email) {
         Some(person) => {
             person.contact.merge(contact);
+            person.exclude_automations = exclude_automations;
             person.sources.push(record);
         }
         None => {
@@ -972,7 +1012,7 @@ fn add_person(people: &mut BTreeMap<String, Person>, contact: ContactSync, recor
                 contact.email.clone(),
                 Person {
                     contact,
-                    exclude_automations: false,
+                    exclude_automations,
                     generation: 0,
                     sources: vec![record],
                 },

@@ -416,6 +416,7 @@ impl WebhookApp {
         ) {
             Ok(credentials) => credentials,
             Err(missing) => {
+                tracing::warn!(route = %route.name, reason = %missing, "Lookup not made: the route has no credentials for its sender's API.");
                 return Ok(WebhookOutcome::Ignored {
                     reason: missing.to_string(),
                 });
@@ -490,7 +491,7 @@ impl WebhookApp {
         };
         let found = match apis.fetch(lookup, &route.name, credentials, deadline).await {
             Ok(found) => found,
-            Err(error @ LookupError::NotFound { .. }) => {
+            Err(error @ (LookupError::NotFound { .. } | LookupError::OtherStore { .. })) => {
                 return Ok(WebhookOutcome::Ignored {
                     reason: error.to_string(),
                 });

@@ -16,15 +16,22 @@ use crate::submission::{ContactFields, Product, text_at};
 
 pub const BASE_URL: &str = "https://api.bigcommerce.com";
 
-/// The store a lookup reads: the webhook's, else the credentials'.
-fn store_hash<'a>(lookup: &'a Lookup, credentials: Option<&'a Credentials>) -> &'a str {
+/// The store the webhook came from.
+fn webhook_store(lookup: &Lookup) -> &str {
     lookup
         .context
         .get("store_hash")
         .and_then(Value::as_str)
-        .filter(|h| !h.is_empty())
-        .or_else(|| credentials.map(|c| c.get("store_hash")))
         .unwrap_or_default()
+}
+
+/// The store a lookup reads: the credentials' when they name one (their token is for it),
+/// else the webhook's.
+fn store_hash<'a>(lookup: &'a Lookup, credentials: Option<&'a Credentials>) -> &'a str {
+    credentials
+        .map(|c| c.get("store_hash"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| webhook_store(lookup))
 }
 
 /// BigCommerce's wait: milliseconds until its rate-limit window resets.
@@ -54,6 +61,15 @@ pub(super) async fn fetch(
     deadline: Instant,
 ) -> Result<Value, LookupError> {
     let store = store_hash(lookup, Some(credentials));
+    let from = webhook_store(lookup);
+    if !from.is_empty() && !store.is_empty() && from != store {
+        return Err(LookupError::OtherStore {
+            api: Api::BigCommerce.name(),
+            route: route.to_string(),
+            webhook: from.to_string(),
+            configured: store.to_string(),
+        });
+    }
     if store.is_empty() {
         return Err(LookupError::MissingCredentials {
             api: Api::BigCommerce.name(),
@@ -79,6 +95,7 @@ pub(super) async fn fetch(
             reset_wait,
         )
         .await?
+        .filter(Value::is_object)
         .ok_or_else(not_found)?;
     let products = apis
         .get(
@@ -91,6 +108,7 @@ pub(super) async fn fetch(
         )
         .await?
         // An order without products answers 204 or an empty list; a 404 here is the same.
+        .filter(Value::is_array)
         .unwrap_or(Value::Array(Vec::new()));
     if let Value::Object(map) = &mut order {
         map.insert("products".into(), products);

@@ -92,6 +92,17 @@ pub enum LookupError {
         route: String,
         status: u16,
     },
+    /// A webhook from another store than the route's credentials are for (an app installed
+    /// on several stores shares its client secret): nothing to look up with them.
+    #[error(
+        "the webhook is from {api} store {webhook}, and sender_api.{route} is for store {configured}: give each store its own route"
+    )]
+    OtherStore {
+        api: &'static str,
+        route: String,
+        webhook: String,
+        configured: String,
+    },
     /// The API answered something that is not the object.
     #[error("the {api} API answered {what}")]
     Unreadable { api: &'static str, what: String },
@@ -233,6 +244,10 @@ impl SenderApis {
                                 what,
                             }
                         })?;
+                        // A 204 or an empty body (an order without products): nothing, found.
+                        if body.iter().all(u8::is_ascii_whitespace) {
+                            return Ok(Some(Value::Null));
+                        }
                         return serde_json::from_slice(&body).map(Some).map_err(|_| {
                             LookupError::Unreadable {
                                 api: api.name(),

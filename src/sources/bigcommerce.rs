@@ -78,7 +78,10 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         .map(str::to_string)
         .or_else(|| text_at(&payload, "hash"));
     let kind = text_at(&payload, "data.type").unwrap_or_default();
-    let Some(id) = text_at(&payload, "data.id").filter(|_| kind == "order") else {
+    // Order ids are numbers; anything else is not an order this can look up.
+    let id = text_at(&payload, "data.id")
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    let Some(id) = id.filter(|_| kind == "order") else {
         return Ok(Parsed::Ignored {
             reason: format!("{topic} carries no order to look up"),
         });
@@ -163,6 +166,11 @@ mod tests {
             s.delivery_id.as_deref(),
             Some("3f9ea420af83450d7ef9f78b08c8af25b2213637")
         );
+        let odd_id = r#"{"scope":"store/order/created","data":{"type":"order","id":"12a3"}}"#;
+        assert!(matches!(
+            parse(&request("/webhooks/bigcommerce", &[], odd_id)),
+            Ok(Parsed::Ignored { .. })
+        ));
         let product = r#"{"scope":"store/product/updated","data":{"type":"product","id":7}}"#;
         assert!(matches!(
             parse(&request("/webhooks/bigcommerce", &[], product)),

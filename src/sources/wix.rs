@@ -73,6 +73,7 @@ pub(crate) fn authenticate(
     // Wix does not document an `exp`: checked when present, not required.
     validation.set_required_spec_claims::<&str>(&[]);
     validation.validate_aud = false;
+    check_issued_at(token, req.received_at)?;
     let mut usable_key = false;
     let mut refusal = AuthError::SignatureMismatch;
     for secret in secrets {
@@ -96,6 +97,26 @@ pub(crate) fn authenticate(
     } else {
         Err(AuthError::UnusableKey("a PEM public key (the Wix app's)"))
     }
+}
+
+/// Older than this, a token is refused even without an `exp`: longer than Wix's retries (about
+/// 47 h) and than a route remembers deliveries (72 h), so a captured body cannot re-apply old
+/// data once it is forgotten. Whether Wix re-signs a retry is not documented: this allows both.
+pub(crate) const MAX_TOKEN_AGE_SECS: i64 = 72 * 3600;
+
+/// An `iat` claim, when there is one, no older than [`MAX_TOKEN_AGE_SECS`] (nor ahead).
+fn check_issued_at(token: &str, now: std::time::SystemTime) -> Result<(), AuthError> {
+    let Ok(claims) = claims(token.as_bytes()) else {
+        return Err(AuthError::MalformedSignature);
+    };
+    let Some(iat) = claims.get("iat").and_then(Value::as_i64) else {
+        return Ok(());
+    };
+    super::util::signature::check_replay_window(
+        iat,
+        now,
+        std::time::Duration::from_secs(MAX_TOKEN_AGE_SECS as u64),
+    )
 }
 
 /// A JSON value that may arrive as JSON text (Wix nests its event as strings).
@@ -237,8 +258,11 @@ mod tests {
         claims
     }
 
+    /// Received a minute after the claims' `iat`.
     fn post(body: &str) -> InboundRequest {
-        request("/webhooks/wix", &[("content-type", "text/plain")], body)
+        let mut req = request("/webhooks/wix", &[("content-type", "text/plain")], body);
+        req.received_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_660);
+        req
     }
 
     #[test]
@@ -278,6 +302,13 @@ mod tests {
         let forged = BASE64_URL_SAFE_NO_PAD.encode(created(json!({"x": 1})).to_string());
         parts[1] = &forged;
         assert_eq!(verify(&parts.join(".")), Err(AuthError::SignatureMismatch));
+        // Issued longer ago than Wix retries and a route remembers, with no `exp`.
+        let mut late = post(&good);
+        late.received_at += std::time::Duration::from_secs(MAX_TOKEN_AGE_SECS as u64 + 1);
+        assert_eq!(
+            SPEC.authenticate(&late, &keys, &settings),
+            Err(AuthError::StaleTimestamp)
+        );
         // Expired.
         assert_eq!(
             verify(&sign_for_tests(

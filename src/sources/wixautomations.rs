@@ -9,9 +9,10 @@
 use serde_json::Map;
 
 use super::util::body::parse_json_object;
-use super::util::fields::recognise_fields_any_email;
+use super::util::fields::recognise_fields;
 use super::{Auth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
+use crate::submission::first_email_like;
 use crate::submission::{Parsed, Submission};
 
 /// The `wixautomations` sender.
@@ -20,19 +21,25 @@ pub(crate) const SPEC: SenderSpec =
 
 pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;
-    let (top, top_consent) = recognise_fields_any_email(&payload);
-    // Then each nested object, in the payload's order, filling what the top level lacked.
-    let mut contact = top;
-    let mut consent = top_consent;
-    for nested in payload
+    let (mut contact, mut consent) = recognise_fields(&payload);
+    // Then each nested object, filling what the top level lacked: named fields first, and
+    // only then any value that looks like an email (else a nested `siteOwner.email` could
+    // win over `submissions.Email`).
+    let nested: Vec<&serde_json::Value> = payload
         .as_object()
         .into_iter()
         .flat_map(Map::values)
         .filter(|v| v.is_object())
-    {
-        let (found, found_consent) = recognise_fields_any_email(nested);
+        .collect();
+    for object in &nested {
+        let (found, found_consent) = recognise_fields(object);
         contact = contact.fill_from(found);
         consent = consent.or(found_consent);
+    }
+    if contact.email.is_none() {
+        contact.email = payload
+            .as_object()
+            .and_then(|fields| first_email_like(fields.values()));
     }
     Ok(Parsed::Submission(Box::new(Submission {
         topic: None,
@@ -82,6 +89,11 @@ mod tests {
         assert_eq!(all.contact.last_name.as_deref(), Some("Lima"));
         assert_eq!(all.contact.phone.as_deref(), Some("+55 11 5555"));
         assert_eq!(all.payload["formName"], "Contato");
+        // A named email field wins over an email-like value elsewhere in the trigger.
+        let owner = parsed(
+            r#"{"siteOwner":{"id":"o-1","ownerEmail":"owner@site.example"},"submissions":{"E-mail":"ana@example.com"}}"#,
+        );
+        assert_eq!(owner.contact.email.as_deref(), Some("ana@example.com"));
         assert!(matches!(
             parse(&request("/webhooks/wixautomations", &[], "[1]")),
             Err(ParseError::NotAnObject)

@@ -67,7 +67,6 @@ const LAST_NAME_KEYS: &[&str] = &[
     "apellido",
     "apellidos",
     "sobrenome",
-    "apelido",
     "cognome",
     "achternaam",
     "familienaam",
@@ -177,7 +176,7 @@ const CONSENT_KEYS: &[&str] = &[
 /// senders reuse it.
 pub fn recognise_fields(payload: &Value) -> (ContactFields, Option<bool>) {
     let empty = Map::new();
-    let fields = payload.as_object().unwrap_or(&empty);
+    let fields = &keyed(payload.as_object().unwrap_or(&empty));
     let mut first_name = find(fields, FIRST_NAME_KEYS);
     let mut last_name = find(fields, LAST_NAME_KEYS);
     let mut full_name = find(fields, FULL_NAME_KEYS);
@@ -202,7 +201,12 @@ pub fn recognise_fields(payload: &Value) -> (ContactFields, Option<bool>) {
         last_name,
         full_name,
         phone: find(fields, PHONE_KEYS),
-        organization: find(fields, ORGANIZATION_KEYS),
+        // `Firma` is a company in German, a signature in Spanish and Italian: a signature
+        // pad's image (a URL, a data URI) is no organisation.
+        organization: find(fields, ORGANIZATION_KEYS).filter(|o| {
+            let o = o.trim_start().to_ascii_lowercase();
+            !(o.starts_with("http://") || o.starts_with("https://") || o.starts_with("data:"))
+        }),
         ip4: None,
     };
     let consent = find_value(fields, CONSENT_KEYS).map(is_affirmative);
@@ -234,17 +238,25 @@ fn normalise_key(key: &str) -> String {
         .collect()
 }
 
-fn find_value<'a>(fields: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+/// A form's fields with their keys normalised once (a large form has thousands of keys, and
+/// every name list is matched against all of them).
+type Keyed<'a> = Vec<(String, &'a Value)>;
+
+fn keyed(fields: &Map<String, Value>) -> Keyed<'_> {
+    fields.iter().map(|(k, v)| (normalise_key(k), v)).collect()
+}
+
+fn find_value<'a>(fields: &Keyed<'a>, names: &[&str]) -> Option<&'a Value> {
     // Preference follows the order of `names`, not the order of the form.
     names.iter().find_map(|name| {
         fields
             .iter()
-            .find(|(key, _)| normalise_key(key) == *name)
-            .map(|(_, value)| value)
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| *value)
     })
 }
 
-fn find(fields: &Map<String, Value>, names: &[&str]) -> Option<String> {
+fn find(fields: &Keyed<'_>, names: &[&str]) -> Option<String> {
     let value = find_value(fields, names)?;
     match value {
         // A repeated field: the first non-empty value.
@@ -306,6 +318,21 @@ mod tests {
             assert_eq!(c.full_name.as_deref(), Some("Ana Maria Silva"), "{key}");
             assert_eq!((c.first_name, c.last_name), (None, None), "{key}");
         }
+        // A Spanish or Italian `Firma` is a signature pad's image, no company.
+        let (c, _) =
+            contact(json!({"Correo": "a@x.es", "Firma": "https://forms.example/sig/1.png"}));
+        assert_eq!(c.organization, None);
+        assert_eq!(
+            contact(json!({"Firma": "Schmidt GmbH"}))
+                .0
+                .organization
+                .as_deref(),
+            Some("Schmidt GmbH")
+        );
+        assert_eq!(
+            recognise_fields(&json!({"email": "a@x.es", "consent": "SÍ"})).1,
+            Some(true)
+        );
         // French `Nom` beside `Prénom` is the last name; accents and case do not matter.
         let (c, _) = contact(json!({"PRÉNOM": "Anne", "nom": "Dupont"}));
         assert_eq!(c.first_name.as_deref(), Some("Anne"));
