@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Api, Credentials, Lookup, LookupError, SenderApis};
-use crate::submission::{ContactFields, Product, text_at};
+use crate::submission::{ContactFields, Product, products_at, text_at};
 
 pub const BASE_URL: &str = "https://api.bigcommerce.com";
 
@@ -127,15 +127,8 @@ pub(super) fn interpret(order: Value) -> (ContactFields, Vec<Product>, Option<bo
         organization: text_at(billing, "company"),
         ip4: text_at(&order, "ip_address"),
     };
-    let products = order
-        .get("products")
-        .and_then(Value::as_array)
+    let products = products_at(order.get("products"), &["sku"], &["name"])
         .into_iter()
-        .flatten()
-        .map(|p| Product {
-            sku: text_at(p, "sku"),
-            title: text_at(p, "name"),
-        })
         .filter(|p| p.sku.is_some() || p.title.is_some())
         .collect();
     // The order carries no marketing consent (the customer record's flags are another call).

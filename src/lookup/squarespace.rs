@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Api, Credentials, Lookup, LookupError, SenderApis, retry_after};
-use crate::submission::{ContactFields, Product, text_at};
+use crate::submission::{ContactFields, Product, products_at, text_at};
 
 pub const BASE_URL: &str = "https://api.squarespace.com";
 
@@ -52,15 +52,8 @@ pub(super) fn interpret(order: Value) -> (ContactFields, Vec<Product>, Option<bo
         phone: text_at(billing, "phone"),
         ..ContactFields::default()
     };
-    let products = order
-        .get("lineItems")
-        .and_then(Value::as_array)
+    let products = products_at(order.get("lineItems"), &["sku"], &["productName"])
         .into_iter()
-        .flatten()
-        .map(|item| Product {
-            sku: text_at(item, "sku"),
-            title: text_at(item, "productName"),
-        })
         .filter(|p| p.sku.is_some() || p.title.is_some())
         .collect();
     // Orders carry no marketing consent.

@@ -46,28 +46,10 @@ fn authenticate(
     authenticate_keyed(req, secrets, settings, raw_key)
 }
 
+/// Keyed by the client secret's own bytes.
 #[cfg(any(test, feature = "testing"))]
 fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
-    use base64::prelude::*;
-    let ts = signing.timestamp.to_string();
-    let tag = crate::crypto::hmac_sha256(
-        signing.secret.as_bytes(),
-        &[
-            signing.id.as_bytes(),
-            b".",
-            ts.as_bytes(),
-            b".",
-            signing.body,
-        ],
-    );
-    vec![
-        (
-            SIGNATURE_HEADER,
-            format!("v1,{}", BASE64_STANDARD.encode(tag)),
-        ),
-        (TIMESTAMP_HEADER, ts),
-        (ID_HEADER, signing.id.to_string()),
-    ]
+    super::standardwebhooks::sign_with_key(signing.secret.as_bytes(), signing)
 }
 
 pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {

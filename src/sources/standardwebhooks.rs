@@ -46,9 +46,18 @@ fn sign(signing: &super::spec::Signing<'_>) -> Vec<(&'static str, String)> {
     let key = signing_key(&SecretString::from(signing.secret.to_string()))
         .map(|key| key.expose_secret().to_vec())
         .unwrap_or_default();
+    sign_with_key(&key, signing)
+}
+
+/// The three Standard Webhooks headers for `signing`, with the HMAC keyed by `key`.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn sign_with_key(
+    key: &[u8],
+    signing: &super::spec::Signing<'_>,
+) -> Vec<(&'static str, String)> {
     let ts = signing.timestamp.to_string();
     let tag = hmac_sha256(
-        &key,
+        key,
         &[
             signing.id.as_bytes(),
             b".",
