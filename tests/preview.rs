@@ -30,105 +30,111 @@ async fn the_preview_of_every_event_is_what_the_function_sends() {
     names.sort();
     let mut failures = Vec::new();
     let mut compared = 0;
-    for name in &names {
-        let server = MockServer::start().await;
-        mount_users_me(&server).await;
-        mount_turnstile(&server).await;
-        mount_sender_apis(&server).await;
-        mount_contact_sync(
-            &server,
-            ResponseTemplate::new(200).set_body_json(synced_body(1)),
-        )
-        .await;
-        Mock::given(method("GET"))
-            .and(path("/admin/api.php"))
-            .and(query_param("api_action", "contact_view_email"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result_code": 0})))
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/api/3/import/bulk_import"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({"success": 1, "batchId": "b"})),
+    // Unconstrained: a MockServer checks its mocks on drop by blocking on a tokio lock, and
+    // once this task has spent its cooperative budget (many mounts, no yield) that lock's wake-up
+    // goes to the blocked runtime and the drop never returns.
+    tokio::task::unconstrained(async {
+        for name in &names {
+            let server = MockServer::start().await;
+            mount_users_me(&server).await;
+            mount_turnstile(&server).await;
+            mount_sender_apis(&server).await;
+            mount_contact_sync(
+                &server,
+                ResponseTemplate::new(200).set_body_json(synced_body(1)),
             )
-            .mount(&server)
             .await;
-        let secret = AppSecret::from_json(&local_secret_json(&server.uri())).unwrap();
-        let request = event_request(name);
-        let report = preview(&mapping, &secret, &request);
-        let response = send(&app_for(&server), &request).await;
-        let sent: Vec<Vec<String>> = received_syncs(&server)
-            .await
-            .iter()
-            .map(|p| field_lines(p))
-            .collect();
-        let verified = report["verification"] == "ok" || report.get("verification").is_none();
-        if let Some(batch) = report.get("batch").filter(|b| b.is_object() && verified) {
-            // A batch: the planned one-by-one syncs and import bodies are the ones sent.
-            let planned: Vec<Vec<String>> = batch["contact_sync"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| {
-                    c["fields"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_str().unwrap().to_string())
-                        .collect()
-                })
-                .collect();
-            let imported: Vec<Value> = server
-                .received_requests()
+            Mock::given(method("GET"))
+                .and(path("/admin/api.php"))
+                .and(query_param("api_action", "contact_view_email"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result_code": 0})))
+                .mount(&server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path("/api/3/import/bulk_import"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(json!({"success": 1, "batchId": "b"})),
+                )
+                .mount(&server)
+                .await;
+            let secret = AppSecret::from_json(&local_secret_json(&server.uri())).unwrap();
+            let request = event_request(name);
+            let report = preview(&mapping, &secret, &request);
+            let response = send(&app_for(&server), &request).await;
+            let sent: Vec<Vec<String>> = received_syncs(&server)
                 .await
-                .unwrap()
                 .iter()
-                .filter(|r| r.url.path() == "/api/3/import/bulk_import")
-                .map(|r| serde_json::from_slice(&r.body).unwrap())
+                .map(|p| field_lines(p))
                 .collect();
-            if planned != sent || batch["bulk_import"].as_array().unwrap() != &imported {
-                failures.push(format!(
-                    "{name}: batch preview {batch} but sent {sent:?} and imported {imported:?}"
-                ));
-            }
-            compared += 1;
-            continue;
-        }
-        // A lookup's contact is found at delivery: the preview names the lookup instead.
-        if report.get("lookup").is_some() {
-            continue;
-        }
-        let planned: Option<Vec<String>> = report["contact_sync"]["fields"]
-            .as_array()
-            .map(|f| f.iter().map(|v| v.as_str().unwrap().to_string()).collect());
-        match (&planned, sent.as_slice()) {
-            (Some(planned), [sent]) => {
+            let verified = report["verification"] == "ok" || report.get("verification").is_none();
+            if let Some(batch) = report.get("batch").filter(|b| b.is_object() && verified) {
+                // A batch: the planned one-by-one syncs and import bodies are the ones sent.
+                let planned: Vec<Vec<String>> = batch["contact_sync"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        c["fields"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .collect();
+                let imported: Vec<Value> = server
+                    .received_requests()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.url.path() == "/api/3/import/bulk_import")
+                    .map(|r| serde_json::from_slice(&r.body).unwrap())
+                    .collect();
+                if planned != sent || batch["bulk_import"].as_array().unwrap() != &imported {
+                    failures.push(format!(
+                        "{name}: batch preview {batch} but sent {sent:?} and imported {imported:?}"
+                    ));
+                }
                 compared += 1;
-                if planned != sent {
-                    failures.push(format!("{name}: preview {planned:?}\n   sent {sent:?}"));
+                continue;
+            }
+            // A lookup's contact is found at delivery: the preview names the lookup instead.
+            if report.get("lookup").is_some() {
+                continue;
+            }
+            let planned: Option<Vec<String>> = report["contact_sync"]["fields"]
+                .as_array()
+                .map(|f| f.iter().map(|v| v.as_str().unwrap().to_string()).collect());
+            match (&planned, sent.as_slice()) {
+                (Some(planned), [sent]) => {
+                    compared += 1;
+                    if planned != sent {
+                        failures.push(format!("{name}: preview {planned:?}\n   sent {sent:?}"));
+                    }
+                }
+                (Some(_), []) if !verified => {}
+                (None, []) => {}
+                _ => failures.push(format!("{name}: preview {planned:?} but sent {sent:?}")),
+            }
+            // Where the function answered without delivering, the preview gives the same answer.
+            let answered = response.json_body();
+            if verified && planned.is_none() && report["batch"].is_null() {
+                let same = match &report["outcome"] {
+                    Value::Object(o) if o.contains_key("error") => {
+                        o["status"] == response.status.as_u16()
+                    }
+                    outcome => outcome["status"] == answered["status"] || response.status == 303,
+                };
+                if !same && report.get("error").is_none() {
+                    failures.push(format!(
+                        "{name}: preview {} but answered {} {}",
+                        report["outcome"], response.status, response.body
+                    ));
                 }
             }
-            (Some(_), []) if !verified => {}
-            (None, []) => {}
-            _ => failures.push(format!("{name}: preview {planned:?} but sent {sent:?}")),
         }
-        // Where the function answered without delivering, the preview gives the same answer.
-        let answered = response.json_body();
-        if verified && planned.is_none() && report["batch"].is_null() {
-            let same = match &report["outcome"] {
-                Value::Object(o) if o.contains_key("error") => {
-                    o["status"] == response.status.as_u16()
-                }
-                outcome => outcome["status"] == answered["status"] || response.status == 303,
-            };
-            if !same && report.get("error").is_none() {
-                failures.push(format!(
-                    "{name}: preview {} but answered {} {}",
-                    report["outcome"], response.status, response.body
-                ));
-            }
-        }
-    }
+    })
+    .await;
     assert!(compared >= 40, "compared {compared} contacts");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
