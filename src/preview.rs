@@ -97,20 +97,36 @@ pub fn preview_found(
                     lookup.object, lookup.id
                 )});
                 if let Some(found) = found {
-                    let found = crate::lookup::found_submission(lookup, found, &submission);
-                    report["found"] = json!(found);
-                    report["outcome"] = match crate::mapping::map_submission(&found, route) {
-                        crate::mapping::MappingOutcome::Contact(contact) => {
-                            report["contact_sync"] = json!({"fields": field_lines(&contact.form_pairs()), "body": contact.encode()});
-                            json!({"status": "deliver"})
+                    // One contact, or the several of a HubSpot batch read (then listed).
+                    let found = crate::lookup::found_submissions(lookup, found, &submission);
+                    let mut syncs = Vec::new();
+                    let mut outcomes = Vec::new();
+                    for found in &found {
+                        outcomes.push(match crate::mapping::map_submission(found, route) {
+                            crate::mapping::MappingOutcome::Contact(contact) => {
+                                syncs.push(json!({"fields": field_lines(&contact.form_pairs()), "body": contact.encode()}));
+                                json!({"status": "deliver"})
+                            }
+                            crate::mapping::MappingOutcome::Skipped { reason } => {
+                                json!({"status": "skipped", "reason": reason})
+                            }
+                            crate::mapping::MappingOutcome::Rejected { reason } => {
+                                json!({"status": "rejected", "reason": reason})
+                            }
+                        });
+                    }
+                    if let ([one], [outcome]) = (found.as_slice(), outcomes.as_slice()) {
+                        report["found"] = json!(one);
+                        report["outcome"] = outcome.clone();
+                        if let Some(sync) = syncs.pop() {
+                            report["contact_sync"] = sync;
                         }
-                        crate::mapping::MappingOutcome::Skipped { reason } => {
-                            json!({"status": "skipped", "reason": reason})
-                        }
-                        crate::mapping::MappingOutcome::Rejected { reason } => {
-                            json!({"status": "rejected", "reason": reason})
-                        }
-                    };
+                    } else {
+                        report["found"] = json!(found);
+                        report["outcome"] =
+                            json!({"status": "deliver", "contacts": syncs.len(), "each": outcomes});
+                        report["contact_sync"] = json!(syncs);
+                    }
                 }
             }
         }

@@ -56,6 +56,7 @@ impl AppSecret {
         if secret.api_key.expose_secret().trim().is_empty() {
             return Err(SecretError::Malformed("api_key is empty".into()));
         }
+        check_sender_api(&secret.sender_api)?;
         Ok(secret)
     }
 
@@ -72,6 +73,24 @@ impl AppSecret {
     pub fn route_secrets(&self, route: &str) -> &[SecretString] {
         self.webhook_secrets.get(route).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Each `sender_api` entry is an object of strings (its keys are checked per API at lookup,
+/// where a missing one is named). Only names go into the message, never a value.
+fn check_sender_api(entries: &HashMap<String, serde_json::Value>) -> Result<(), SecretError> {
+    for (route, entry) in entries {
+        let Some(fields) = entry.as_object() else {
+            return Err(SecretError::Malformed(format!(
+                "sender_api.{route} must be an object, e.g. {{\"access_token\": \"…\"}}"
+            )));
+        };
+        if let Some((key, _)) = fields.iter().find(|(_, v)| !v.is_string()) {
+            return Err(SecretError::Malformed(format!(
+                "sender_api.{route}.{key} must be a string"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `api_url` must be `https://`: the key travels in a header of every call. Plain `http://`
@@ -319,6 +338,32 @@ mod tests {
     use super::*;
 
     const JSON: &str = r#"{"api_url":"https://acct.api-us1.com","api_key":"k-123","webhook_secrets":{"shopify":"s1","stripe":["whsec_new","whsec_old"],"empty":""},"callback_secret":"cb"}"#;
+
+    #[test]
+    fn a_sender_api_entry_of_the_wrong_shape_is_named_without_its_value() {
+        let with = |entry: &str| {
+            AppSecret::from_json(&JSON.replacen(
+                '{',
+                &format!(r#"{{"sender_api":{{"hubspot":{entry}}},"#),
+                1,
+            ))
+        };
+        assert!(with(r#"{"access_token":"pat-1"}"#).is_ok());
+        let not_object = with(r#""pat-secret-1""#).unwrap_err().to_string();
+        assert!(
+            not_object.contains("sender_api.hubspot must be an object"),
+            "{not_object}"
+        );
+        assert!(!not_object.contains("pat-secret-1"));
+        let number = with(r#"{"access_token":"pat-1","portal_id":62515}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            number.contains("sender_api.hubspot.portal_id must be a string"),
+            "{number}"
+        );
+        assert!(!number.contains("62515"));
+    }
 
     #[test]
     fn parses_one_or_many_and_hides_values() {

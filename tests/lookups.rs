@@ -32,6 +32,37 @@ async fn api_calls(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
+/// A sync-worker against the fake, looking references up there, dead-lettering to `dead_letters`.
+fn worker_for(server: &MockServer, dead_letters: &Arc<MemoryQueue>) -> SyncWorker {
+    let secrets = Arc::new(SecretCache::new(
+        FixedSecret(local_secret_json(&server.uri())),
+        Duration::from_secs(300),
+    ));
+    SyncWorker::new(
+        ac_webhook_sync::delivery::InlineDelivery::new(fast_client(), secrets.clone()),
+        secrets,
+        Some(dead_letters.clone() as Arc<dyn ContactQueue>),
+        10,
+    )
+    .with_lookups(
+        Arc::new(Mapping::bundled().unwrap()),
+        SenderApis::new(Some(server.uri())).unwrap(),
+    )
+}
+
+/// Queued messages as the worker receives them, for the first time.
+fn records_of(messages: Vec<ac_webhook_sync::delivery::queue::MemoryMessage>) -> Vec<QueueRecord> {
+    messages
+        .into_iter()
+        .map(|m| QueueRecord {
+            message_id: m.id.clone(),
+            receipt_handle: m.id,
+            body: m.body,
+            receive_count: 1,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn an_order_id_becomes_its_billing_contact_with_the_exact_requests() {
     let _logs = logs::checked();
@@ -271,30 +302,8 @@ async fn in_queue_mode_the_worker_looks_the_reference_up() {
         api_calls(&server).await.is_empty(),
         "the webhook only queued"
     );
-    let secrets = Arc::new(SecretCache::new(
-        FixedSecret(local_secret_json(&server.uri())),
-        Duration::from_secs(300),
-    ));
-    let worker = SyncWorker::new(
-        ac_webhook_sync::delivery::InlineDelivery::new(fast_client(), secrets.clone()),
-        secrets,
-        Some(dead_letters.clone() as Arc<dyn ContactQueue>),
-        10,
-    )
-    .with_lookups(
-        Arc::new(Mapping::bundled().unwrap()),
-        SenderApis::new(Some(server.uri())).unwrap(),
-    );
-    let records: Vec<QueueRecord> = queue
-        .messages()
-        .into_iter()
-        .map(|m| QueueRecord {
-            message_id: m.id.clone(),
-            receipt_handle: m.id,
-            body: m.body,
-            receive_count: 1,
-        })
-        .collect();
+    let worker = worker_for(&server, &dead_letters);
+    let records = records_of(queue.messages());
     let report = worker
         .process(
             records,
@@ -317,4 +326,239 @@ async fn in_queue_mode_the_worker_looks_the_reference_up() {
         QueuedContact::from_json(&dead[0].body).is_err(),
         "the lookup itself is kept"
     );
+}
+
+const HUBSPOT_CONTACTS: &str = "/crm/v3/objects/contacts";
+
+/// The fake's requests to HubSpot's API, as `METHOD path?query`.
+async fn hubspot_calls(server: &MockServer) -> Vec<wiremock::Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path().starts_with("/crm/"))
+        .collect()
+}
+
+/// Emails of the `contact_sync`s the fake answered with success.
+async fn synced_emails(server: &MockServer) -> Vec<String> {
+    let mut emails: Vec<String> = received_syncs(server)
+        .await
+        .iter()
+        .filter_map(|s| s.iter().find(|(k, _)| k == "email").map(|(_, v)| v.clone()))
+        .collect();
+    emails.sort();
+    emails
+}
+
+#[tokio::test]
+async fn hubspot_contacts_are_read_one_by_id_and_several_in_one_batch_read() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    let app = app_for(&server);
+    let one = send_event(&app, "hubspot-app-webhook").await;
+    assert_eq!(one.json_body()["status"], "synced", "{}", one.body);
+    let calls = hubspot_calls(&server).await;
+    assert_eq!(calls.len(), 1, "the two events name one contact");
+    assert_eq!(calls[0].method.as_str(), "GET");
+    assert_eq!(calls[0].url.path(), format!("{HUBSPOT_CONTACTS}/3234574"));
+    assert_eq!(
+        calls[0].url.query(),
+        Some(
+            "properties=email,firstname,lastname,phone,mobilephone,company,hs_email_optout&archived=false"
+        )
+    );
+    assert_eq!(
+        calls[0].headers.get("authorization").unwrap(),
+        "Bearer pat-na1-local-hubspot-private-app-token"
+    );
+    let several = send_event(&app, "hubspot-app-contacts").await;
+    let body = several.json_body();
+    assert_eq!(
+        (&body["status"], &body["synced"], &body["skipped"]),
+        (&json!("synced"), &json!(2), &json!(1)),
+        "{body}"
+    );
+    let calls = hubspot_calls(&server).await;
+    assert_eq!(calls.len(), 2, "one batch read for three contacts");
+    assert_eq!(calls[1].method.as_str(), "POST");
+    assert_eq!(
+        calls[1].url.path(),
+        format!("{HUBSPOT_CONTACTS}/batch/read")
+    );
+    assert_eq!(calls[1].url.query(), Some("archived=false"));
+    let asked: Value = serde_json::from_slice(&calls[1].body).unwrap();
+    assert_eq!(
+        asked["inputs"],
+        json!([{"id": "3234574"}, {"id": "3234580"}, {"id": "999999"}])
+    );
+    assert_eq!(asked["properties"][0], "email");
+    // Inara (the same contact as the first request: its own delivery, so synced again) and
+    // Kaylee; contact 999999 no longer exists.
+    assert_eq!(
+        synced_emails(&server).await,
+        [
+            "inara.serra@example.com",
+            "inara.serra@example.com",
+            "kaylee.frye@example.com"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn hubspot_without_a_token_is_ignored_naming_the_key_and_with_none_found_too() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    let mut secret: Value = serde_json::from_str(&local_secret_json(&server.uri())).unwrap();
+    secret["sender_api"]
+        .as_object_mut()
+        .unwrap()
+        .remove("hubspot");
+    let app = app_with(FixedSecret(secret.to_string()), fast_client(), 1 << 20)
+        .with_sender_apis(SenderApis::new(Some(server.uri())).unwrap());
+    let answer = send_event(&app, "hubspot-app-contacts").await;
+    assert_eq!(answer.json_body()["status"], "ignored");
+    assert!(
+        answer.body.contains("sender_api.hubspot.access_token"),
+        "{}",
+        answer.body
+    );
+    assert!(hubspot_calls(&server).await.is_empty());
+    // None of the contacts exists: HubSpot may answer 404, or 207 with no results.
+    for gone in [
+        ResponseTemplate::new(404).set_body_json(json!({"status": "error", "category": "OBJECT_NOT_FOUND"})),
+        ResponseTemplate::new(207).set_body_json(json!({"status": "COMPLETE", "results": [], "numErrors": 1,
+            "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"ids": ["3234574", "3234580", "999999"]}}]})),
+    ] {
+        let server = MockServer::start().await;
+        mount_accepting(&server, 5).await;
+        Mock::given(method("POST"))
+            .and(path(format!("{HUBSPOT_CONTACTS}/batch/read")))
+            .respond_with(gone)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let answer = send_event(&app_for(&server), "hubspot-app-contacts").await;
+        assert_eq!(answer.json_body()["status"], "ignored", "{}", answer.body);
+        assert!(answer.body.contains("was not found"), "{}", answer.body);
+        assert!(received_syncs(&server).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn hubspot_rate_limit_is_waited_out_by_retry_after() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{HUBSPOT_CONTACTS}/batch/read")))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "1")
+                .set_body_json(json!({"status": "error", "message": "You have reached your secondly limit.", "errorType": "RATE_LIMIT", "policyName": "SECONDLY"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_hubspot(&server).await;
+    let started = std::time::Instant::now();
+    let answer = send_event(&app_for(&server), "hubspot-app-contacts").await;
+    assert_eq!(answer.json_body()["synced"], 2, "{}", answer.body);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(hubspot_calls(&server).await.len(), 2);
+}
+
+/// ActiveCampaign fails for the second contact: 503, and HubSpot's retry of the request syncs
+/// only that one (the first has its own claim, finished).
+#[tokio::test]
+async fn a_hubspot_request_retried_after_failing_part_way_syncs_each_contact_once() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/admin/api.php"))
+        .and(wiremock::matchers::body_string_contains("kaylee"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let app = app_for(&server);
+    let down = send_event(&app, "hubspot-app-contacts").await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    let first_try: Vec<String> = received_syncs(&server)
+        .await
+        .iter()
+        .filter_map(|s| s.iter().find(|(k, _)| k == "email").map(|(_, v)| v.clone()))
+        .collect();
+    assert_eq!(first_try[0], "inara.serra@example.com");
+    assert!(
+        first_try[1..]
+            .iter()
+            .all(|e| e == "kaylee.frye@example.com")
+    );
+    // ActiveCampaign is back; HubSpot sends the same request again.
+    server.reset().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    let retry = send_event(&app, "hubspot-app-contacts").await;
+    assert_eq!(retry.json_body()["synced"], 2, "{}", retry.body);
+    assert_eq!(synced_emails(&server).await, ["kaylee.frye@example.com"]);
+}
+
+/// Queue mode: one message per contact, each looked up on its own by the worker; the one that
+/// no longer exists is dead-lettered with why.
+#[tokio::test]
+async fn in_queue_mode_each_hubspot_contact_is_its_own_message() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    let queue = Arc::new(MemoryQueue::new());
+    let dead_letters = Arc::new(MemoryQueue::new());
+    let app = app_for(&server).with_queue(queue.clone());
+    let answer = send_event(&app, "hubspot-app-contacts").await;
+    let body = answer.json_body();
+    assert_eq!(
+        (&body["status"], &body["queued"]),
+        (&json!("queued"), &json!(3)),
+        "{body}"
+    );
+    assert!(hubspot_calls(&server).await.is_empty(), "only queued");
+    let messages = queue.messages();
+    assert_eq!(messages.len(), 3);
+    // Each message keeps only the events about its contact.
+    let kept: Value = serde_json::from_str(&messages[1].body).unwrap();
+    assert_eq!(kept["webhook"].as_array().unwrap().len(), 1);
+    assert_eq!(kept["webhook"][0]["objectId"], 3234580);
+    let worker = worker_for(&server, &dead_letters);
+    let records = records_of(messages);
+    let report = worker
+        .process(
+            records,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!((report.synced, report.dead_lettered), (2, 1), "{report:?}");
+    assert_eq!(
+        synced_emails(&server).await,
+        ["inara.serra@example.com", "kaylee.frye@example.com"]
+    );
+    let reason = dead_letters.messages()[0]
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "reason")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert!(reason.contains("contact 999999 was not found"), "{reason}");
 }

@@ -1,7 +1,8 @@
 """HubSpot: workflow "Send a webhook" (legacy v1 contact JSON) signed with the app's client secret:
 X-HubSpot-Signature-v3 (base64 HMAC of method + URI + body + timestamp ms) beside the legacy
 X-HubSpot-Signature (v1: hex SHA-256 of secret + body; v2: secret + method + URI + body). The URI
-is the Function URL HubSpot called, query included. App webhooks post an array of id-only events."""
+is the Function URL HubSpot called, query included. App webhooks post an array of id-only events,
+looked up through HubSpot's API (local/sender-apis.json)."""
 import hashlib
 
 from . import REST_HOST, b64_hmac, compact, event, rest_api, route_secret
@@ -35,6 +36,18 @@ APP_EVENTS = [
     {"eventId": 2, "subscriptionId": 12346, "portalId": 62515, "appId": 54321, "occurredAt": 1767225599000,
      "subscriptionType": "contact.propertyChange", "attemptNumber": 0, "objectId": 3234574, "propertyName": "email",
      "propertyValue": "inara.serra@example.com", "changeSource": "CRM", "sourceId": "userId:1"},
+]
+
+# Three contacts in one request (HubSpot batches events): two it has, one deleted since.
+APP_EVENTS_SEVERAL = APP_EVENTS + [
+    {"eventId": 3, "subscriptionId": 12345, "portalId": 62515, "appId": 54321, "occurredAt": 1767225599500,
+     "subscriptionType": "contact.creation", "attemptNumber": 0, "objectId": 3234580, "changeFlag": "NEW", "changeSource": "FORM", "sourceId": "userId:1"},
+    {"eventId": 4, "subscriptionId": 12345, "portalId": 62515, "appId": 54321, "occurredAt": 1767225599600,
+     "subscriptionType": "contact.creation", "attemptNumber": 0, "objectId": 999999, "changeFlag": "NEW", "changeSource": "IMPORT", "sourceId": "userId:1"},
+]
+APP_DELETION = [
+    {"eventId": 5, "subscriptionId": 12347, "portalId": 62515, "appId": 54321, "occurredAt": 1767225599000,
+     "subscriptionType": "contact.deletion", "attemptNumber": 0, "objectId": 3234574, "changeFlag": "DELETED", "changeSource": "CRM", "sourceId": "userId:1"},
 ]
 
 
@@ -80,6 +93,8 @@ def events(at):
         "hubspot-no-email": hubspot(no_email, at),
         "hubspot-malformed": hubspot(None, at, raw=b'{"vid":3234574,"properties":'),
         "hubspot-app-webhook": hubspot(APP_EVENTS, at),
+        "hubspot-app-contacts": hubspot(APP_EVENTS_SEVERAL, at),
+        "hubspot-app-deletion": hubspot(APP_DELETION, at),
         "rest-hubspot-workflow-contact": rest_api(
             hubspot(CONTACT, at, versions=("v3",), query="portal=62515", host=REST_HOST, stage="/prod")),
     }

@@ -624,8 +624,17 @@ impl SyncWorker {
                 };
                 (error.to_string(), retry)
             })?;
-        let submission =
-            crate::lookup::found_submission(lookup, object, &message.webhook_submission());
+        // A queued lookup names one object (the webhook function queues one message each).
+        let Some(submission) =
+            crate::lookup::found_submissions(lookup, object, &message.webhook_submission())
+                .into_iter()
+                .next()
+        else {
+            return Err((
+                format!("{} {} was not found", lookup.object, lookup.id),
+                Retry::Never,
+            ));
+        };
         match crate::mapping::map_submission(&submission, route) {
             crate::mapping::MappingOutcome::Contact(contact) => Ok(*contact),
             crate::mapping::MappingOutcome::Skipped { reason }

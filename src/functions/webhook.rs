@@ -20,7 +20,7 @@ use crate::delivery::{
     RefusalKeeper,
 };
 use crate::inbound::InboundRequest;
-use crate::lookup::{Credentials, LookupError, SenderApis, found_submission};
+use crate::lookup::{Credentials, LookupError, SenderApis, found_submissions};
 use crate::mapping::guard::{CaptchaOutage, Refusal};
 use crate::mapping::{Mapping, Route};
 use crate::pipeline::{Arrival, Plan, arrive, verify_and_interpret};
@@ -441,29 +441,80 @@ impl WebhookApp {
             }
             DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
         }
+        let mut webhook = webhook;
+        let mut queued = 0;
         if let Delivery::Queue { queue, .. } = &self.delivery {
-            let mut message =
-                crate::delivery::message::QueuedLookup::new(&route.name, &webhook, lookup.clone());
-            if let (Some(identity), Some(window)) = (identity, window) {
-                message.dedupe_id = Some(identity);
-                message.dedupe_window_secs = Some(window.as_secs());
+            // One message per object (the several contacts of a HubSpot request), each its own
+            // delivery, so the sync-worker looks each up on its own.
+            let mut left = lookup.one_per_object();
+            let several = left.len() > 1;
+            let mut first_message = None;
+            while let Some(one) = left.first() {
+                let mut message =
+                    crate::delivery::message::QueuedLookup::new(&route.name, &webhook, one.clone());
+                if several {
+                    message.webhook = events_naming(&webhook.payload, &one.id);
+                }
+                if let (Some(identity), Some(window)) = (&identity, window) {
+                    message.dedupe_id = Some(if several {
+                        format!("{identity}/{}", one.id)
+                    } else {
+                        identity.clone()
+                    });
+                    message.dedupe_window_secs = Some(window.as_secs());
+                }
+                match queue.send_body(message.to_json(), &[], deadline).await {
+                    Ok(message_id) => {
+                        first_message.get_or_insert(message_id);
+                        queued += 1;
+                        left.remove(0);
+                    }
+                    Err(error) => {
+                        tracing::error!(route = %route.name, error = %error, "Queue unavailable; looking the reference up inline instead.");
+                        break;
+                    }
+                }
             }
-            match queue.send_body(message.to_json(), &[], deadline).await {
-                Ok(message_id) => {
-                    let outcome = WebhookOutcome::Queued { message_id };
-                    self.dedupe
-                        .finish(&claim, &outcome.to_response().json_body())
-                        .await;
-                    return Ok(outcome);
-                }
-                Err(error) => {
-                    tracing::error!(route = %route.name, error = %error, "Queue unavailable; looking the reference up inline instead.");
-                }
+            if let (true, Some(message_id)) = (left.is_empty(), first_message) {
+                let outcome = if several {
+                    WebhookOutcome::Batch(Box::new(BatchSummary {
+                        rows: queued,
+                        queued,
+                        messages: queued,
+                        ..BatchSummary::default()
+                    }))
+                } else {
+                    WebhookOutcome::Queued { message_id }
+                };
+                self.dedupe
+                    .finish(&claim, &outcome.to_response().json_body())
+                    .await;
+                return Ok(outcome);
+            }
+            // What the queue did not take is looked up now.
+            if let Some((rest, more)) = left.split_first() {
+                webhook.lookup = Some(crate::lookup::Lookup {
+                    more_ids: more.iter().map(|l| l.id.clone()).collect(),
+                    ..rest.clone()
+                });
             }
         }
-        let result = self
-            .look_up_and_sync(route, &webhook, &credentials, secret, deadline, log)
+        let mut result = self
+            .look_up_and_sync(route, &webhook, &credentials, secret, req, deadline, log)
             .await;
+        if queued > 0
+            && let Ok(outcome) = &mut result
+        {
+            *outcome = with_queued(
+                std::mem::replace(
+                    outcome,
+                    WebhookOutcome::Skipped {
+                        reason: String::new(),
+                    },
+                ),
+                queued,
+            );
+        }
         match &result {
             Ok(outcome) => {
                 self.dedupe
@@ -475,12 +526,17 @@ impl WebhookApp {
         result
     }
 
+    /// Looks the webhook's reference up and syncs what it found: one contact, or each of the
+    /// several of a HubSpot request under its own claim (a retry after a failure part-way
+    /// does not sync again those that were synced), answered as a batch.
+    #[allow(clippy::too_many_arguments)]
     async fn look_up_and_sync(
         &self,
         route: &Route,
         webhook: &crate::submission::Submission,
         credentials: &Credentials,
         secret: Arc<AppSecret>,
+        req: &InboundRequest,
         deadline: Instant,
         log: &mut RequestLog,
     ) -> Result<WebhookOutcome, WebhookError> {
@@ -510,8 +566,74 @@ impl WebhookApp {
             // while the operator fixes it.
             Err(error) => return Err(unavailable_because(error.to_string())),
         };
-        let submission = found_submission(lookup, found, webhook);
-        let contact = match crate::mapping::map_submission(&submission, route) {
+        let requested = 1 + lookup.more_ids.len();
+        let mut found = found_submissions(lookup, found, webhook);
+        if requested == 1 && found.len() == 1 {
+            let submission = found.remove(0);
+            return self
+                .sync_found(route, &submission, secret, deadline, log)
+                .await;
+        }
+        let mut summary = BatchSummary {
+            rows: requested,
+            // Contacts that no longer exist.
+            skipped: requested.saturating_sub(found.len()),
+            ..BatchSummary::default()
+        };
+        for (row, submission) in found.iter().enumerate() {
+            let (key, window) = claim_key(route, submission, &req.body);
+            let claim = self.dedupe.claim(key, window, deadline).await;
+            match claim {
+                DeliveryClaim::Duplicate(_) => {
+                    summary.synced += 1;
+                    continue;
+                }
+                DeliveryClaim::InProgress { retry_after } => {
+                    return Err(WebhookError::Busy {
+                        what: "the same contact of this delivery is being handled now",
+                        retry_after,
+                    });
+                }
+                DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
+            }
+            let outcome = match self
+                .sync_found(route, submission, secret.clone(), deadline, log)
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    self.dedupe.abandon(&claim).await;
+                    return Err(error);
+                }
+            };
+            match &outcome {
+                WebhookOutcome::Synced { .. } => summary.synced += 1,
+                WebhookOutcome::Queued { .. } => summary.queued += 1,
+                WebhookOutcome::Rejected { reason } => summary.rejected.push(RejectedRow {
+                    row: row + 1,
+                    email: submission.contact.email.as_deref().map(mask_email),
+                    reason: reason.clone(),
+                }),
+                _ => summary.skipped += 1,
+            }
+            self.dedupe
+                .finish(&claim, &outcome.to_response().json_body())
+                .await;
+        }
+        Ok(WebhookOutcome::Batch(Box::new(summary)))
+    }
+
+    /// Maps and syncs one contact a lookup found.
+    async fn sync_found(
+        &self,
+        route: &Route,
+        submission: &crate::submission::Submission,
+        secret: Arc<AppSecret>,
+        deadline: Instant,
+        log: &mut RequestLog,
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let webhook = submission;
+        let contact = match crate::mapping::map_submission(submission, route) {
             crate::mapping::MappingOutcome::Contact(contact) => contact,
             crate::mapping::MappingOutcome::Skipped { reason } => {
                 return Ok(WebhookOutcome::Skipped { reason });
@@ -776,6 +898,51 @@ fn claim_key(
     let window = idempotency::window_for(route.dedupe_window, identity.is_some());
     let key = idempotency::key(Stage::Received, &route.name, identity.as_deref(), body);
     (key, window)
+}
+
+/// The events of a webhook's array that name `id` (`objectId`): what a queued lookup of one of
+/// its several contacts keeps of it.
+fn events_naming(payload: &serde_json::Value, id: &str) -> serde_json::Value {
+    match payload.as_array() {
+        Some(events) => serde_json::Value::Array(
+            events
+                .iter()
+                .filter(|e| crate::submission::text_at(e, "objectId").as_deref() == Some(id))
+                .cloned()
+                .collect(),
+        ),
+        None => payload.clone(),
+    }
+}
+
+/// An answer with `queued` more contacts counted in: those the queue took before it failed.
+fn with_queued(outcome: WebhookOutcome, queued: usize) -> WebhookOutcome {
+    let mut summary = match outcome {
+        WebhookOutcome::Batch(summary) => *summary,
+        WebhookOutcome::Synced { .. } => BatchSummary {
+            rows: 1,
+            synced: 1,
+            ..BatchSummary::default()
+        },
+        WebhookOutcome::Rejected { reason } => BatchSummary {
+            rows: 1,
+            rejected: vec![RejectedRow {
+                row: 1,
+                email: None,
+                reason,
+            }],
+            ..BatchSummary::default()
+        },
+        _ => BatchSummary {
+            rows: 1,
+            skipped: 1,
+            ..BatchSummary::default()
+        },
+    };
+    summary.rows += queued;
+    summary.queued += queued;
+    summary.messages += queued;
+    WebhookOutcome::Batch(Box::new(summary))
 }
 
 /// An id shaped like an SQS message id: a random (version 4, RFC 4122 variant) UUID.

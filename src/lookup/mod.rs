@@ -8,6 +8,7 @@
 
 pub mod bigcommerce;
 pub mod customers;
+pub mod hubspot;
 pub mod squarespace;
 
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub enum Api {
     Squarespace,
     Stripe,
     Paddle,
+    #[serde(rename = "hubspot")]
+    HubSpot,
 }
 
 impl Api {
@@ -36,13 +39,14 @@ impl Api {
             Api::Squarespace => "squarespace",
             Api::Stripe => "stripe",
             Api::Paddle => "paddle",
+            Api::HubSpot => "hubspot",
         }
     }
 
     /// The credential keys a route needs under `sender_api.{route}`.
     pub fn credential_keys(self) -> &'static [&'static str] {
         match self {
-            Api::BigCommerce => &["access_token"],
+            Api::BigCommerce | Api::HubSpot => &["access_token"],
             Api::Squarespace | Api::Paddle => &["api_key"],
             Api::Stripe => &["secret_key"],
         }
@@ -57,8 +61,26 @@ pub struct Lookup {
     /// What is looked up, for reasons and logs (`order 100`).
     pub object: String,
     pub id: String,
+    /// Further objects of the same kind that the same webhook named (the several contacts of
+    /// one HubSpot request), looked up in the same call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub context: Map<String, Value>,
+}
+
+impl Lookup {
+    /// One lookup per object named, each on its own (queued as its own message).
+    pub fn one_per_object(&self) -> Vec<Lookup> {
+        std::iter::once(&self.id)
+            .chain(&self.more_ids)
+            .map(|id| Lookup {
+                id: id.clone(),
+                more_ids: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
+    }
 }
 
 /// Why a lookup found nothing to map.
@@ -206,6 +228,7 @@ impl SenderApis {
             Api::Stripe | Api::Paddle => {
                 customers::fetch(self, lookup, route, credentials, deadline).await
             }
+            Api::HubSpot => hubspot::fetch(self, lookup, route, credentials, deadline).await,
         }
     }
 
@@ -219,6 +242,23 @@ impl SenderApis {
         deadline: Instant,
         wait_of: fn(&reqwest::header::HeaderMap) -> Option<Duration>,
     ) -> Result<Option<Value>, LookupError> {
+        self.call(api, route, url, None, headers, deadline, wait_of)
+            .await
+    }
+
+    /// A GET, or a POST of `json` (a read that takes its ids in the body), retried on 429
+    /// and 5xx (waiting what the API says, within `deadline`). 404 is `None`.
+    #[allow(clippy::too_many_arguments)]
+    async fn call(
+        &self,
+        api: Api,
+        route: &str,
+        url: &str,
+        json: Option<&Value>,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+        wait_of: fn(&reqwest::header::HeaderMap) -> Option<Duration>,
+    ) -> Result<Option<Value>, LookupError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -226,11 +266,16 @@ impl SenderApis {
             if left.is_zero() {
                 return Err(unavailable(api, "no time left for the call".into(), None));
             }
-            let mut request = self
-                .http
-                .get(url)
-                .timeout(left.min(CALL_TIMEOUT))
-                .header(reqwest::header::ACCEPT, "application/json");
+            let mut request = match json {
+                Some(body) => self
+                    .http
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string()),
+                None => self.http.get(url),
+            }
+            .timeout(left.min(CALL_TIMEOUT))
+            .header(reqwest::header::ACCEPT, "application/json");
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
@@ -338,9 +383,10 @@ async fn read_capped(mut response: reqwest::Response) -> Result<bytes::Bytes, St
 /// event's own fields (names a checkout collected, invoice lines) where they are.
 pub fn found_submission(lookup: &Lookup, found: Value, webhook: &Submission) -> Submission {
     let (contact, products, consent, payload) = match lookup.api {
-        Api::BigCommerce | Api::Squarespace => {
+        Api::BigCommerce | Api::Squarespace | Api::HubSpot => {
             let (contact, products, consent, mut order) = match lookup.api {
                 Api::BigCommerce => bigcommerce::interpret(found),
+                Api::HubSpot => hubspot::interpret(found),
                 _ => squarespace::interpret(found),
             };
             if let Value::Object(map) = &mut order {
@@ -374,11 +420,41 @@ pub fn found_submission(lookup: &Lookup, found: Value, webhook: &Submission) -> 
     }
 }
 
+/// Every submission a lookup's answer gives. HubSpot's are one per contact found, each its
+/// own delivery (`{webhook's id}/{contact id}`), so a retried request does not sync again the
+/// contacts that were synced; the other APIs' answer is the one of [`found_submission`].
+pub fn found_submissions(lookup: &Lookup, found: Value, webhook: &Submission) -> Vec<Submission> {
+    if lookup.api != Api::HubSpot {
+        return vec![found_submission(lookup, found, webhook)];
+    }
+    // The batch read's answer as saved (a preview's `--lookup`), or its results.
+    let objects = match found {
+        Value::Array(objects) => objects,
+        Value::Object(mut answer) if answer.get("results").is_some_and(Value::is_array) => {
+            match answer.remove("results") {
+                Some(Value::Array(objects)) => objects,
+                _ => Vec::new(),
+            }
+        }
+        object => vec![object],
+    };
+    objects
+        .into_iter()
+        .map(|object| {
+            let id = crate::submission::text_at(&object, "id").unwrap_or_else(|| lookup.id.clone());
+            let mut submission = found_submission(lookup, object, webhook);
+            submission.delivery_id = webhook.delivery_id.as_ref().map(|d| format!("{d}/{id}"));
+            submission
+        })
+        .collect()
+}
+
 /// The request a lookup makes, without credentials (the preview shows it).
 pub fn describe(lookup: &Lookup) -> String {
     match lookup.api {
         Api::BigCommerce => bigcommerce::describe(lookup),
         Api::Squarespace => squarespace::describe(lookup),
         Api::Stripe | Api::Paddle => customers::describe(lookup),
+        Api::HubSpot => hubspot::describe(lookup),
     }
 }

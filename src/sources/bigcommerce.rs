@@ -83,6 +83,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             api: Api::BigCommerce,
             object: "order".into(),
             id,
+            more_ids: Vec::new(),
             context,
         }),
         payload,

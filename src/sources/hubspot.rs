@@ -4,8 +4,8 @@
 //! `X-HubSpot-Request-Timestamp` in ms) or the older `X-HubSpot-Signature` (v1: hex SHA-256 of
 //! secret + body; v2: hex SHA-256 of secret + method + URI + body, no timestamp).
 //!
-//! App webhooks (`contact.creation`, ...) post a JSON array of events that carry only ids: they
-//! need an API call to HubSpot and are answered `ignored`.
+//! App webhooks (`contact.creation`, ...) post a JSON array of events that carry only ids: the
+//! contacts are looked up through HubSpot's API (`lookup::hubspot`), several in one batch read.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -16,6 +16,7 @@ use super::util::fields::recognise_fields;
 use super::util::signature::{TagEncoding, check_replay_window, constant_time_eq, verify_hmac_any};
 use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
+use crate::lookup::{Api, Lookup};
 use crate::submission::{ContactFields, Parsed, Submission, first_text, is_affirmative, text_at};
 
 pub(super) const SIGNATURE_V3_HEADER: &str = "x-hubspot-signature-v3";
@@ -232,21 +233,7 @@ fn decode_reserved(uri: &str) -> String {
 pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json(&req.body)?;
     if let Some(events) = payload.as_array() {
-        let kinds: Vec<String> = events
-            .iter()
-            .filter_map(|e| text_at(e, "subscriptionType"))
-            .collect();
-        let kinds = if kinds.is_empty() {
-            "events".to_string()
-        } else {
-            kinds.join(", ")
-        };
-        return Ok(Parsed::Ignored {
-            reason: format!(
-                "HubSpot app webhooks ({kinds}) carry only object ids: they need an API call \
-                 to HubSpot and are not supported yet; use a workflow \"Send a webhook\" action"
-            ),
-        });
+        return Ok(app_events(events, &payload));
     }
     if !payload.is_object() {
         return Err(ParseError::NotAnObject);
@@ -275,6 +262,83 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
         from_browser_form: false,
         lookup: None,
     })))
+}
+
+/// The app-webhook events whose contact is looked up: a contact made, changed or restored.
+/// Deletions, merges and association changes name no contact to sync.
+const LOOKED_UP_EVENTS: &[&str] = &[
+    "contact.creation",
+    "contact.propertyChange",
+    "contact.restore",
+];
+
+/// An app webhook's array of events: one lookup of every contact they name (each once, in the
+/// order named), through HubSpot's API with `sender_api.{route}.access_token`. The topic is the
+/// first such event's `subscriptionType`; the delivery, the events' `eventId`s.
+fn app_events(events: &[Value], payload: &Value) -> Parsed {
+    let mut ids: Vec<String> = Vec::new();
+    let mut event_ids: Vec<String> = Vec::new();
+    let mut topic = None;
+    let mut portal = None;
+    for event in events {
+        let kind = text_at(event, "subscriptionType").unwrap_or_default();
+        let id = text_at(event, "objectId")
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+        let Some(id) = id.filter(|_| LOOKED_UP_EVENTS.contains(&kind.as_str())) else {
+            continue;
+        };
+        topic.get_or_insert(kind);
+        portal = portal.or_else(|| text_at(event, "portalId"));
+        event_ids.extend(text_at(event, "eventId"));
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let Some((first, more)) = ids.split_first() else {
+        let mut kinds: Vec<String> = events
+            .iter()
+            .filter_map(|e| text_at(e, "subscriptionType"))
+            .collect();
+        kinds.dedup();
+        let kinds = if kinds.is_empty() {
+            "no events".to_string()
+        } else {
+            kinds.join(", ")
+        };
+        return Parsed::Ignored {
+            reason: format!("HubSpot app webhook ({kinds}) names no contact made or changed"),
+        };
+    };
+    // HubSpot retries a request with the same events (only `attemptNumber` differs).
+    event_ids.sort();
+    let delivery_id = (!event_ids.is_empty()).then(|| {
+        let joined = event_ids.join(",");
+        if joined.len() <= 64 {
+            joined
+        } else {
+            format!(
+                "events-{}",
+                &hex::encode(Sha256::digest(joined.as_bytes()))[..32]
+            )
+        }
+    });
+    let mut context = serde_json::Map::new();
+    if let Some(portal) = portal {
+        context.insert("portal_id".into(), Value::String(portal));
+    }
+    Parsed::Submission(Box::new(Submission {
+        topic,
+        delivery_id,
+        lookup: Some(Lookup {
+            api: Api::HubSpot,
+            object: "contact".into(),
+            id: first.clone(),
+            more_ids: more.to_vec(),
+            context,
+        }),
+        payload: payload.clone(),
+        ..Submission::default()
+    }))
 }
 
 /// `properties.<name>.value` (legacy v1), then `properties.<name>` (newer CRM objects), then
@@ -646,12 +710,45 @@ mod tests {
     }
 
     #[test]
-    fn app_webhook_arrays_are_ignored_and_bad_bodies_refused() {
+    fn app_webhook_arrays_are_looked_up_and_bad_bodies_refused() {
+        // HubSpot's documented example: one contact made, looked up by its id.
         match parse(&request("/webhooks/hubspot", &[], DOCS_V1_BODY)).unwrap() {
-            Parsed::Ignored { reason } => {
-                assert!(reason.contains("contact.creation"), "{reason}");
-                assert!(reason.contains("API call"), "{reason}");
+            Parsed::Submission(s) => {
+                let lookup = s.lookup.unwrap();
+                assert_eq!((lookup.api, lookup.id.as_str()), (Api::HubSpot, "123"));
+                assert!(lookup.more_ids.is_empty());
+                assert_eq!(lookup.context["portal_id"], "62515");
+                assert_eq!(s.topic.as_deref(), Some("contact.creation"));
+                assert_eq!(s.delivery_id.as_deref(), Some("1"));
             }
+            other => panic!("expected a lookup, got {other:?}"),
+        }
+        // Each contact once, in the order named; events of other kinds left out.
+        let several = r#"[{"eventId":7,"subscriptionType":"contact.propertyChange","objectId":5,"portalId":1},
+            {"eventId":3,"subscriptionType":"contact.deletion","objectId":9,"portalId":1},
+            {"eventId":4,"subscriptionType":"contact.creation","objectId":2,"portalId":1},
+            {"eventId":5,"subscriptionType":"contact.creation","objectId":5,"portalId":1},
+            {"eventId":6,"subscriptionType":"company.creation","objectId":8,"portalId":1}]"#;
+        match parse(&request("/webhooks/hubspot", &[], several)).unwrap() {
+            Parsed::Submission(s) => {
+                let lookup = s.lookup.unwrap();
+                assert_eq!(
+                    (lookup.id.as_str(), lookup.more_ids),
+                    ("5", vec!["2".to_string()])
+                );
+                assert_eq!(s.topic.as_deref(), Some("contact.propertyChange"));
+                assert_eq!(s.delivery_id.as_deref(), Some("4,5,7"));
+            }
+            other => panic!("expected a lookup, got {other:?}"),
+        }
+        match parse(&request(
+            "/webhooks/hubspot",
+            &[],
+            r#"[{"eventId":3,"subscriptionType":"contact.deletion","objectId":9}]"#,
+        ))
+        .unwrap()
+        {
+            Parsed::Ignored { reason } => assert!(reason.contains("contact.deletion"), "{reason}"),
             other => panic!("expected ignored, got {other:?}"),
         }
         assert_eq!(

@@ -129,6 +129,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
                 api: Api::Paddle,
                 object: "customer".into(),
                 id: customer_id,
+                more_ids: Vec::new(),
                 context: serde_json::Map::new(),
             }),
             payload,

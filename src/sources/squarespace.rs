@@ -86,6 +86,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             api: Api::Squarespace,
             object: "order".into(),
             id: order_id,
+            more_ids: Vec::new(),
             context: serde_json::Map::new(),
         }),
         payload,

@@ -55,6 +55,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             api: Api::Stripe,
             object: "customer".into(),
             id: id.to_string(),
+            more_ids: Vec::new(),
             context: serde_json::Map::new(),
         });
     Ok(Parsed::Submission(Box::new(Submission {

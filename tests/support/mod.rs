@@ -94,6 +94,7 @@ pub fn app_for_url(url: &str) -> WebhookApp {
 /// 404 for anything else.
 pub async fn mount_sender_apis(server: &MockServer) {
     mount_bigcommerce(server).await;
+    mount_hubspot(server).await;
     let data: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_path("local/sender-apis.json")).unwrap(),
     )
@@ -120,6 +121,81 @@ pub async fn mount_sender_apis(server: &MockServer) {
             .with_priority(3)
             .mount(server)
             .await;
+    }
+}
+
+/// HubSpot's CRM v3 contacts as local/sender-apis.json has them, for the local private-app
+/// token: `GET /crm/v3/objects/contacts/{id}` (404 `OBJECT_NOT_FOUND` for one it lacks) and
+/// `POST .../batch/read` (200 with every contact asked for, 207 Multi-Status naming the ids
+/// it lacks beside those found).
+pub async fn mount_hubspot(server: &MockServer) {
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("local/sender-apis.json")).unwrap(),
+    )
+    .unwrap();
+    let api = data["hubspot"].clone();
+    let bearer = format!("Bearer {}", api["access_token"].as_str().unwrap());
+    for (id, contact) in api["contacts"].as_object().unwrap() {
+        Mock::given(method("GET"))
+            .and(path(format!("/crm/v3/objects/contacts/{id}")))
+            .and(header("Authorization", bearer.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(contact))
+            .with_priority(2)
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/batch/read"))
+        .and(header("Authorization", bearer.as_str()))
+        .respond_with(HubSpotBatchRead(api["contacts"].clone()))
+        .with_priority(2)
+        .mount(server)
+        .await;
+    Mock::given(wiremock::matchers::path_regex("^/crm/v3/"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "status": "error", "message": "Object not found.  objectId are usually numeric.",
+            "correlationId": "8f3c7b52-0000-4000-8000-000000000003",
+            "category": "OBJECT_NOT_FOUND"
+        })))
+        .with_priority(3)
+        .mount(server)
+        .await;
+}
+
+/// HubSpot's batch read: the contacts asked for that exist, and a 207 naming the others.
+pub struct HubSpotBatchRead(pub Value);
+
+impl wiremock::Respond for HubSpotBatchRead {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let asked: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let ids: Vec<String> = asked["inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["id"].as_str().map(str::to_string))
+            .collect();
+        let results: Vec<Value> = ids
+            .iter()
+            .filter_map(|id| self.0.get(id).cloned())
+            .collect();
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| self.0.get(id.as_str()).is_none())
+            .collect();
+        let mut body = json!({
+            "status": "COMPLETE", "results": results,
+            "startedAt": "2026-01-01T00:00:00.100Z", "completedAt": "2026-01-01T00:00:00.150Z"
+        });
+        if missing.is_empty() {
+            return ResponseTemplate::new(200).set_body_json(body);
+        }
+        body["numErrors"] = json!(1);
+        body["errors"] = json!([{
+            "status": "error", "category": "OBJECT_NOT_FOUND",
+            "message": "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.",
+            "context": {"ids": missing}, "links": {}
+        }]);
+        ResponseTemplate::new(207).set_body_json(body)
     }
 }
 

@@ -1,0 +1,153 @@
+//! HubSpot contacts, for app webhooks (`contact.creation`, ...) that name contacts by id: a
+//! private app's token (`sender_api.{route}.access_token`, with the `crm.objects.contacts.read`
+//! scope) as `Authorization: Bearer`. One contact is `GET /crm/v3/objects/contacts/{id}`;
+//! the several of one request are one `POST /crm/v3/objects/contacts/batch/read`, whose
+//! 207 answer lists the ids that no longer exist (left out) beside the contacts found.
+//! HubSpot's 429 (its per-second limit) is waited out by `Retry-After` when it sends one.
+//! Contact: `properties.{email,firstname,lastname,phone|mobilephone,company}`, and
+//! `hs_email_optout` as an opt-out. The payload a route maps is the contact object.
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{Api, Credentials, Lookup, LookupError, SenderApis, retry_after};
+use crate::submission::{ContactFields, Product, is_affirmative, text_at};
+
+pub const BASE_URL: &str = "https://api.hubapi.com";
+
+/// The properties read: what a contact needs, and the opt-out.
+pub const PROPERTIES: &[&str] = &[
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "mobilephone",
+    "company",
+    "hs_email_optout",
+];
+
+/// Contact ids are numbers: nothing else goes into a URL.
+fn clean_id(id: &str) -> String {
+    id.chars().filter(char::is_ascii_digit).collect()
+}
+
+pub(super) async fn fetch(
+    apis: &SenderApis,
+    lookup: &Lookup,
+    route: &str,
+    credentials: &Credentials,
+    deadline: Instant,
+) -> Result<Value, LookupError> {
+    // A token is for one account; an app installed on several sends all of their events.
+    let configured = credentials.get("portal_id").trim();
+    if let Some(portal) = lookup.context.get("portal_id").and_then(Value::as_str)
+        && !configured.is_empty()
+        && configured != portal
+    {
+        return Err(LookupError::OtherStore {
+            api: Api::HubSpot.name(),
+            route: route.to_string(),
+            webhook: portal.to_string(),
+            configured: configured.to_string(),
+        });
+    }
+    let bearer = format!("Bearer {}", credentials.get("access_token"));
+    let headers = [("Authorization", bearer.as_str())];
+    let base = apis.base(BASE_URL);
+    let not_found = || LookupError::NotFound {
+        api: Api::HubSpot.name(),
+        object: lookup.object.clone(),
+        id: std::iter::once(&lookup.id)
+            .chain(&lookup.more_ids)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    if lookup.more_ids.is_empty() {
+        let url = format!(
+            "{base}/crm/v3/objects/contacts/{}?properties={}&archived=false",
+            clean_id(&lookup.id),
+            PROPERTIES.join(",")
+        );
+        let found = apis
+            .get(Api::HubSpot, route, &url, &headers, deadline, retry_after)
+            .await?;
+        return found.filter(Value::is_object).ok_or_else(not_found);
+    }
+    let inputs: Vec<Value> = std::iter::once(&lookup.id)
+        .chain(&lookup.more_ids)
+        .map(|id| json!({ "id": clean_id(id) }))
+        .collect();
+    let body = json!({ "properties": PROPERTIES, "inputs": inputs });
+    let url = format!("{base}/crm/v3/objects/contacts/batch/read?archived=false");
+    let answer = apis
+        .call(
+            Api::HubSpot,
+            route,
+            &url,
+            Some(&body),
+            &headers,
+            deadline,
+            retry_after,
+        )
+        .await?
+        .ok_or_else(not_found)?;
+    let Some(results) = answer.get("results").and_then(Value::as_array) else {
+        return Err(LookupError::Unreadable {
+            api: Api::HubSpot.name(),
+            what: "a batch read without results".into(),
+        });
+    };
+    let found: Vec<Value> = results.iter().filter(|c| c.is_object()).cloned().collect();
+    if found.is_empty() {
+        return Err(not_found());
+    }
+    if found.len() < inputs.len() {
+        tracing::info!(
+            requested = inputs.len(),
+            found = found.len(),
+            "HubSpot found only some of the contacts; the others no longer exist."
+        );
+    }
+    Ok(Value::Array(found))
+}
+
+/// The contact of one contact object, and its opt-out.
+pub(super) fn interpret(found: Value) -> (ContactFields, Vec<Product>, Option<bool>, Value) {
+    let property = |name: &str| text_at(&found, &format!("properties.{name}"));
+    let contact = ContactFields {
+        email: property("email"),
+        first_name: property("firstname"),
+        last_name: property("lastname"),
+        phone: property("phone").or_else(|| property("mobilephone")),
+        organization: property("company"),
+        ..ContactFields::default()
+    };
+    // An opt-out can only say "no".
+    let consent = found
+        .pointer("/properties/hs_email_optout")
+        .filter(|v| is_affirmative(v))
+        .map(|_| false);
+    (contact, Vec::new(), consent, found)
+}
+
+pub(super) fn describe(lookup: &Lookup) -> String {
+    if lookup.more_ids.is_empty() {
+        format!(
+            "GET {BASE_URL}/crm/v3/objects/contacts/{}?properties={}&archived=false (Authorization: Bearer sender_api access_token)",
+            clean_id(&lookup.id),
+            PROPERTIES.join(",")
+        )
+    } else {
+        format!(
+            "POST {BASE_URL}/crm/v3/objects/contacts/batch/read?archived=false for contacts {}, {} (Authorization: Bearer sender_api access_token)",
+            clean_id(&lookup.id),
+            lookup
+                .more_ids
+                .iter()
+                .map(|id| clean_id(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
