@@ -562,3 +562,151 @@ async fn in_queue_mode_each_hubspot_contact_is_its_own_message() {
         .unwrap();
     assert!(reason.contains("contact 999999 was not found"), "{reason}");
 }
+
+/// The fake's requests to `object`.
+async fn requests_to(server: &MockServer, object: &str) -> Vec<wiremock::Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == object)
+        .collect()
+}
+
+/// Each of the other looked-up APIs, through the same failures as BigCommerce: the exact
+/// request (path, bearer, Squarespace's User-Agent), the object gone (ignored), the rate limit
+/// waited out by `Retry-After`, an outage (503, then the retry lands) and refused credentials.
+#[tokio::test]
+async fn squarespace_stripe_and_paddle_lookups_meet_each_failure() {
+    let _logs = logs::checked();
+    let cases = [
+        (
+            "squarespace-order-create",
+            "/1.0/commerce/orders/5f0b8b1c2d3e4f5a6b7c8d9f",
+            "Bearer local-squarespace-api-key",
+        ),
+        (
+            "stripe-subscription-created",
+            "/v1/customers/cus_Q8subscriber",
+            "Bearer rk_test_local_stripe_restricted",
+        ),
+        (
+            "paddle-transaction-completed",
+            "/customers/ctm_01jgzb7kx0a2c4e6g8j0k2m4p6",
+            "Bearer pdl_sdbx_apikey_local_paddle",
+        ),
+    ];
+    for (event, object, bearer) in cases {
+        // Found: the exact request, and the contact synced.
+        let server = MockServer::start().await;
+        mount_accepting(&server, 5).await;
+        mount_sender_apis(&server).await;
+        let found = send_event(&app_for(&server), event).await;
+        assert_eq!(
+            found.json_body()["status"],
+            "synced",
+            "{event}: {}",
+            found.body
+        );
+        let made = requests_to(&server, object).await;
+        assert_eq!(made.len(), 1, "{event}");
+        assert_eq!(made[0].method.as_str(), "GET");
+        assert_eq!(
+            made[0].headers.get("authorization").unwrap(),
+            bearer,
+            "{event}"
+        );
+        if event.starts_with("squarespace") {
+            let agent = made[0].headers.get("user-agent").unwrap().to_str().unwrap();
+            assert!(agent.contains("ac-webhook-sync"), "{agent}");
+        }
+        assert_eq!(received_syncs(&server).await.len(), 1, "{event}");
+
+        // Gone: ignored with the 404 named, nothing synced.
+        let server = MockServer::start().await;
+        mount_accepting(&server, 5).await;
+        Mock::given(method("GET"))
+            .and(path(object))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let gone = send_event(&app_for(&server), event).await;
+        assert_eq!(
+            gone.json_body()["status"],
+            "ignored",
+            "{event}: {}",
+            gone.body
+        );
+        assert!(gone.body.contains("404"), "{event}: {}", gone.body);
+        assert!(received_syncs(&server).await.is_empty(), "{event}");
+
+        // Rate limited once: waited out as asked, then synced.
+        let server = MockServer::start().await;
+        mount_accepting(&server, 5).await;
+        Mock::given(method("GET"))
+            .and(path(object))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        mount_sender_apis(&server).await;
+        let started = std::time::Instant::now();
+        let waited = send_event(&app_for(&server), event).await;
+        assert_eq!(
+            waited.json_body()["status"],
+            "synced",
+            "{event}: {}",
+            waited.body
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{event}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(requests_to(&server, object).await.len(), 2, "{event}");
+
+        // Down for every attempt of the first request: 503, and the sender's retry lands.
+        let server = MockServer::start().await;
+        mount_accepting(&server, 5).await;
+        Mock::given(method("GET"))
+            .and(path(object))
+            .respond_with(ResponseTemplate::new(502))
+            .up_to_n_times(4)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        mount_sender_apis(&server).await;
+        let app = app_for(&server);
+        let down = send_event(&app, event).await;
+        assert_eq!(down.status, 503, "{event}: {}", down.body);
+        assert!(received_syncs(&server).await.is_empty(), "{event}");
+        let retry = send_event(&app, event).await;
+        assert_eq!(
+            retry.json_body()["status"],
+            "synced",
+            "{event}: {}",
+            retry.body
+        );
+        assert_eq!(received_syncs(&server).await.len(), 1, "{event}");
+
+        // Credentials refused: 503 until an operator fixes them, the key never logged.
+        let server = MockServer::start().await;
+        mount_accepting(&server, 5).await;
+        Mock::given(method("GET"))
+            .and(path(object))
+            .respond_with(ResponseTemplate::new(401))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let refused = send_event(&app_for(&server), event).await;
+        assert_eq!(refused.status, 503, "{event}: {}", refused.body);
+        let key = bearer.trim_start_matches("Bearer ");
+        assert!(
+            !logs::captured().text().contains(key),
+            "{event}: the key was logged"
+        );
+    }
+}
