@@ -632,3 +632,42 @@ async fn the_shop_route_checks_unsubscribes_before_subscribing() {
     // List 1 follows consent, and the contact is not unsubscribed there.
     assert!(keys.contains("p[1]"));
 }
+
+/// Wix does not document the Content-Type of its JWT bodies: each one it might send verifies
+/// and syncs, and so does none at all; a form's type is refused.
+#[tokio::test]
+async fn a_wix_jwt_is_taken_whatever_content_type_it_comes_with() {
+    let _logs = logs::checked();
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/jwt"),
+        Some("application/json"),
+        Some("application/octet-stream"),
+        None,
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let server = MockServer::start().await;
+        mount_accepting(&server, 42).await;
+        let mut request = event_request("wix-contact-created");
+        request.headers.remove("content-type");
+        if let Some(value) = content_type {
+            request
+                .headers
+                .insert("content-type", value.parse().unwrap());
+        }
+        let answer = send(&app_for(&server), &request).await;
+        if content_type == Some("application/x-www-form-urlencoded") {
+            assert_eq!(answer.status, 415, "{answer:?}");
+            assert!(received_syncs(&server).await.is_empty());
+        } else {
+            assert_eq!(
+                answer.json_body()["status"],
+                "synced",
+                "{content_type:?}: {}",
+                answer.body
+            );
+            assert_eq!(received_syncs(&server).await.len(), 1);
+        }
+    }
+}
