@@ -138,7 +138,7 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
             media_type.unwrap_or_else(|| "(none)".into()),
         ));
     }
-    let submission = match route.sender.parse_reading(req, &route.projection)? {
+    let mut submission = match route.sender.parse_reading(req, &route.projection)? {
         Parsed::Submission(submission) => submission,
         Parsed::Ignored { reason } => {
             return Ok(Plan::Answer {
@@ -172,12 +172,48 @@ pub fn interpret(route: &Route, req: &InboundRequest) -> Result<Plan, WebhookErr
     {
         return Err(Refusal::CaptchaMissing.into());
     }
+    // Several objects, each with its own events' topics: the route's topics pick among them.
+    let mut unhandled_objects = None;
+    let lookup_topics_checked = submission
+        .lookup
+        .as_ref()
+        .is_some_and(|l| !l.objects.is_empty());
+    if let Some(lookup) = submission.lookup.clone().filter(|_| lookup_topics_checked) {
+        let handled = |_: &str, object: Option<&crate::lookup::NamedObject>| {
+            object.is_none_or(|o| o.topics.iter().any(|t| route.handles(Some(t))))
+        };
+        match lookup.retain(handled) {
+            Some(kept) => {
+                if let Some(topic) = kept.objects.get(&kept.id).and_then(|o| o.topics.first()) {
+                    submission.topic = Some(topic.clone());
+                }
+                submission.lookup = Some(kept);
+            }
+            None => {
+                let mut topics: Vec<&str> = lookup
+                    .objects
+                    .values()
+                    .flat_map(|o| o.topics.iter().map(String::as_str))
+                    .collect();
+                topics.sort_unstable();
+                topics.dedup();
+                unhandled_objects = Some(format!(
+                    "topic {} is not handled by route {}",
+                    topics.join(", "),
+                    route.name
+                ));
+            }
+        }
+    }
     let answer = |outcome| Plan::Answer {
         outcome,
         redirect: redirect.clone(),
         submission: Some(submission.clone()),
     };
-    if !route.handles(submission.topic.as_deref()) {
+    if let Some(reason) = unhandled_objects {
+        return Ok(answer(WebhookOutcome::Ignored { reason }));
+    }
+    if !lookup_topics_checked && !route.handles(submission.topic.as_deref()) {
         let topic = submission.topic.as_deref().unwrap_or_default();
         let reason = format!("topic {topic} is not handled by route {}", route.name);
         return Ok(answer(WebhookOutcome::Ignored { reason }));

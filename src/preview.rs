@@ -123,8 +123,13 @@ pub fn preview_found(
                         }
                     } else {
                         report["found"] = json!(found);
+                        let status = if syncs.is_empty() {
+                            "nothing to deliver"
+                        } else {
+                            "deliver"
+                        };
                         report["outcome"] =
-                            json!({"status": "deliver", "contacts": syncs.len(), "each": outcomes});
+                            json!({"status": status, "contacts": syncs.len(), "each": outcomes});
                         report["contact_sync"] = json!(syncs);
                     }
                 }

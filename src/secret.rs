@@ -49,14 +49,14 @@ impl std::fmt::Debug for AppSecret {
 impl AppSecret {
     /// Parses and checks the JSON: a usable URL and a non-empty key.
     pub fn from_json(json: &str) -> Result<Self, SecretError> {
-        let secret: AppSecret =
+        let mut secret: AppSecret =
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
                 .map_err(|e| SecretError::Malformed(describe_without_values(&e)))?;
         check_api_url(&secret.api_url)?;
         if secret.api_key.expose_secret().trim().is_empty() {
             return Err(SecretError::Malformed("api_key is empty".into()));
         }
-        check_sender_api(&secret.sender_api)?;
+        check_sender_api(&mut secret.sender_api)?;
         Ok(secret)
     }
 
@@ -76,18 +76,28 @@ impl AppSecret {
 }
 
 /// Each `sender_api` entry is an object of strings (its keys are checked per API at lookup,
-/// where a missing one is named). Only names go into the message, never a value.
-fn check_sender_api(entries: &HashMap<String, serde_json::Value>) -> Result<(), SecretError> {
+/// where a missing one is named). A number or a boolean is read as its text (a `portal_id` of
+/// 62515); an entry of another shape fails the whole secret, naming the route and key but
+/// never a value.
+fn check_sender_api(entries: &mut HashMap<String, serde_json::Value>) -> Result<(), SecretError> {
     for (route, entry) in entries {
-        let Some(fields) = entry.as_object() else {
+        let Some(fields) = entry.as_object_mut() else {
             return Err(SecretError::Malformed(format!(
                 "sender_api.{route} must be an object, e.g. {{\"access_token\": \"…\"}}"
             )));
         };
-        if let Some((key, _)) = fields.iter().find(|(_, v)| !v.is_string()) {
-            return Err(SecretError::Malformed(format!(
-                "sender_api.{route}.{key} must be a string"
-            )));
+        for (key, value) in fields.iter_mut() {
+            match value {
+                serde_json::Value::String(_) => {}
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                    *value = serde_json::Value::String(value.to_string());
+                }
+                _ => {
+                    return Err(SecretError::Malformed(format!(
+                        "sender_api.{route}.{key} must be a string"
+                    )));
+                }
+            }
         }
     }
     Ok(())
@@ -355,14 +365,16 @@ mod tests {
             "{not_object}"
         );
         assert!(!not_object.contains("pat-secret-1"));
-        let number = with(r#"{"access_token":"pat-1","portal_id":62515}"#)
+        let number = with(r#"{"access_token":"pat-1","portal_id":62515}"#).unwrap();
+        assert_eq!(number.sender_api["hubspot"]["portal_id"], "62515");
+        let list = with(r#"{"access_token":"pat-1","portal_id":["62515"]}"#)
             .unwrap_err()
             .to_string();
         assert!(
-            number.contains("sender_api.hubspot.portal_id must be a string"),
-            "{number}"
+            list.contains("sender_api.hubspot.portal_id must be a string"),
+            "{list}"
         );
-        assert!(!number.contains("62515"));
+        assert!(!list.contains("62515"));
     }
 
     #[test]

@@ -396,15 +396,11 @@ async fn hubspot_contacts_are_read_one_by_id_and_several_in_one_batch_read() {
         json!([{"id": "3234574"}, {"id": "3234580"}, {"id": "999999"}])
     );
     assert_eq!(asked["properties"][0], "email");
-    // Inara (the same contact as the first request: its own delivery, so synced again) and
-    // Kaylee; contact 999999 no longer exists.
+    // Inara's events are the first request's again (a retry grouped with new events): she is
+    // not synced again. Kaylee is; contact 999999 no longer exists.
     assert_eq!(
         synced_emails(&server).await,
-        [
-            "inara.serra@example.com",
-            "inara.serra@example.com",
-            "kaylee.frye@example.com"
-        ]
+        ["inara.serra@example.com", "kaylee.frye@example.com"]
     );
 }
 
@@ -478,11 +474,8 @@ async fn hubspot_rate_limit_is_waited_out_by_retry_after() {
     assert_eq!(hubspot_calls(&server).await.len(), 2);
 }
 
-/// ActiveCampaign fails for the second contact: 503, and HubSpot's retry of the request syncs
-/// only that one (the first has its own claim, finished).
-#[tokio::test]
-async fn a_hubspot_request_retried_after_failing_part_way_syncs_each_contact_once() {
-    let _logs = logs::checked();
+/// ActiveCampaign and HubSpot's API, where every `contact_sync` of Kaylee answers 503.
+async fn hubspot_with_kaylee_failing() -> MockServer {
     let server = MockServer::start().await;
     mount_accepting(&server, 5).await;
     mount_hubspot(&server).await;
@@ -493,6 +486,15 @@ async fn a_hubspot_request_retried_after_failing_part_way_syncs_each_contact_onc
         .with_priority(1)
         .mount(&server)
         .await;
+    server
+}
+
+/// ActiveCampaign fails for the second contact: 503, and HubSpot's retry of the request syncs
+/// only that one (the first has its own claim, finished).
+#[tokio::test]
+async fn a_hubspot_request_retried_after_failing_part_way_syncs_each_contact_once() {
+    let _logs = logs::checked();
+    let server = hubspot_with_kaylee_failing().await;
     let app = app_for(&server);
     let down = send_event(&app, "hubspot-app-contacts").await;
     assert_eq!(down.status, 503, "{}", down.body);
@@ -709,4 +711,205 @@ async fn squarespace_stripe_and_paddle_lookups_meet_each_failure() {
             "{event}: the key was logged"
         );
     }
+}
+
+/// A HubSpot app webhook of `events`, signed (v3) as HubSpot signs with the local client secret.
+fn hubspot_request(events: &Value) -> ac_webhook_sync::inbound::InboundRequest {
+    use ac_webhook_sync::sources::spec::Signing;
+    let host = "abcdefghij.lambda-url.us-east-1.on.aws";
+    let body = events.to_string();
+    let signed = ac_webhook_sync::sources::sender("hubspot")
+        .unwrap()
+        .auth
+        .sign(&Signing {
+            secret: "local-hubspot-client-secret",
+            body: body.as_bytes(),
+            timestamp: EVENTS_SIGNED_AT as i64,
+            id: "",
+            url: &format!("https://{host}/webhooks/hubspot"),
+        });
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", host.parse().unwrap());
+    headers.insert("content-type", "application/json".parse().unwrap());
+    for (name, value) in signed.headers {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let mut request =
+        ac_webhook_sync::inbound::InboundRequest::post("/webhooks/hubspot", headers, body);
+    request.received_at = std::time::UNIX_EPOCH + Duration::from_secs(EVENTS_SIGNED_AT + 5);
+    request
+}
+
+/// One app-webhook event about `contact`.
+fn hubspot_event(event_id: u64, kind: &str, contact: u64, portal: u64) -> Value {
+    json!({"eventId": event_id, "subscriptionId": 12345, "portalId": portal, "appId": 54321,
+           "occurredAt": 1767225599000u64 + event_id, "subscriptionType": kind,
+           "attemptNumber": 0, "objectId": contact, "changeSource": "CRM"})
+}
+
+#[tokio::test]
+async fn hubspot_contacts_are_picked_by_the_routes_topics_and_account_each() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    let mapping = Mapping::from_toml(
+        "[routes.hubspot]\nsender = \"hubspot\"\ntopics = [\"contact.propertyChange\"]\n",
+    )
+    .unwrap();
+    let app = ac_webhook_sync::functions::webhook::WebhookApp::new(
+        mapping,
+        Arc::new(SecretCache::new(
+            FixedSecret(local_secret_json(&server.uri())),
+            Duration::from_secs(300),
+        )),
+        fast_client(),
+        ac_webhook_sync::functions::webhook::Limits {
+            max_body_bytes: 1 << 20,
+            invocation_budget: Duration::from_secs(5),
+        },
+    )
+    .with_sender_apis(SenderApis::new(Some(server.uri())).unwrap());
+    // The change comes second: the route's topics pick that contact, not the first event's.
+    let events = json!([
+        hubspot_event(1, "contact.creation", 3234580, 62515),
+        hubspot_event(2, "contact.propertyChange", 3234574, 62515),
+    ]);
+    let answer = send(&app, &hubspot_request(&events)).await;
+    assert_eq!(answer.json_body()["status"], "synced", "{}", answer.body);
+    assert_eq!(synced_emails(&server).await, ["inara.serra@example.com"]);
+    let only_made = json!([hubspot_event(3, "contact.creation", 3234580, 62515)]);
+    let answer = send(&app, &hubspot_request(&only_made)).await;
+    assert_eq!(answer.json_body()["status"], "ignored", "{}", answer.body);
+    assert!(
+        answer.body.contains("contact.creation is not handled"),
+        "{}",
+        answer.body
+    );
+
+    // Events of two accounts: only those of the token's account (`portal_id`) are looked up.
+    let mut secret: Value = serde_json::from_str(&local_secret_json(&server.uri())).unwrap();
+    secret["sender_api"]["hubspot"]["portal_id"] = json!(62515);
+    let app = app_with(FixedSecret(secret.to_string()), fast_client(), 1 << 20)
+        .with_sender_apis(SenderApis::new(Some(server.uri())).unwrap());
+    let mixed = json!([
+        hubspot_event(4, "contact.creation", 3234574, 99999),
+        hubspot_event(5, "contact.creation", 3234580, 62515),
+    ]);
+    let answer = send(&app, &hubspot_request(&mixed)).await;
+    assert_eq!(answer.json_body()["status"], "synced", "{}", answer.body);
+    let read = hubspot_calls(&server).await;
+    assert_eq!(
+        read.last().unwrap().url.path(),
+        format!("{HUBSPOT_CONTACTS}/3234580"),
+        "only the configured account's contact"
+    );
+}
+
+#[tokio::test]
+async fn a_hubspot_retry_grouped_differently_syncs_each_contact_once_and_gaps_are_retried() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    let app = app_for(&server);
+    let inara = hubspot_event(1, "contact.creation", 3234574, 62515);
+    let kaylee = hubspot_event(2, "contact.creation", 3234580, 62515);
+    send(&app, &hubspot_request(&json!([inara.clone()]))).await;
+    // HubSpot retries events on their own schedules: the next request holds Inara's event again
+    // beside a new one.
+    let answer = send(&app, &hubspot_request(&json!([inara, kaylee]))).await;
+    assert_eq!(answer.json_body()["synced"], 2, "{}", answer.body);
+    assert_eq!(
+        synced_emails(&server).await,
+        ["inara.serra@example.com", "kaylee.frye@example.com"]
+    );
+
+    // A 207 that leaves a contact out without saying it is gone: tried again (503).
+    let server = MockServer::start().await;
+    mount_accepting(&server, 5).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{HUBSPOT_CONTACTS}/batch/read")))
+        .respond_with(ResponseTemplate::new(207).set_body_json(json!({
+            "status": "COMPLETE", "numErrors": 1,
+            "results": [ {"id": "3234574", "properties": {"email": "inara.serra@example.com"}} ],
+            "errors": [{"status": "error", "category": "RATE_LIMITS", "message": "try again"}]
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let answer = send_event(&app_for(&server), "hubspot-app-contacts").await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(received_syncs(&server).await.is_empty());
+}
+
+/// The queue, down or up as the test says.
+struct SwitchedQueue {
+    inner: MemoryQueue,
+    up: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ContactQueue for SwitchedQueue {
+    async fn send_body(
+        &self,
+        body: String,
+        attributes: &[(&str, &str)],
+        deadline: tokio::time::Instant,
+    ) -> Result<String, ac_webhook_sync::delivery::QueueError> {
+        if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ac_webhook_sync::delivery::QueueError::Unavailable(
+                "down".into(),
+            ));
+        }
+        self.inner.send_body(body, attributes, deadline).await
+    }
+    async fn send_many(
+        &self,
+        bodies: Vec<String>,
+        attributes: &[(&str, &str)],
+        deadline: tokio::time::Instant,
+    ) -> Result<usize, ac_webhook_sync::delivery::PartlySent> {
+        self.inner.send_many(bodies, attributes, deadline).await
+    }
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), ac_webhook_sync::delivery::QueueError> {
+        self.inner.change_visibility(receipt_handle, delay).await
+    }
+}
+
+/// Queue mode with the queue down: the contacts are looked up inline, Inara syncs and
+/// Kaylee's sync fails (503). HubSpot's retry finds the queue up: Inara is not queued again.
+#[tokio::test]
+async fn a_contact_synced_inline_while_the_queue_was_down_is_not_queued_on_the_retry() {
+    let _logs = logs::checked();
+    let server = hubspot_with_kaylee_failing().await;
+    let queue = Arc::new(SwitchedQueue {
+        inner: MemoryQueue::new(),
+        up: false.into(),
+    });
+    let app = app_for(&server).with_queue(queue.clone());
+    let down = send_event(&app, "hubspot-app-contacts").await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    server.reset().await;
+    mount_accepting(&server, 5).await;
+    mount_hubspot(&server).await;
+    queue.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let retry = send_event(&app, "hubspot-app-contacts").await;
+    let body = retry.json_body();
+    assert_eq!(
+        (&body["status"], &body["synced"], &body["queued"]),
+        (&json!("queued"), &json!(1), &json!(2)),
+        "{body}"
+    );
+    let queued: Vec<String> = queue
+        .inner
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(&m.body).unwrap()["lookup"]["id"].to_string())
+        .collect();
+    assert_eq!(queued, ["\"3234580\"", "\"999999\""]);
 }

@@ -610,6 +610,18 @@ impl SyncWorker {
     ) -> Result<ContactSync, (String, Retry)> {
         use crate::lookup::{Credentials, LookupError};
         let lookup = &message.lookup;
+        // The webhook function queues one object per message; several would be synced only
+        // in part, so such a message is kept, not half-done.
+        if !lookup.more_ids.is_empty() {
+            return Err((
+                format!(
+                    "a queued lookup names {} {}s: one per message is expected",
+                    lookup.ids().count(),
+                    lookup.object
+                ),
+                Retry::Never,
+            ));
+        }
         let credentials =
             Credentials::for_route(lookup.api, &route.name, secret.sender_api.get(&route.name))
                 .map_err(|missing| (missing.to_string(), Retry::After(None)))?;

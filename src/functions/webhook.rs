@@ -442,49 +442,85 @@ impl WebhookApp {
             DeliveryClaim::Held { .. } | DeliveryClaim::Unguarded => {}
         }
         let mut webhook = webhook;
-        let mut queued = 0;
+        let requested = lookup.ids().count();
+        // What the queue stage did with each of several contacts (queued, or done before).
+        let mut handled = BatchSummary::default();
         if let Delivery::Queue { queue, .. } = &self.delivery {
             // One message per object (the several contacts of a HubSpot request), each its own
-            // delivery, so the sync-worker looks each up on its own.
-            let mut left = lookup.one_per_object();
-            let several = left.len() > 1;
+            // delivery under its own claim, so the sync-worker looks each up on its own and a
+            // contact an earlier try synced or queued is not queued again.
+            let several = requested > 1;
+            // Objects with their own deliveries are claimed each (however a retry groups them).
+            let per_object = !lookup.objects.is_empty();
             let mut first_message = None;
-            while let Some(one) = left.first() {
+            let mut left = Vec::new();
+            for one in lookup.one_per_object() {
+                if !left.is_empty() {
+                    left.push(one.id.clone());
+                    continue;
+                }
+                let (own_identity, own_claim) = if per_object {
+                    let topic = one.objects.get(&one.id).and_then(|o| o.topics.first());
+                    let delivery = one.delivery_of(&one.id);
+                    let own_identity =
+                        idempotency::delivery_identity(topic.map(String::as_str), delivery);
+                    let (key, window) =
+                        claim_key_for(route, topic.map(String::as_str), delivery, &req.body);
+                    match self.dedupe.claim(key, window, deadline).await {
+                        DeliveryClaim::Duplicate(first) => {
+                            count_answer(&mut handled, &first, requested, None);
+                            continue;
+                        }
+                        DeliveryClaim::InProgress { .. } => {
+                            // Being handled by another try: this request is answered 503
+                            // below, and comes back.
+                            left.push(one.id.clone());
+                            continue;
+                        }
+                        claim => (own_identity, Some(claim)),
+                    }
+                } else {
+                    (identity.clone(), None)
+                };
                 let mut message =
                     crate::delivery::message::QueuedLookup::new(&route.name, &webhook, one.clone());
                 if several {
                     message.webhook = events_naming(&webhook.payload, &one.id);
                 }
-                if let (Some(identity), Some(window)) = (&identity, window) {
-                    message.dedupe_id = Some(if several {
-                        format!("{identity}/{}", one.id)
-                    } else {
-                        identity.clone()
-                    });
+                if let (Some(identity), Some(window)) = (own_identity, window) {
+                    message.dedupe_id = Some(identity);
                     message.dedupe_window_secs = Some(window.as_secs());
                 }
                 match queue.send_body(message.to_json(), &[], deadline).await {
                     Ok(message_id) => {
+                        let outcome = WebhookOutcome::Queued {
+                            message_id: message_id.clone(),
+                        };
+                        if let Some(own) = &own_claim {
+                            self.dedupe
+                                .finish(own, &outcome.to_response().json_body())
+                                .await;
+                        }
                         first_message.get_or_insert(message_id);
-                        queued += 1;
-                        left.remove(0);
+                        handled.queued += 1;
+                        handled.messages += 1;
                     }
                     Err(error) => {
+                        if let Some(own) = &own_claim {
+                            self.dedupe.abandon(own).await;
+                        }
                         tracing::error!(route = %route.name, error = %error, "Queue unavailable; looking the reference up inline instead.");
-                        break;
+                        left.push(one.id.clone());
                     }
                 }
             }
-            if let (true, Some(message_id)) = (left.is_empty(), first_message) {
-                let outcome = if several {
-                    WebhookOutcome::Batch(Box::new(BatchSummary {
-                        rows: queued,
-                        queued,
-                        messages: queued,
-                        ..BatchSummary::default()
-                    }))
-                } else {
-                    WebhookOutcome::Queued { message_id }
+            if left.is_empty() {
+                let outcome = match first_message {
+                    Some(message_id) if !several => WebhookOutcome::Queued { message_id },
+                    _ => WebhookOutcome::Batch(Box::new(BatchSummary {
+                        rows: requested,
+                        ..handled
+                    })),
                 };
                 self.dedupe
                     .finish(&claim, &outcome.to_response().json_body())
@@ -492,28 +528,30 @@ impl WebhookApp {
                 return Ok(outcome);
             }
             // What the queue did not take is looked up now.
-            if let Some((rest, more)) = left.split_first() {
-                webhook.lookup = Some(crate::lookup::Lookup {
-                    more_ids: more.iter().map(|l| l.id.clone()).collect(),
-                    ..rest.clone()
-                });
-            }
+            webhook.lookup = lookup.retain(|id, _| left.iter().any(|l| l == id));
         }
         let mut result = self
             .look_up_and_sync(route, &webhook, &credentials, secret, req, deadline, log)
             .await;
-        if queued > 0
+        if handled != BatchSummary::default()
             && let Ok(outcome) = &mut result
         {
-            *outcome = with_queued(
-                std::mem::replace(
-                    outcome,
-                    WebhookOutcome::Skipped {
-                        reason: String::new(),
-                    },
-                ),
-                queued,
-            );
+            // The answer counts every contact: those the queue stage handled, and the rest.
+            let mut summary = BatchSummary {
+                rows: requested,
+                ..handled
+            };
+            match &mut *outcome {
+                WebhookOutcome::Batch(rest) => {
+                    summary.synced += rest.synced;
+                    summary.queued += rest.queued;
+                    summary.messages += rest.messages;
+                    summary.skipped += rest.skipped;
+                    summary.rejected.append(&mut rest.rejected);
+                }
+                single => count_answer(&mut summary, &single.to_response().json_body(), 0, None),
+            }
+            *outcome = WebhookOutcome::Batch(Box::new(summary));
         }
         match &result {
             Ok(outcome) => {
@@ -568,7 +606,7 @@ impl WebhookApp {
         };
         let requested = 1 + lookup.more_ids.len();
         let mut found = found_submissions(lookup, found, webhook);
-        if requested == 1 && found.len() == 1 {
+        if requested == 1 && found.len() == 1 && lookup.objects.is_empty() {
             let submission = found.remove(0);
             return self
                 .sync_found(route, &submission, secret, deadline, log)
@@ -580,12 +618,14 @@ impl WebhookApp {
             skipped: requested.saturating_sub(found.len()),
             ..BatchSummary::default()
         };
+        let mut single = None;
         for (row, submission) in found.iter().enumerate() {
             let (key, window) = claim_key(route, submission, &req.body);
             let claim = self.dedupe.claim(key, window, deadline).await;
             match claim {
-                DeliveryClaim::Duplicate(_) => {
-                    summary.synced += 1;
+                DeliveryClaim::Duplicate(first) => {
+                    count_answer(&mut summary, &first, row + 1, None);
+                    single = Some(WebhookOutcome::Duplicate { first });
                     continue;
                 }
                 DeliveryClaim::InProgress { retry_after } => {
@@ -606,21 +646,22 @@ impl WebhookApp {
                     return Err(error);
                 }
             };
-            match &outcome {
-                WebhookOutcome::Synced { .. } => summary.synced += 1,
-                WebhookOutcome::Queued { .. } => summary.queued += 1,
-                WebhookOutcome::Rejected { reason } => summary.rejected.push(RejectedRow {
-                    row: row + 1,
-                    email: submission.contact.email.as_deref().map(mask_email),
-                    reason: reason.clone(),
-                }),
-                _ => summary.skipped += 1,
-            }
+            count_answer(
+                &mut summary,
+                &outcome.to_response().json_body(),
+                row + 1,
+                submission.contact.email.as_deref().map(mask_email),
+            );
             self.dedupe
                 .finish(&claim, &outcome.to_response().json_body())
                 .await;
+            single = Some(outcome);
         }
-        Ok(WebhookOutcome::Batch(Box::new(summary)))
+        // One contact asked for and found: its own answer.
+        match single {
+            Some(outcome) if requested == 1 && found.len() == 1 => Ok(outcome),
+            _ => Ok(WebhookOutcome::Batch(Box::new(summary))),
+        }
     }
 
     /// Maps and syncs one contact a lookup found.
@@ -891,10 +932,22 @@ fn claim_key(
     submission: &crate::submission::Submission,
     body: &[u8],
 ) -> (String, Option<Duration>) {
-    let identity = idempotency::delivery_identity(
+    claim_key_for(
+        route,
         submission.topic.as_deref(),
         submission.delivery_id.as_deref(),
-    );
+        body,
+    )
+}
+
+/// The claim of a delivery by its topic and id (or, without an id, its body).
+fn claim_key_for(
+    route: &Route,
+    topic: Option<&str>,
+    delivery_id: Option<&str>,
+    body: &[u8],
+) -> (String, Option<Duration>) {
+    let identity = idempotency::delivery_identity(topic, delivery_id);
     let window = idempotency::window_for(route.dedupe_window, identity.is_some());
     let key = idempotency::key(Stage::Received, &route.name, identity.as_deref(), body);
     (key, window)
@@ -915,34 +968,26 @@ fn events_naming(payload: &serde_json::Value, id: &str) -> serde_json::Value {
     }
 }
 
-/// An answer with `queued` more contacts counted in: those the queue took before it failed.
-fn with_queued(outcome: WebhookOutcome, queued: usize) -> WebhookOutcome {
-    let mut summary = match outcome {
-        WebhookOutcome::Batch(summary) => *summary,
-        WebhookOutcome::Synced { .. } => BatchSummary {
-            rows: 1,
-            synced: 1,
-            ..BatchSummary::default()
-        },
-        WebhookOutcome::Rejected { reason } => BatchSummary {
-            rows: 1,
-            rejected: vec![RejectedRow {
-                row: 1,
-                email: None,
-                reason,
-            }],
-            ..BatchSummary::default()
-        },
-        _ => BatchSummary {
-            rows: 1,
-            skipped: 1,
-            ..BatchSummary::default()
-        },
-    };
-    summary.rows += queued;
-    summary.queued += queued;
-    summary.messages += queued;
-    WebhookOutcome::Batch(Box::new(summary))
+/// Counts one contact's answer (its own, or the first answer of a duplicate) into `summary`.
+fn count_answer(
+    summary: &mut BatchSummary,
+    answer: &serde_json::Value,
+    row: usize,
+    email: Option<String>,
+) {
+    match answer["status"].as_str() {
+        Some("synced") => summary.synced += 1,
+        Some("queued") => {
+            summary.queued += 1;
+            summary.messages += 1;
+        }
+        Some("rejected") => summary.rejected.push(RejectedRow {
+            row,
+            email,
+            reason: answer["reason"].as_str().unwrap_or_default().to_string(),
+        }),
+        _ => summary.skipped += 1,
+    }
 }
 
 /// An id shaped like an SQS message id: a random (version 4, RFC 4122 variant) UUID.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{Api, Credentials, Lookup, LookupError, SenderApis, retry_after};
-use crate::submission::{ContactFields, Product, is_affirmative, text_at};
+use crate::submission::{ContactFields, Product, is_affirmative, text_at, value_as_text};
 
 pub const BASE_URL: &str = "https://api.hubapi.com";
 
@@ -38,19 +38,48 @@ pub(super) async fn fetch(
     credentials: &Credentials,
     deadline: Instant,
 ) -> Result<Value, LookupError> {
-    // A token is for one account; an app installed on several sends all of their events.
+    // A token is for one account, and an app installed in several sends all of their events
+    // (contact ids are per account): only the configured account's contacts are looked up,
+    // or without `portal_id` the first event's.
     let configured = credentials.get("portal_id").trim();
-    if let Some(portal) = lookup.context.get("portal_id").and_then(Value::as_str)
-        && !configured.is_empty()
-        && configured != portal
-    {
+    let account = if configured.is_empty() {
+        lookup.context.get("portal_id").and_then(Value::as_str)
+    } else {
+        Some(configured)
+    };
+    let same_account = |_: &str, object: Option<&super::NamedObject>| match (
+        account,
+        object.and_then(|o| o.account.as_deref()),
+    ) {
+        (Some(expected), Some(actual)) => expected == actual,
+        _ => true,
+    };
+    let Some(kept) = lookup.retain(same_account) else {
         return Err(LookupError::OtherStore {
             api: Api::HubSpot.name(),
             route: route.to_string(),
-            webhook: portal.to_string(),
+            webhook: lookup
+                .objects
+                .values()
+                .find_map(|o| o.account.clone())
+                .or_else(|| {
+                    lookup
+                        .context
+                        .get("portal_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default(),
             configured: configured.to_string(),
         });
+    };
+    if kept.ids().count() < lookup.ids().count() {
+        tracing::warn!(
+            route,
+            "HubSpot events of another account than sender_api's portal_id were left out: give each account its own route."
+        );
     }
+    let lookup = &kept;
     let bearer = format!("Bearer {}", credentials.get("access_token"));
     let headers = [("Authorization", bearer.as_str())];
     let base = apis.base(BASE_URL);
@@ -99,6 +128,31 @@ pub(super) async fn fetch(
         });
     };
     let found: Vec<Value> = results.iter().filter(|c| c.is_object()).cloned().collect();
+    // A contact missing from the results is gone only when HubSpot says so; any other error
+    // (or none at all) may pass, and the lookup is tried again.
+    let gone: Vec<String> = answer
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| text_at(e, "category").as_deref() == Some("OBJECT_NOT_FOUND"))
+        .filter_map(|e| e.pointer("/context/ids").and_then(Value::as_array))
+        .flatten()
+        .filter_map(value_as_text)
+        .collect();
+    let unexplained = lookup.ids().map(|id| clean_id(id)).find(|id| {
+        !gone.contains(id)
+            && !found
+                .iter()
+                .any(|c| text_at(c, "id").as_deref() == Some(id.as_str()))
+    });
+    if let Some(id) = unexplained {
+        return Err(LookupError::Unavailable {
+            api: Api::HubSpot.name(),
+            reason: format!("the batch read did not return contact {id}, nor say it is gone"),
+            retry_after: None,
+        });
+    }
     if found.is_empty() {
         return Err(not_found());
     }

@@ -11,6 +11,7 @@ pub mod customers;
 pub mod hubspot;
 pub mod squarespace;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -67,19 +68,67 @@ pub struct Lookup {
     pub more_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub context: Map<String, Value>,
+    /// What the webhook said of each object when it named several (HubSpot's events), by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, NamedObject>,
+}
+
+/// One of several objects a webhook named: its own delivery (the identities of the events
+/// about it), the topics of those events, and the account they came from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NamedObject {
+    pub delivery: String,
+    pub topics: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl Lookup {
+    /// Every id named, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.id).chain(&self.more_ids)
+    }
+
     /// One lookup per object named, each on its own (queued as its own message).
     pub fn one_per_object(&self) -> Vec<Lookup> {
-        std::iter::once(&self.id)
-            .chain(&self.more_ids)
+        self.ids()
             .map(|id| Lookup {
                 id: id.clone(),
                 more_ids: Vec::new(),
+                objects: self
+                    .objects
+                    .get(id)
+                    .map(|o| BTreeMap::from([(id.clone(), o.clone())]))
+                    .unwrap_or_default(),
                 ..self.clone()
             })
             .collect()
+    }
+
+    /// Keeps the objects `keep` accepts; `None` when none is left.
+    pub fn retain(&self, keep: impl Fn(&str, Option<&NamedObject>) -> bool) -> Option<Lookup> {
+        let kept: Vec<String> = self
+            .ids()
+            .filter(|id| keep(id, self.objects.get(*id)))
+            .cloned()
+            .collect();
+        let (first, more) = kept.split_first()?;
+        Some(Lookup {
+            id: first.clone(),
+            more_ids: more.to_vec(),
+            objects: self
+                .objects
+                .iter()
+                .filter(|(id, _)| kept.contains(id))
+                .map(|(id, o)| (id.clone(), o.clone()))
+                .collect(),
+            ..self.clone()
+        })
+    }
+
+    /// The delivery of one object of several, as the webhook named it.
+    pub fn delivery_of(&self, id: &str) -> Option<&str> {
+        self.objects.get(id).map(|o| o.delivery.as_str())
     }
 }
 
@@ -421,8 +470,9 @@ pub fn found_submission(lookup: &Lookup, found: Value, webhook: &Submission) -> 
 }
 
 /// Every submission a lookup's answer gives. HubSpot's are one per contact found, each its
-/// own delivery (`{webhook's id}/{contact id}`), so a retried request does not sync again the
-/// contacts that were synced; the other APIs' answer is the one of [`found_submission`].
+/// own delivery (the identities of the events about it), so a retried request, however HubSpot
+/// groups its events again, does not sync again the contacts that were synced; the other
+/// APIs' answer is the one of [`found_submission`].
 pub fn found_submissions(lookup: &Lookup, found: Value, webhook: &Submission) -> Vec<Submission> {
     if lookup.api != Api::HubSpot {
         return vec![found_submission(lookup, found, webhook)];
@@ -443,7 +493,13 @@ pub fn found_submissions(lookup: &Lookup, found: Value, webhook: &Submission) ->
         .map(|object| {
             let id = crate::submission::text_at(&object, "id").unwrap_or_else(|| lookup.id.clone());
             let mut submission = found_submission(lookup, object, webhook);
-            submission.delivery_id = webhook.delivery_id.as_ref().map(|d| format!("{d}/{id}"));
+            submission.delivery_id = match lookup.delivery_of(&id) {
+                Some(own) => Some(own.to_string()),
+                None => webhook.delivery_id.as_ref().map(|d| format!("{d}/{id}")),
+            };
+            if let Some(topic) = lookup.objects.get(&id).and_then(|o| o.topics.first()) {
+                submission.topic = Some(topic.clone());
+            }
             submission
         })
         .collect()

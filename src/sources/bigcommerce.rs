@@ -84,6 +84,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             object: "order".into(),
             id,
             more_ids: Vec::new(),
+            objects: Default::default(),
             context,
         }),
         payload,

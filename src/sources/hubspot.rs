@@ -16,7 +16,9 @@ use super::util::fields::recognise_fields;
 use super::util::signature::{TagEncoding, check_replay_window, constant_time_eq, verify_hmac_any};
 use super::{Auth, AuthError, AuthSettings, CustomAuth, Parse, ParseError, SenderSpec};
 use crate::inbound::InboundRequest;
-use crate::lookup::{Api, Lookup};
+use std::collections::BTreeMap;
+
+use crate::lookup::{Api, Lookup, NamedObject};
 use crate::submission::{ContactFields, Parsed, Submission, first_text, is_affirmative, text_at};
 
 pub(super) const SIGNATURE_V3_HEADER: &str = "x-hubspot-signature-v3";
@@ -273,13 +275,13 @@ const LOOKED_UP_EVENTS: &[&str] = &[
 ];
 
 /// An app webhook's array of events: one lookup of every contact they name (each once, in the
-/// order named), through HubSpot's API with `sender_api.{route}.access_token`. The topic is the
-/// first such event's `subscriptionType`; the delivery, the events' `eventId`s.
+/// order named), through HubSpot's API with `sender_api.{route}.access_token`. Each contact
+/// keeps the topics of its events (a route's `topics` are applied per contact), its account
+/// and its own delivery: the identities of its events. HubSpot's `eventId` alone is not
+/// unique, so an event is its `eventId`, `subscriptionId`, `occurredAt` and the contact.
 fn app_events(events: &[Value], payload: &Value) -> Parsed {
     let mut ids: Vec<String> = Vec::new();
-    let mut event_ids: Vec<String> = Vec::new();
-    let mut topic = None;
-    let mut portal = None;
+    let mut objects: BTreeMap<String, (NamedObject, Vec<String>)> = BTreeMap::new();
     for event in events {
         let kind = text_at(event, "subscriptionType").unwrap_or_default();
         let id = text_at(event, "objectId")
@@ -287,12 +289,20 @@ fn app_events(events: &[Value], payload: &Value) -> Parsed {
         let Some(id) = id.filter(|_| LOOKED_UP_EVENTS.contains(&kind.as_str())) else {
             continue;
         };
-        topic.get_or_insert(kind);
-        portal = portal.or_else(|| text_at(event, "portalId"));
-        event_ids.extend(text_at(event, "eventId"));
+        let identity = ["eventId", "subscriptionId", "occurredAt"]
+            .map(|key| text_at(event, key).unwrap_or_default())
+            .join(".");
         if !ids.contains(&id) {
-            ids.push(id);
+            ids.push(id.clone());
         }
+        let (object, identities) = objects.entry(id).or_default();
+        if !object.topics.contains(&kind) {
+            object.topics.push(kind);
+        }
+        if object.account.is_none() {
+            object.account = text_at(event, "portalId");
+        }
+        identities.push(identity);
     }
     let Some((first, more)) = ids.split_first() else {
         let mut kinds: Vec<String> = events
@@ -309,36 +319,49 @@ fn app_events(events: &[Value], payload: &Value) -> Parsed {
             reason: format!("HubSpot app webhook ({kinds}) names no contact made or changed"),
         };
     };
-    // HubSpot retries a request with the same events (only `attemptNumber` differs).
-    event_ids.sort();
-    let delivery_id = (!event_ids.is_empty()).then(|| {
-        let joined = event_ids.join(",");
-        if joined.len() <= 64 {
-            joined
-        } else {
-            format!(
-                "events-{}",
-                &hex::encode(Sha256::digest(joined.as_bytes()))[..32]
-            )
-        }
-    });
+    let mut all = Vec::new();
+    let objects: BTreeMap<String, NamedObject> = objects
+        .into_iter()
+        .map(|(id, (mut object, mut identities))| {
+            identities.sort();
+            all.extend(identities.iter().map(|i| format!("{id}.{i}")));
+            object.delivery = format!("contact {id}: {}", short(&identities.join(",")));
+            (id, object)
+        })
+        .collect();
+    all.sort();
+    let topic = objects.get(first).and_then(|o| o.topics.first().cloned());
     let mut context = serde_json::Map::new();
-    if let Some(portal) = portal {
-        context.insert("portal_id".into(), Value::String(portal));
+    if let Some(account) = objects.get(first).and_then(|o| o.account.clone()) {
+        context.insert("portal_id".into(), Value::String(account));
     }
     Parsed::Submission(Box::new(Submission {
         topic,
-        delivery_id,
+        // A request retried as it was (only `attemptNumber` differs) is this delivery again.
+        delivery_id: Some(short(&all.join(","))),
         lookup: Some(Lookup {
             api: Api::HubSpot,
             object: "contact".into(),
             id: first.clone(),
             more_ids: more.to_vec(),
             context,
+            objects,
         }),
         payload: payload.clone(),
         ..Submission::default()
     }))
+}
+
+/// An identity of at most 64 characters: itself, or a digest of it.
+fn short(identity: &str) -> String {
+    if identity.len() <= 64 {
+        identity.to_string()
+    } else {
+        format!(
+            "sha256:{}",
+            &hex::encode(Sha256::digest(identity.as_bytes()))[..32]
+        )
+    }
 }
 
 /// `properties.<name>.value` (legacy v1), then `properties.<name>` (newer CRM objects), then
@@ -719,7 +742,8 @@ mod tests {
                 assert!(lookup.more_ids.is_empty());
                 assert_eq!(lookup.context["portal_id"], "62515");
                 assert_eq!(s.topic.as_deref(), Some("contact.creation"));
-                assert_eq!(s.delivery_id.as_deref(), Some("1"));
+                // HubSpot's eventId is not unique on its own.
+                assert_eq!(s.delivery_id.as_deref(), Some("123.1.12345.1564113600000"));
             }
             other => panic!("expected a lookup, got {other:?}"),
         }
@@ -737,7 +761,12 @@ mod tests {
                     ("5", vec!["2".to_string()])
                 );
                 assert_eq!(s.topic.as_deref(), Some("contact.propertyChange"));
-                assert_eq!(s.delivery_id.as_deref(), Some("4,5,7"));
+                assert_eq!(s.delivery_id.as_deref(), Some("2.4..,5.5..,5.7.."));
+                let five = &lookup.objects["5"];
+                assert_eq!(five.topics, ["contact.propertyChange", "contact.creation"]);
+                assert_eq!(five.delivery, "contact 5: 5..,7..");
+                assert_eq!(five.account.as_deref(), Some("1"));
+                assert_eq!(lookup.objects["2"].delivery, "contact 2: 4..");
             }
             other => panic!("expected a lookup, got {other:?}"),
         }

@@ -130,6 +130,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
                 object: "customer".into(),
                 id: customer_id,
                 more_ids: Vec::new(),
+                objects: Default::default(),
                 context: serde_json::Map::new(),
             }),
             payload,

@@ -87,6 +87,7 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             object: "order".into(),
             id: order_id,
             more_ids: Vec::new(),
+            objects: Default::default(),
             context: serde_json::Map::new(),
         }),
         payload,

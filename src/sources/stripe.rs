@@ -56,6 +56,7 @@ pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
             object: "customer".into(),
             id: id.to_string(),
             more_ids: Vec::new(),
+            objects: Default::default(),
             context: serde_json::Map::new(),
         });
     Ok(Parsed::Submission(Box::new(Submission {
