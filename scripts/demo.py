@@ -250,6 +250,14 @@ def main():
         base = f"http://127.0.0.1:{watch_port}/lambda-url/webhook"
         wait_http(f"{base}/health", 300, watch, "cargo lambda watch")
 
+        # The operator's connection check, against the sandbox's account (its v3 reads).
+        checked = subprocess.run(["cargo", "run", "-q", "-p", "ac-webhook-sync-cli", "--", "check",
+                                  "--secret-file", secret_path, "--url", base],
+                                 cwd=ROOT, capture_output=True, text=True)
+        print(checked.stdout.split("\n\nroutes")[0])
+        if args.check and checked.returncode != 0:
+            sys.exit(f"demo check failed: ac-webhook-sync check exited {checked.returncode}:\n{checked.stdout}{checked.stderr}")
+
         seeded = contacts_by_email(sandbox_url)
         seeded_imports = {i["batch_id"] for i in get_json(f"{sandbox_url}/sandbox/imports")["imports"]}
         rows, started = [], time.time()

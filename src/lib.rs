@@ -13,6 +13,7 @@
 pub mod activecampaign;
 pub mod aws;
 pub mod captcha;
+pub mod check;
 pub mod crypto;
 mod deadline;
 pub mod delivery;

@@ -243,6 +243,8 @@ impl Sandbox {
         let api = Router::new()
             .route(V1_PATH, any(v1))
             .route(USERS_ME_PATH, get(users_me))
+            .route(LISTS_PATH, get(v3_lists))
+            .route(FIELDS_PATH, get(v3_fields))
             .route(importer::BULK_IMPORT_PATH, post(importer::bulk_import))
             .route(importer::IMPORT_INFO_PATH, get(importer::import_info))
             .route_layer(axum::middleware::from_fn_with_state(
@@ -366,6 +368,67 @@ async fn users_me(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Respons
         StatusCode::OK,
         json!({"user": {"id": "1", "username": "admin", "firstName": "Sandbox", "lastName": "Admin", "email": "admin@example.com"}}),
     )
+}
+
+const LISTS_PATH: &str = "/api/3/lists";
+const FIELDS_PATH: &str = "/api/3/fields";
+
+/// v3's paging: `limit` (20 unless asked, at most 100) from `offset`.
+#[derive(serde::Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// One page of `items`, with `meta.total` as ActiveCampaign gives it (a string).
+fn v3_page(key: &str, items: Vec<Value>, page: &Page) -> Response {
+    let total = items.len();
+    let limit = page.limit.unwrap_or(20).clamp(1, 100);
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(page.offset.unwrap_or(0))
+        .take(limit)
+        .collect();
+    v1_json(
+        StatusCode::OK,
+        json!({ key: items, "meta": {"total": total.to_string()} }),
+    )
+}
+
+/// `GET /api/3/lists`: the seed's lists, ids as strings, as v3 answers.
+async fn v3_lists(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    axum::extract::Query(page): axum::extract::Query<Page>,
+) -> Response {
+    if !sandbox.key_ok(&headers) {
+        return v3_forbidden();
+    }
+    let lists = sandbox
+        .account
+        .lists
+        .iter()
+        .map(|l| json!({"id": l.id.to_string(), "stringid": l.name.to_lowercase().replace(' ', "-"), "name": l.name}))
+        .collect();
+    v3_page("lists", lists, &page)
+}
+
+/// `GET /api/3/fields`: the seed's custom fields with their personalization tags.
+async fn v3_fields(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    axum::extract::Query(page): axum::extract::Query<Page>,
+) -> Response {
+    if !sandbox.key_ok(&headers) {
+        return v3_forbidden();
+    }
+    let fields = sandbox
+        .account
+        .fields
+        .iter()
+        .map(|f| json!({"id": f.id.to_string(), "title": f.title, "type": "text", "perstag": f.perstag}))
+        .collect();
+    v3_page("fields", fields, &page)
 }
 
 /// One `contact_sync` form, read: what to write, or why it is refused.

@@ -166,6 +166,8 @@ pub struct FieldRule {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
+    /// Declared in the mapping file; a built-in default route is not.
+    pub configured: bool,
     pub sender: &'static SenderSpec,
     /// Topics handled; empty means every topic.
     pub topics: Vec<String>,
@@ -194,6 +196,7 @@ impl Route {
     pub fn default_for(sender: &'static SenderSpec) -> Self {
         Self {
             name: sender.name.to_string(),
+            configured: false,
             sender,
             topics: sender
                 .default_topics
@@ -243,6 +246,7 @@ impl Route {
                     rate_limit_per_ip: _,
                 },
             name: _,
+            configured: _,
             sender: _,
             topics: _,
             opt_in: _,
@@ -523,6 +527,7 @@ fn compile_route(name: &str, file: RouteFile) -> Result<Route, MappingError> {
     };
     let mut route = Route {
         name: name.to_string(),
+        configured: true,
         sender,
         topics,
         opt_in: file.opt_in,

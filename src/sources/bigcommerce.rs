@@ -20,7 +20,9 @@ pub(crate) const DEFAULT_TOPICS: &[&str] = &["store/order/created"];
 
 /// The `bigcommerce` sender.
 pub(crate) const SPEC: SenderSpec =
-    SenderSpec::new("bigcommerce", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
+    SenderSpec::new("bigcommerce", Auth::Custom(AUTH), Parse::Whole(parse))
+        .topics(DEFAULT_TOPICS)
+        .looks_up(crate::lookup::Api::BigCommerce, true);
 
 const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,

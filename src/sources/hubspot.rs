@@ -28,7 +28,8 @@ pub(super) const SIGNATURE_VERSION_HEADER: &str = "x-hubspot-signature-version";
 
 /// The `hubspot` sender.
 pub(super) const SPEC: SenderSpec =
-    SenderSpec::new("hubspot", Auth::Custom(AUTH), Parse::Whole(parse));
+    SenderSpec::new("hubspot", Auth::Custom(AUTH), Parse::Whole(parse))
+        .looks_up(crate::lookup::Api::HubSpot, false);
 
 const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,

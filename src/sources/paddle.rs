@@ -39,7 +39,9 @@ pub(crate) struct SignatureHeader<'a> {
 
 /// The `paddle` sender.
 pub(crate) const SPEC: SenderSpec =
-    SenderSpec::new("paddle", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
+    SenderSpec::new("paddle", Auth::Custom(AUTH), Parse::Whole(parse))
+        .topics(DEFAULT_TOPICS)
+        .looks_up(crate::lookup::Api::Paddle, false);
 
 const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,

@@ -33,6 +33,17 @@ pub struct SenderSpec {
     pub signed_auth: Option<Auth>,
     /// How a verified request becomes a submission (or a reason to ignore it).
     pub parse: Parse,
+    /// The sender's API its webhooks are looked up in, if any.
+    pub lookup: Option<SenderLookup>,
+}
+
+/// A sender whose webhooks (all, or some events) carry only ids.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderLookup {
+    pub api: crate::lookup::Api,
+    /// Every webhook is a reference (BigCommerce); otherwise only some events are (a Stripe
+    /// event that names its customer by id), and a route works without the credentials.
+    pub always: bool,
 }
 
 /// The media types a sender posts.
@@ -132,7 +143,13 @@ impl SenderSpec {
             auth,
             signed_auth: None,
             parse,
+            lookup: None,
         }
+    }
+
+    pub const fn looks_up(mut self, api: crate::lookup::Api, always: bool) -> Self {
+        self.lookup = Some(SenderLookup { api, always });
+        self
     }
 
     pub const fn signed_auth(mut self, auth: Auth) -> Self {

@@ -19,7 +19,9 @@ pub(crate) const DEFAULT_TOPICS: &[&str] = &["order.create"];
 
 /// The `squarespace` sender.
 pub(crate) const SPEC: SenderSpec =
-    SenderSpec::new("squarespace", Auth::Custom(AUTH), Parse::Whole(parse)).topics(DEFAULT_TOPICS);
+    SenderSpec::new("squarespace", Auth::Custom(AUTH), Parse::Whole(parse))
+        .topics(DEFAULT_TOPICS)
+        .looks_up(crate::lookup::Api::Squarespace, true);
 
 const AUTH: CustomAuth = CustomAuth {
     verify: authenticate,

@@ -29,7 +29,8 @@ pub(super) const SPEC: SenderSpec = SenderSpec::new(
     },
     Parse::Whole(parse),
 )
-.topics(DEFAULT_TOPICS);
+.topics(DEFAULT_TOPICS)
+.looks_up(crate::lookup::Api::Stripe, false);
 
 pub(super) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     let payload = parse_json_object(&req.body)?;

@@ -1,0 +1,238 @@
+//! The operator's tool: `check` (the deployment's secret and mapping against the live
+//! account) and `preview` (what the webhook function would do with an event). Exit codes:
+//! 0 all well, 1 problems found, 2 the command could not run (a file, the secret, the network).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use ac_webhook_sync::check::{self, Problem, Severity};
+use ac_webhook_sync::mapping::Mapping;
+use ac_webhook_sync::secret::{AppSecret, SecretFile, SecretSource};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ac-webhook-sync",
+    version,
+    about = "Operate an ac-webhook-sync deployment."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the secret and the mapping against the ActiveCampaign account: the key, every
+    /// list, custom field and personalization tag the mapping uses, each route's secrets;
+    /// then print what to paste into each sender.
+    Check(CheckArgs),
+    /// What the webhook function would do with a Function URL event (no network).
+    Preview(PreviewArgs),
+}
+
+/// Where the deployment's secret and mapping are.
+#[derive(Debug, Args)]
+pub struct Deployment {
+    /// The secret's JSON file (local runs).
+    #[arg(
+        long,
+        default_value = "local/secret.json",
+        conflicts_with = "secret_id"
+    )]
+    pub secret_file: String,
+    /// The secret in AWS Secrets Manager (its name or ARN), read with the environment's
+    /// AWS credentials.
+    #[arg(long)]
+    pub secret_id: Option<String>,
+    /// The mapping file (the bundled `mapping.toml` when absent).
+    #[arg(long, env = "MAPPING_FILE")]
+    pub mapping: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub deployment: Deployment,
+    /// The Function URL (the stack's `WebhookUrl` output), for each route's URL.
+    #[arg(long, env = "FUNCTION_URL")]
+    pub url: Option<String>,
+    /// Print the secrets themselves in the routes' set-up (they are otherwise named).
+    #[arg(long)]
+    pub reveal: bool,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The Function URL event (as in `events/`).
+    pub event: String,
+    /// A saved answer of the sender's API, for a sender whose webhooks carry only ids.
+    #[arg(long)]
+    pub lookup: Option<String>,
+    #[command(flatten)]
+    pub deployment: Deployment,
+}
+
+/// Runs `cli`, writing its report to `out`.
+pub async fn run(cli: Cli, out: &mut impl Write) -> ExitCode {
+    let result = match cli.command {
+        Command::Check(args) => check(&args, out).await,
+        Command::Preview(args) => preview(&args, out).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+fn mapping_of(deployment: &Deployment) -> Result<Mapping, String> {
+    match &deployment.mapping {
+        Some(path) => Mapping::from_toml(&read(path)?),
+        None => Mapping::bundled(),
+    }
+    .map_err(|e| format!("mapping: {e}"))
+}
+
+async fn secret_of(deployment: &Deployment) -> Result<AppSecret, String> {
+    match &deployment.secret_id {
+        Some(id) => ac_webhook_sync::aws::secrets_manager::SecretsManager::new(
+            ac_webhook_sync::aws::LazyClient::from_environment(),
+            id.clone(),
+        )
+        .fetch()
+        .await
+        .map_err(|e| format!("secret {id}: {e}")),
+        None => SecretFile(deployment.secret_file.clone().into())
+            .fetch()
+            .await
+            .map_err(|e| format!("{}: {e}", deployment.secret_file)),
+    }
+}
+
+async fn check(args: &CheckArgs, out: &mut impl Write) -> Result<ExitCode, String> {
+    let mapping = mapping_of(&args.deployment)?;
+    let secret = secret_of(&args.deployment).await?;
+    let mut problems = check::compare_with_secret(&mapping, &secret);
+    let account = match check::read_account(&secret).await {
+        Ok(account) => {
+            problems.extend(check::compare_with_account(&mapping, &secret, &account));
+            Some(account)
+        }
+        Err(check::AccountError::BadKey(status)) => {
+            problems.insert(
+                0,
+                Problem {
+                    severity: Severity::Error,
+                    route: None,
+                    key: "api_key".into(),
+                    message: check::AccountError::BadKey(status).to_string(),
+                },
+            );
+            None
+        }
+        Err(other) => return Err(other.to_string()),
+    };
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| "https://YOUR-FUNCTION-URL".into());
+    let setups = check::route_setups(&mapping, &secret, &url, args.reveal);
+    let failed = problems.iter().any(|p| p.severity == Severity::Error);
+    let written = if args.json {
+        let report = json!({
+            "ok": !failed,
+            "account": account.as_ref().map(|a| json!({
+                "api_url": secret.api_url, "user": a.user,
+                "lists": a.lists.len(), "fields": a.fields.len(), "requests": a.requests,
+            })),
+            "problems": problems,
+            "routes": setups,
+        });
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        )
+    } else {
+        write_check_text(out, &secret, account.as_ref(), &problems, &setups)
+    };
+    written.map_err(|e| e.to_string())?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_check_text(
+    out: &mut impl Write,
+    secret: &AppSecret,
+    account: Option<&check::AccountItems>,
+    problems: &[Problem],
+    setups: &[check::RouteSetup],
+) -> std::io::Result<()> {
+    match account {
+        Some(a) => writeln!(
+            out,
+            "account  {} (key of {}): {} lists, {} custom fields, read in {} requests",
+            secret.api_url,
+            a.user,
+            a.lists.len(),
+            a.fields.len(),
+            a.requests
+        )?,
+        None => writeln!(out, "account  {}: not read", secret.api_url)?,
+    }
+    writeln!(out)?;
+    if problems.is_empty() {
+        writeln!(out, "problems none")?;
+    } else {
+        writeln!(out, "problems")?;
+        for p in problems {
+            let level = match p.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let route = p.route.as_deref().unwrap_or("(secret)");
+            writeln!(out, "  {level:<8} {route:<16} {:<34} {}", p.key, p.message)?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "routes   (what to paste into each sender)")?;
+    for s in setups {
+        writeln!(out, "  {:<16} {:<16} {}", s.route, s.sender, s.url)?;
+        if s.secret != "(in the URL)" {
+            writeln!(out, "  {:<16} {:<16} secret {}", "", "", s.secret)?;
+        }
+    }
+    Ok(())
+}
+
+async fn preview(args: &PreviewArgs, out: &mut impl Write) -> Result<ExitCode, String> {
+    let mapping = mapping_of(&args.deployment)?;
+    let secret = secret_of(&args.deployment).await?;
+    let request = ac_webhook_sync::aws::lambda::http::from_json(&read(&args.event)?)
+        .map_err(|e| format!("{}: {e}", args.event))?;
+    let found = match &args.lookup {
+        Some(path) => {
+            Some(serde_json::from_str(&read(path)?).map_err(|e| format!("{path}: not JSON: {e}"))?)
+        }
+        None => None,
+    };
+    let report = ac_webhook_sync::preview::preview_found(&mapping, &secret, &request, found);
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = writeln!(out, "{text}");
+    Ok(ExitCode::SUCCESS)
+}
