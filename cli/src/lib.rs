@@ -30,6 +30,31 @@ pub enum Command {
     Check(CheckArgs),
     /// What the webhook function would do with a Function URL event (no network).
     Preview(PreviewArgs),
+    /// List the dead-letter queue (reason, route, masked email, age), or move messages back
+    /// to the contact queue with `--redrive` once their cause is fixed.
+    DeadLetters(DeadLetterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLetterArgs {
+    /// The dead-letter queue (the stack's `DeadLetterQueueUrl` output).
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    pub queue_url: String,
+    /// Move messages back to the contact queue (all, or those given with `--id`).
+    #[arg(long)]
+    pub redrive: bool,
+    /// The contact queue a redrive sends to (the stack's `ContactQueueUrl` output).
+    #[arg(long, env = "CONTACT_QUEUE_URL", required_if_eq("redrive", "true"))]
+    pub to: Option<String>,
+    /// Only these messages (repeat the flag).
+    #[arg(long = "id")]
+    pub ids: Vec<String>,
+    /// List at most this many.
+    #[arg(long, default_value_t = 1000)]
+    pub max: usize,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the deployment's secret and mapping are.
@@ -82,6 +107,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(&args, out).await,
         Command::Preview(args) => preview(&args, out).await,
+        Command::DeadLetters(args) => dead_letters(&args, out).await,
     };
     match result {
         Ok(code) => code,
@@ -235,4 +261,79 @@ async fn preview(args: &PreviewArgs, out: &mut impl Write) -> Result<ExitCode, S
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = writeln!(out, "{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn dead_letters(args: &DeadLetterArgs, out: &mut impl Write) -> Result<ExitCode, String> {
+    use ac_webhook_sync::aws::dead_letters;
+    let client = dead_letters::client_from_environment().await;
+    if args.redrive {
+        let to = args
+            .to
+            .as_deref()
+            .ok_or("--redrive needs --to (or CONTACT_QUEUE_URL)")?;
+        let only = (!args.ids.is_empty()).then_some(args.ids.as_slice());
+        let done = dead_letters::redrive(&client, &args.queue_url, to, only)
+            .await
+            .map_err(|e| e.to_string())?;
+        let written = if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&done).unwrap_or_default()
+            )
+        } else {
+            let mut text = format!("moved {} message(s) back to {to}", done.moved.len());
+            if !done.not_found.is_empty() {
+                text.push_str(&format!(
+                    "; not in the dead-letter queue: {}",
+                    done.not_found.join(", ")
+                ));
+            }
+            writeln!(out, "{text}")
+        };
+        written.map_err(|e| e.to_string())?;
+        return Ok(if done.not_found.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let letters = dead_letters::list(&client, &args.queue_url, args.max)
+        .await
+        .map_err(|e| e.to_string())?;
+    let written = if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&letters).unwrap_or_default()
+        )
+    } else if letters.is_empty() {
+        writeln!(out, "the dead-letter queue is empty")
+    } else {
+        let mut text = format!("{} dead letter(s), oldest first\n", letters.len());
+        for l in &letters {
+            text.push_str(&format!(
+                "  {}  {:>7}  {:<14} {:<28} {}\n",
+                l.message_id,
+                age(l.age_secs),
+                l.route.as_deref().unwrap_or("?"),
+                l.contact,
+                l.reason
+            ));
+        }
+        text.push_str("redrive with: ac-webhook-sync dead-letters --redrive [--id ID ...]");
+        writeln!(out, "{text}")
+    };
+    written.map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `42 s`, `17 min`, `5 h`, `3 d`.
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
 }

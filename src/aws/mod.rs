@@ -9,6 +9,7 @@
 //! clients (Secrets Manager, DynamoDB, SQS), each built when first needed (`LazyClient`), and
 //! they share one configuration and one HTTP client.
 
+pub mod dead_letters;
 pub mod dynamodb;
 pub mod lambda;
 pub mod logging;
