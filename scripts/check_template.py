@@ -13,8 +13,8 @@ from cfnlint.decode import decode
 EXPECTED = {
     "WebhookFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
-        ("SQSSendMessagePolicy", "ContactQueue"),
-        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
+        ("sqs:SendMessage", "ContactQueue"),
+        ("sqs:SendMessage", "ContactDeadLetterQueue"),
         ("dynamodb:PutItem", "ImportsTable"),
         # A batch's first answer, read back for a repeat (recall_answer).
         ("dynamodb:GetItem", "ImportsTable"),
@@ -24,7 +24,7 @@ EXPECTED = {
     },
     "SyncWorkerFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
-        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
+        ("sqs:SendMessage", "ContactDeadLetterQueue"),
         ("dynamodb:PutItem", "ImportsTable"),
         ("sqs:ChangeMessageVisibility", "ContactQueue"),
         ("dynamodb:PutItem", "IdempotencyTable"),
@@ -33,15 +33,15 @@ EXPECTED = {
     },
     "ImportReconcilerFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
-        ("SQSSendMessagePolicy", "ContactQueue"),
-        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
+        ("sqs:SendMessage", "ContactQueue"),
+        ("sqs:SendMessage", "ContactDeadLetterQueue"),
         ("dynamodb:Scan", "ImportsTable"),
         ("dynamodb:UpdateItem", "ImportsTable"),
     },
     "ImportCallbackFunction": {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
-        ("SQSSendMessagePolicy", "ContactQueue"),
-        ("SQSSendMessagePolicy", "ContactDeadLetterQueue"),
+        ("sqs:SendMessage", "ContactQueue"),
+        ("sqs:SendMessage", "ContactDeadLetterQueue"),
         ("dynamodb:GetItem", "ImportsTable"),
         ("dynamodb:UpdateItem", "ImportsTable"),
     },
@@ -57,6 +57,44 @@ def resource_name(value):
             target = value["Fn::GetAtt"]
             return (target.split(".")[0] if isinstance(target, str) else target[0])
     return json.dumps(value)
+
+
+# What SAM's policy templates expand to (aws/serverless-application-model,
+# samtranslator/policy_templates_data/policy_templates.json): a template is checked by its
+# actions, so one that grants a wildcard (SQSSendMessagePolicy: sqs:SendMessage*) is seen.
+POLICY_TEMPLATES = {
+    "AWSSecretsManagerGetSecretValuePolicy": ["secretsmanager:GetSecretValue"],
+    "SQSSendMessagePolicy": ["sqs:SendMessage*"],
+    "SQSPollerPolicy": ["sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch",
+                        "sqs:DeleteMessage", "sqs:DeleteMessageBatch", "sqs:GetQueueAttributes",
+                        "sqs:ReceiveMessage"],
+    "DynamoDBCrudPolicy": ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem",
+                           "dynamodb:Scan", "dynamodb:Query", "dynamodb:UpdateItem",
+                           "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem",
+                           "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem"],
+    "DynamoDBReadPolicy": ["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:Query",
+                           "dynamodb:BatchGetItem", "dynamodb:DescribeTable"],
+}
+
+
+def expanded_actions(policies):
+    """Every action a function's policies allow, SAM's templates expanded."""
+    actions = set()
+    for policy in policies:
+        if not isinstance(policy, dict):
+            actions.add("*")
+            continue
+        for name, body in policy.items():
+            if name == "Statement":
+                for statement in body:
+                    if statement.get("Effect") == "Allow":
+                        listed = statement["Action"]
+                        actions.update(listed if isinstance(listed, list) else [listed])
+            elif name in POLICY_TEMPLATES:
+                actions.update(POLICY_TEMPLATES[name])
+            else:
+                actions.add(f"{name} (a SAM policy template this check does not know: add it)*")
+    return actions
 
 
 def grants(policies):
@@ -95,6 +133,9 @@ def main():
             failures.append(f"{name} lacks {missing[0]} on {missing[1]}")
         if any(action.endswith("*") or resource == "*" for action, resource in found):
             failures.append(f"{name} has a wildcard grant")
+        wild = sorted(a for a in expanded_actions(resource["Properties"].get("Policies", [])) if "*" in a)
+        if wild:
+            failures.append(f"{name} is granted {', '.join(wild)}: name the actions it uses")
     if failures:
         sys.exit("\n".join(failures))
     print(f"least privilege: {sum(len(v) for v in EXPECTED.values())} grants over {len(functions)} functions, none extra")
