@@ -12,6 +12,7 @@
 
 pub mod activecampaign;
 pub mod aws;
+pub mod backfill;
 pub mod captcha;
 pub mod check;
 pub mod crypto;

@@ -33,6 +33,36 @@ pub enum Command {
     /// List the dead-letter queue (reason, route, masked email, age), or move messages back
     /// to the contact queue with `--redrive` once their cause is fixed.
     DeadLetters(DeadLetterArgs),
+    /// Import a CSV, NDJSON or JSON file of any size through the Bulk Contact Importer, mapped
+    /// by a route as the batch route maps a posted row; resumable.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file: `.csv` (a header row), `.ndjson`/`.jsonl`, or `.json` (an array).
+    pub file: String,
+    /// The route whose mapping the rows take (a `batch` route such as `import`).
+    #[arg(long, default_value = "import")]
+    pub route: String,
+    /// Where the run keeps how far it got (default: FILE.import-state.json beside it).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// The file's format when its extension does not say.
+    #[arg(long, value_parser = ["csv", "ndjson", "json"])]
+    pub format: Option<String>,
+    /// Map and plan every row, print the plan and a summary; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send again the rows a stopped run left with an unknown outcome (they may be imported
+    /// twice; an import is an upsert).
+    #[arg(long)]
+    pub resend_unknown: bool,
+    /// One JSON document (the summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub deployment: Deployment,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +138,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> ExitCode {
         Command::Check(args) => check(&args, out).await,
         Command::Preview(args) => preview(&args, out).await,
         Command::DeadLetters(args) => dead_letters(&args, out).await,
+        Command::Import(args) => import(&args, out).await,
     };
     match result {
         Ok(code) => code,
@@ -130,19 +161,35 @@ fn mapping_of(deployment: &Deployment) -> Result<Mapping, String> {
     .map_err(|e| format!("mapping: {e}"))
 }
 
-async fn secret_of(deployment: &Deployment) -> Result<AppSecret, String> {
+/// Where the secret is read from, and what to call it in a message.
+fn secret_source(deployment: &Deployment) -> (Box<dyn SecretSource>, String) {
     match &deployment.secret_id {
-        Some(id) => ac_webhook_sync::aws::secrets_manager::SecretsManager::new(
-            ac_webhook_sync::aws::LazyClient::from_environment(),
-            id.clone(),
-        )
-        .fetch()
-        .await
-        .map_err(|e| format!("secret {id}: {e}")),
-        None => SecretFile(deployment.secret_file.clone().into())
-            .fetch()
-            .await
-            .map_err(|e| format!("{}: {e}", deployment.secret_file)),
+        Some(id) => (
+            Box::new(ac_webhook_sync::aws::secrets_manager::SecretsManager::new(
+                ac_webhook_sync::aws::LazyClient::from_environment(),
+                id.clone(),
+            )),
+            format!("secret {id}"),
+        ),
+        None => (
+            Box::new(SecretFile(deployment.secret_file.clone().into())),
+            deployment.secret_file.clone(),
+        ),
+    }
+}
+
+async fn secret_of(deployment: &Deployment) -> Result<AppSecret, String> {
+    let (source, name) = secret_source(deployment);
+    source.fetch().await.map_err(|e| format!("{name}: {e}"))
+}
+
+/// A source that is a boxed one (for the secret cache).
+struct Boxed(Box<dyn SecretSource>);
+
+#[async_trait::async_trait]
+impl SecretSource for Boxed {
+    async fn fetch(&self) -> Result<AppSecret, ac_webhook_sync::secret::SecretError> {
+        self.0.fetch().await
     }
 }
 
@@ -336,4 +383,166 @@ fn age(secs: u64) -> String {
         s if s < 172_800 => format!("{} h", s / 3600),
         s => format!("{} d", s / 86_400),
     }
+}
+
+async fn import(args: &ImportArgs, out: &mut impl Write) -> Result<ExitCode, String> {
+    use ac_webhook_sync::backfill::{Backfill, FileFormat};
+    use std::io::IsTerminal;
+    let mapping = mapping_of(&args.deployment)?;
+    let route = mapping
+        .route(&args.route)
+        .ok_or_else(|| format!("the mapping has no route {}", args.route))?;
+    let file = std::path::PathBuf::from(&args.file);
+    let format = match args.format.as_deref() {
+        Some("csv") => FileFormat::Csv,
+        Some("ndjson") => FileFormat::Ndjson,
+        Some("json") => FileFormat::Json,
+        _ => FileFormat::of(&file).ok_or("name the file's format with --format csv|ndjson|json")?,
+    };
+    let state_file = args
+        .state
+        .clone()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(format!("{}.import-state.json", args.file)));
+    let backfill = Backfill {
+        file,
+        format,
+        route,
+        state_file: state_file.clone(),
+        resend_unknown: args.resend_unknown,
+    };
+    let started = std::time::Instant::now();
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {percent:>3}%  {msg}  {elapsed} elapsed, about {eta} left",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let mut last_line = std::time::Instant::now();
+    let mut progress = |p: &ac_webhook_sync::backfill::Progress| {
+        let rate = p.rows_read as f64 / started.elapsed().as_secs_f64().max(0.001) * 60.0;
+        let text = format!(
+            "rows {} read, {} imported, {} synced one by one, {} rejected, {} skipped, {:.0} rows/min",
+            p.rows_read, p.imported, p.synced, p.rejected, p.skipped, rate
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_length(p.file_bytes);
+                bar.set_position(p.bytes_read);
+                bar.set_message(text);
+            }
+            // Not a terminal: a plain line every 2 s, readable in a log.
+            None if last_line.elapsed() >= std::time::Duration::from_secs(2) => {
+                last_line = std::time::Instant::now();
+                let done = 100 * p.bytes_read / p.file_bytes.max(1);
+                eprintln!("{done:>3}% {text}");
+            }
+            None => {}
+        }
+    };
+    let mut plans = Vec::new();
+    let result = if args.dry_run {
+        backfill
+            .run(None, &mut progress, |plan| {
+                plans.push((
+                    plan.imports.len(),
+                    plan.imports.iter().map(Vec::len).sum::<usize>(),
+                    plan.one_by_one.len(),
+                ));
+            })
+            .await
+    } else {
+        let (source, name) = secret_source(&args.deployment);
+        let secrets = std::sync::Arc::new(ac_webhook_sync::secret::SecretCache::new(
+            Boxed(source),
+            std::time::Duration::from_secs(300),
+        ));
+        let secret = secrets.get().await.map_err(|e| format!("{name}: {e}"))?;
+        let client = ac_webhook_sync::activecampaign::ActiveCampaignClient::new(
+            ac_webhook_sync::activecampaign::ClientSettings::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let delivery = ac_webhook_sync::delivery::InlineDelivery::new(client, secrets);
+        backfill
+            .run(Some((&delivery, secret)), &mut progress, |_| {})
+            .await
+    };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let state = result.map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    if args.json {
+        let mut summary = serde_json::to_value(&state).unwrap_or_default();
+        summary["elapsed_secs"] = json!(elapsed.as_secs_f64());
+        summary["dry_run"] = json!(args.dry_run);
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        )
+        .map_err(|e| e.to_string())?;
+    } else {
+        let mut text = String::new();
+        if args.dry_run {
+            let imports: usize = plans.iter().map(|p| p.0).sum();
+            let in_imports: usize = plans.iter().map(|p| p.1).sum();
+            let one_by_one: usize = plans.iter().map(|p| p.2).sum();
+            text.push_str(&format!(
+                "dry run: nothing sent. {imports} imports would carry {in_imports} contacts; {one_by_one} would go through contact_sync\n"
+            ));
+        }
+        text.push_str(&format!(
+            "rows       {}\nimported   {}\nsynced     {} (one by one)\nskipped    {} (no email)\nrejected   {}\n",
+            state.rows_read, state.imported, state.synced, state.skipped, state.rejected.len()
+        ));
+        for r in state.rejected.iter().take(20) {
+            text.push_str(&format!("  row {:>7}  {}\n", r.row, r.reason));
+        }
+        if state.rejected.len() > 20 {
+            text.push_str(&format!(
+                "  and {} more (--json lists all)\n",
+                state.rejected.len() - 20
+            ));
+        }
+        if !state.unknown.is_empty() {
+            let rows: Vec<String> = state
+                .unknown
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect();
+            text.push_str(&format!(
+                "unknown    rows {} (a stopped run did not learn their outcome; --resend-unknown sends them)\n",
+                rows.join(", ")
+            ));
+        }
+        let ids: Vec<&str> = state
+            .windows
+            .iter()
+            .flat_map(|w| w.batch_ids.iter().map(String::as_str))
+            .collect();
+        text.push_str(&format!(
+            "imports    {} ({})\n",
+            ids.len(),
+            ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                + if ids.len() > 5 { ", …" } else { "" }
+        ));
+        text.push_str(&format!(
+            "time       {:.1} s; state in {}\n",
+            elapsed.as_secs_f64(),
+            state_file.display()
+        ));
+        write!(out, "{text}").map_err(|e| e.to_string())?;
+    }
+    Ok(if state.rejected.is_empty() && state.unknown.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -53,7 +53,8 @@ pub(crate) fn parse(req: &InboundRequest) -> Result<Parsed, ParseError> {
     ))
 }
 
-fn submission(row: Value) -> Submission {
+/// One row as a submission, its fields recognised as a form's are.
+pub(crate) fn submission(row: Value) -> Submission {
     let (contact, consent) = recognise_fields(&row);
     Submission {
         topic: None,
@@ -218,16 +219,26 @@ fn csv_rows(body: &[u8]) -> Result<Vec<(usize, Value)>, ParseError> {
                 ),
             });
         }
-        let object: Map<String, Value> = headers
-            .iter()
-            .zip(record.iter())
-            .filter(|(_, value)| !value.is_empty())
-            .map(|(key, value)| (key.to_string(), Value::String(value.to_string())))
-            .collect();
-        rows.push((i + 2, Value::Object(object)));
+        rows.push((i + 2, csv_row(&headers, &record)));
         check_count(rows.len())?;
     }
     Ok(rows)
+}
+
+/// A CSV record as a JSON object of its non-empty cells, keyed by the header.
+pub(crate) fn csv_row(headers: &csv::StringRecord, record: &csv::StringRecord) -> Value {
+    let object: Map<String, Value> = headers
+        .iter()
+        .zip(record.iter())
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| (key.to_string(), Value::String(value.to_string())))
+        .collect();
+    Value::Object(object)
+}
+
+/// An NDJSON line or a JSON array's item as a row: it must be an object.
+pub(crate) fn object_row_at(row: usize, value: Value) -> Result<Value, ParseError> {
+    object_row(row, value)
 }
 
 #[cfg(test)]
