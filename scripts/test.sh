@@ -36,6 +36,12 @@ sam validate --lint --template template.yaml
 cfn-lint template.yaml
 python3 scripts/check_template.py
 
+# What `sam deploy` would upload: the template's rust-cargolambda builds (arm64, release, with
+# cargo-lambda and zig from .venv; about 7 minutes from clean here).
+step "sam build (arm64) and its bootstraps"
+sam build --template template.yaml
+python3 scripts/check_bootstraps.py
+
 step "local end-to-end demo (cargo lambda watch + ActiveCampaign stand-in)"
 bash scripts/demo.sh --check
 
