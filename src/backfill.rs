@@ -63,10 +63,12 @@ pub enum BackfillError {
         "the state file {state} is for {other}; give this run its own state file (--state) or delete it to start over"
     )]
     OtherRun { state: String, other: String },
+    #[error("another run of this import is going on (process {pid}, {lock})")]
+    Running { lock: String, pid: String },
     #[error("the state file {0} is not readable: delete it to start over")]
     BadState(String),
     #[error(
-        "ActiveCampaign did not take rows {first}-{last}: {reason}. Run the same command again to continue from row {first}"
+        "ActiveCampaign did not take all of rows {first}-{last}: {reason}. They may be partly imported: once ActiveCampaign answers, run the same command with --resend-unknown to send them and go on"
     )]
     Delivery {
         first: usize,
@@ -100,6 +102,8 @@ pub struct BackfillState {
     /// The file (as given) and its size: a state is for one file.
     pub file: String,
     pub file_bytes: u64,
+    /// SHA-256 of the file's first 64 KiB (hex): a re-export of the same size is another file.
+    pub file_head: String,
     pub route: String,
     /// Every row before this one is done (delivered, skipped, rejected or unknown).
     pub next_row: usize,
@@ -118,11 +122,12 @@ pub struct BackfillState {
 }
 
 impl BackfillState {
-    fn new(file: &str, file_bytes: u64, route: &str) -> Self {
+    fn new(file: &str, file_bytes: u64, file_head: String, route: &str) -> Self {
         Self {
             version: STATE_VERSION,
             file: file.to_string(),
             file_bytes,
+            file_head,
             route: route.to_string(),
             next_row: 0,
             in_flight: None,
@@ -168,6 +173,8 @@ pub struct Progress {
     pub bytes_read: u64,
     pub file_bytes: u64,
     pub rows_read: usize,
+    /// Rows this run read (a resumed run's rate is of these).
+    pub rows_this_run: usize,
     pub imported: usize,
     pub synced: usize,
     pub rejected: usize,
@@ -184,12 +191,21 @@ impl Backfill<'_> {
             })?
             .len();
         let file = self.file.display().to_string();
+        let head = file_head(&self.file)?;
         let Ok(text) = std::fs::read(&self.state_file) else {
-            return Ok(BackfillState::new(&file, file_bytes, &self.route.name));
+            return Ok(BackfillState::new(
+                &file,
+                file_bytes,
+                head,
+                &self.route.name,
+            ));
         };
         let mut state: BackfillState = serde_json::from_slice(&text)
             .map_err(|_| BackfillError::BadState(self.state_file.display().to_string()))?;
-        if state.file_bytes != file_bytes || state.route != self.route.name {
+        if state.file_bytes != file_bytes
+            || state.file_head != head
+            || state.route != self.route.name
+        {
             return Err(BackfillError::OtherRun {
                 state: self.state_file.display().to_string(),
                 other: format!(
@@ -200,10 +216,28 @@ impl Backfill<'_> {
         }
         // Stopped while ActiveCampaign answered: not sent again unless asked.
         if let Some((first, last)) = state.in_flight.take() {
-            state.unknown.push((first, last));
+            if !state.unknown.contains(&(first, last)) {
+                state.unknown.push((first, last));
+            }
             state.next_row = state.next_row.max(last + 1);
         }
         Ok(state)
+    }
+
+    /// A fresh state for this file (a dry run plans it all, whatever a state file says).
+    pub fn fresh_state(&self) -> Result<BackfillState, BackfillError> {
+        let file_bytes = std::fs::metadata(&self.file)
+            .map_err(|error| BackfillError::File {
+                path: self.file.display().to_string(),
+                error,
+            })?
+            .len();
+        Ok(BackfillState::new(
+            &self.file.display().to_string(),
+            file_bytes,
+            file_head(&self.file)?,
+            &self.route.name,
+        ))
     }
 
     /// Imports the rest of the file, calling `progress` after each window. With `delivery`
@@ -214,7 +248,14 @@ impl Backfill<'_> {
         mut progress: impl FnMut(&Progress),
         mut planned: impl FnMut(&crate::delivery::import::BatchPlan),
     ) -> Result<BackfillState, BackfillError> {
-        let mut state = self.load_state()?;
+        let _lock = match delivery {
+            Some(_) => Some(RunLock::take(&self.state_file)?),
+            None => None,
+        };
+        let mut state = match delivery {
+            Some(_) => self.load_state()?,
+            None => self.fresh_state()?,
+        };
         let io = |error| BackfillError::File {
             path: self.file.display().to_string(),
             error,
@@ -224,6 +265,7 @@ impl Backfill<'_> {
         let bytes = counted.count.clone();
         let mut rows = RowReader::new(counted, self.format)?;
         let resume_at = state.next_row;
+        let rows_at_start = state.rows_read;
         // Rows before `resume_at` are done, except unknown ones the operator asked to resend
         // (each is removed from the list once delivered).
         let resend: Vec<(usize, usize)> = if self.resend_unknown {
@@ -231,7 +273,7 @@ impl Backfill<'_> {
         } else {
             Vec::new()
         };
-        let mut window: Vec<(usize, Value)> = Vec::with_capacity(WINDOW_ROWS);
+        let mut window: Vec<(usize, RowRead)> = Vec::with_capacity(WINDOW_ROWS);
         loop {
             let next = rows.next_row()?;
             let done = next.is_none();
@@ -255,6 +297,7 @@ impl Backfill<'_> {
                     bytes_read: bytes.load(std::sync::atomic::Ordering::Relaxed),
                     file_bytes: state.file_bytes,
                     rows_read: state.rows_read,
+                    rows_this_run: state.rows_read - rows_at_start,
                     imported: state.imported,
                     synced: state.synced,
                     rejected: state.rejected.len(),
@@ -270,7 +313,7 @@ impl Backfill<'_> {
     async fn deliver_window(
         &self,
         state: &mut BackfillState,
-        rows: Vec<(usize, Value)>,
+        rows: Vec<(usize, RowRead)>,
         delivery: Option<&(&InlineDelivery, Arc<AppSecret>)>,
         planned: &mut impl FnMut(&crate::delivery::import::BatchPlan),
     ) -> Result<(), BackfillError> {
@@ -286,6 +329,17 @@ impl Backfill<'_> {
         let mut rejected = Vec::new();
         let mut skipped = 0;
         for (row, value) in rows {
+            let value = match value {
+                Ok(value) => value,
+                Err(message) => {
+                    rejected.push(RejectedRow {
+                        row,
+                        email: None,
+                        reason: format!("unreadable: {message}"),
+                    });
+                    continue;
+                }
+            };
             let submission = crate::sources::batch::submission(value);
             match map_submission(&submission, self.route) {
                 MappingOutcome::Contact(contact) => {
@@ -311,6 +365,13 @@ impl Backfill<'_> {
             state.next_row = state.next_row.max(last + 1);
             return Ok(());
         };
+        // Time for the window at ActiveCampaign's pace, twice over (429s, one-by-one contacts).
+        let budget = WINDOW_BUDGET.max(
+            2 * delivery.batch_duration(&crate::delivery::import::plan_batch(
+                contacts.clone(),
+                self.route.exclude_automations,
+            )),
+        );
         state.in_flight = Some((first, last));
         state.save(&self.state_file)?;
         let options = ImportOptions {
@@ -321,18 +382,18 @@ impl Backfill<'_> {
             must_finish: false,
         };
         let delivered = delivery
-            .deliver_batch(
-                contacts,
-                secret.clone(),
-                options,
-                Instant::now() + WINDOW_BUDGET,
-            )
+            .deliver_batch(contacts, secret.clone(), options, Instant::now() + budget)
             .await;
         state.in_flight = None;
         let delivered = match delivered {
             Ok(delivered) => delivered,
             Err(error) => {
-                // Not taken: the next run sends this window again.
+                // Part of the window may be in (an import before the one that failed, or an
+                // answer that never came): it is not sent again unless asked.
+                if !state.unknown.contains(&(first, last)) {
+                    state.unknown.push((first, last));
+                }
+                state.next_row = state.next_row.max(last + 1);
                 state.save(&self.state_file)?;
                 return Err(BackfillError::Delivery {
                     first,
@@ -366,6 +427,77 @@ impl Backfill<'_> {
         Ok(())
     }
 }
+
+/// SHA-256 of a file's first 64 KiB, hex.
+fn file_head(path: &Path) -> Result<String, BackfillError> {
+    use sha2::Digest;
+    let io = |error| BackfillError::File {
+        path: path.display().to_string(),
+        error,
+    };
+    let mut head = Vec::with_capacity(64 * 1024);
+    File::open(path)
+        .map_err(io)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    Ok(hex::encode(sha2::Sha256::digest(&head)))
+}
+
+/// One run at a time per state file: `{state}.lock` holds the running process's id. A lock
+/// whose process is gone (a run that was killed) is taken over.
+struct RunLock(PathBuf);
+
+impl RunLock {
+    fn take(state_file: &Path) -> Result<Self, BackfillError> {
+        let path = state_file.with_extension("lock");
+        let io = |error| BackfillError::File {
+            path: path.display().to_string(),
+            error,
+        };
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    file.write_all(std::process::id().to_string().as_bytes())
+                        .map_err(io)?;
+                    return Ok(Self(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if alive {
+                        return Err(BackfillError::Running {
+                            lock: path.display().to_string(),
+                            pid: holder.trim().to_string(),
+                        });
+                    }
+                    std::fs::remove_file(&path).map_err(io)?;
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(BackfillError::Running {
+            lock: path.display().to_string(),
+            pid: "?".into(),
+        })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// One row as read: its object, or why it could not be read.
+type RowRead = Result<Value, String>;
 
 /// Counts the bytes read through it, for progress.
 struct CountingReader<R> {
@@ -405,7 +537,7 @@ enum RowReader<R: Read> {
         row: usize,
     },
     Json {
-        items: std::sync::mpsc::Receiver<Result<Value, String>>,
+        items: std::sync::mpsc::Receiver<JsonItem>,
         row: usize,
     },
 }
@@ -443,7 +575,9 @@ impl<R: Read + Send + 'static> RowReader<R> {
         })
     }
 
-    fn next_row(&mut self) -> Result<Option<(usize, Value)>, BackfillError> {
+    /// The next row: its number and its object, or why that row cannot be read (the run
+    /// goes on; the row is rejected). `Err` only when the file cannot be read further.
+    fn next_row(&mut self) -> Result<Option<(usize, RowRead)>, BackfillError> {
         match self {
             Self::Csv {
                 reader,
@@ -455,9 +589,11 @@ impl<R: Read + Send + 'static> RowReader<R> {
                 match reader.read_record(record) {
                     Ok(true) => Ok(Some((
                         *row,
-                        crate::sources::batch::csv_row(headers, record),
+                        Ok(crate::sources::batch::csv_row(headers, record)),
                     ))),
                     Ok(false) => Ok(None),
+                    // A record of another length, or not UTF-8: that row only.
+                    Err(e) if !e.is_io_error() => Ok(Some((*row, Err(e.to_string())))),
                     Err(e) => Err(BackfillError::Row {
                         row: *row,
                         message: e.to_string(),
@@ -469,10 +605,18 @@ impl<R: Read + Send + 'static> RowReader<R> {
                 let Some(line) = lines.next() else {
                     return Ok(None);
                 };
-                let line = line.map_err(|e| BackfillError::Row {
-                    row: *row,
-                    message: e.to_string(),
-                })?;
+                let line = match line {
+                    Ok(line) => line,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return Ok(Some((*row, Err("not UTF-8".into()))));
+                    }
+                    Err(e) => {
+                        return Err(BackfillError::Row {
+                            row: *row,
+                            message: e.to_string(),
+                        });
+                    }
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -480,39 +624,44 @@ impl<R: Read + Send + 'static> RowReader<R> {
                     .map_err(|e| e.to_string())
                     .and_then(|v| {
                         crate::sources::batch::object_row_at(*row, v).map_err(|e| e.to_string())
-                    })
-                    .map_err(|message| BackfillError::Row { row: *row, message })?;
+                    });
                 return Ok(Some((*row, value)));
             },
             Self::Json { items, row } => match items.recv() {
-                Ok(Ok(value)) => {
+                Ok(JsonItem::Item(value)) => {
                     *row += 1;
-                    let value = crate::sources::batch::object_row_at(*row, value).map_err(|e| {
-                        BackfillError::Row {
-                            row: *row,
-                            message: e.to_string(),
-                        }
-                    })?;
+                    let value = crate::sources::batch::object_row_at(*row, value)
+                        .map_err(|e| e.to_string());
                     Ok(Some((*row, value)))
                 }
-                Ok(Err(message)) => Err(BackfillError::Row {
+                Ok(JsonItem::End) => Ok(None),
+                Ok(JsonItem::Failed(message)) => Err(BackfillError::Row {
                     row: *row + 1,
                     message,
                 }),
-                Err(_) => Ok(None),
+                Err(_) => Err(BackfillError::Row {
+                    row: *row + 1,
+                    message: "the JSON reader stopped before the end of the file".into(),
+                }),
             },
         }
     }
 }
 
+/// What the JSON reader's thread hands over: an item, the end, or why it stopped.
+enum JsonItem {
+    Item(Value),
+    End,
+    Failed(String),
+}
+
 /// The items of a JSON array (or of `{"contacts": [...]}`), parsed one at a time on their own
-/// thread: the file is never held whole.
-fn json_items<R: Read + Send + 'static>(
-    source: R,
-) -> std::sync::mpsc::Receiver<Result<Value, String>> {
-    use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+/// thread: the file is never held whole. Anything after the array (an NDJSON file named
+/// `.json`) or an object without `contacts` is an error, as for a posted batch.
+fn json_items<R: Read + Send + 'static>(source: R) -> std::sync::mpsc::Receiver<JsonItem> {
+    use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
     let (send, receive) = std::sync::mpsc::sync_channel(WINDOW_ROWS);
-    struct Items(std::sync::mpsc::SyncSender<Result<Value, String>>);
+    struct Items(std::sync::mpsc::SyncSender<JsonItem>);
     impl<'de> Visitor<'de> for Items {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -520,24 +669,32 @@ fn json_items<R: Read + Send + 'static>(
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             while let Some(item) = seq.next_element::<Value>()? {
-                if self.0.send(Ok(item)).is_err() {
+                if self.0.send(JsonItem::Item(item)).is_err() {
                     break;
                 }
             }
             Ok(())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut found = false;
             while let Some(key) = map.next_key::<String>()? {
-                if key == "contacts" {
+                if key == "contacts" && !found {
+                    found = true;
                     map.next_value_seed(ItemsSeed(self.0.clone()))?;
                 } else {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
-            Ok(())
+            if found {
+                Ok(())
+            } else {
+                Err(A::Error::custom(
+                    "expected an array, or an object with a \"contacts\" array",
+                ))
+            }
         }
     }
-    struct ItemsSeed(std::sync::mpsc::SyncSender<Result<Value, String>>);
+    struct ItemsSeed(std::sync::mpsc::SyncSender<JsonItem>);
     impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -546,9 +703,13 @@ fn json_items<R: Read + Send + 'static>(
     }
     std::thread::spawn(move || {
         let mut de = serde_json::Deserializer::from_reader(BufReader::new(source));
-        if let Err(e) = (&mut de).deserialize_any(Items(send.clone())) {
-            let _ = send.send(Err(e.to_string()));
-        }
+        let read = (&mut de)
+            .deserialize_any(Items(send.clone()))
+            .and_then(|()| de.end());
+        let _ = send.send(match read {
+            Ok(()) => JsonItem::End,
+            Err(e) => JsonItem::Failed(e.to_string()),
+        });
     });
     receive
 }

@@ -358,11 +358,12 @@ pub fn compare_with_secret(mapping: &Mapping, secret: &AppSecret) -> Vec<Problem
             problems.push(Problem {
                 severity,
                 route: Some(route.name.clone()),
-                key: format!(
-                    "sender_api.{}.{}",
-                    route.name,
-                    lookup.api.credential_keys().first().unwrap_or(&"")
-                ),
+                key: match &missing {
+                    crate::lookup::LookupError::MissingCredentials { key, .. } => {
+                        format!("sender_api.{}.{key}", route.name)
+                    }
+                    _ => format!("sender_api.{}", route.name),
+                },
                 message: format!("{missing}; until then {effect}"),
             });
         }

@@ -426,7 +426,7 @@ async fn import(args: &ImportArgs, out: &mut impl Write) -> Result<ExitCode, Str
     };
     let mut last_line = std::time::Instant::now();
     let mut progress = |p: &ac_webhook_sync::backfill::Progress| {
-        let rate = p.rows_read as f64 / started.elapsed().as_secs_f64().max(0.001) * 60.0;
+        let rate = p.rows_this_run as f64 / started.elapsed().as_secs_f64().max(0.001) * 60.0;
         let text = format!(
             "rows {} read, {} imported, {} synced one by one, {} rejected, {} skipped, {:.0} rows/min",
             p.rows_read, p.imported, p.synced, p.rejected, p.skipped, rate

@@ -188,3 +188,95 @@ async fn a_dry_run_plans_every_row_and_sends_nothing() {
     assert_eq!(setup.imported_contacts().await, 0);
     assert!(setup.state().is_null(), "a dry run keeps no state");
 }
+
+/// NDJSON and JSON files stream as CSV does; a row that cannot be read is rejected with its
+/// number and the run goes on; a JSON file that is not an array of contacts is refused.
+#[tokio::test]
+async fn ndjson_and_json_rows_stream_and_an_unreadable_row_is_named() {
+    let setup = Setup::new(1).await;
+    let mut ndjson = String::new();
+    for i in 0..30 {
+        ndjson.push_str(&format!(
+            "{{\"email\": \"nd{i}@example.com\", \"first_name\": \"N\"}}\n"
+        ));
+        if i == 9 {
+            ndjson.push_str("{\"email\": \"broken@example.com\",\n");
+            ndjson.push('\n');
+        }
+    }
+    std::fs::write(setup.path("rows.ndjson"), &ndjson).unwrap();
+    let json: Vec<String> = (0..30)
+        .map(|i| format!("{{\"email\": \"js{i}@example.com\"}}"))
+        .collect();
+    std::fs::write(
+        setup.path("rows.json"),
+        format!("{{\"contacts\": [{}, 7]}}", json.join(",")),
+    )
+    .unwrap();
+    std::fs::write(setup.path("not-contacts.json"), "{\"rows\": []}").unwrap();
+    std::fs::write(
+        setup.path("ndjson-named.json"),
+        "{\"contacts\": []}\n{\"email\": \"a@example.com\"}\n",
+    )
+    .unwrap();
+    let dry = |file: &str| {
+        vec![
+            "import".to_string(),
+            setup.path(file),
+            "--secret-file".into(),
+            setup.path("secret.json"),
+            "--dry-run".into(),
+        ]
+    };
+    let (code, summary) = run_in_process(&dry("rows.ndjson")).await;
+    assert_eq!(code, ExitCode::from(1), "{summary:#}");
+    assert_eq!(summary["rows_read"], 31, "{summary:#}");
+    assert_eq!(summary["rejected"][0]["row"], 11);
+    assert!(
+        summary["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable")
+    );
+    let (code, summary) = run_in_process(&dry("rows.json")).await;
+    assert_eq!(code, ExitCode::from(1), "{summary:#}");
+    assert_eq!(summary["rows_read"], 31);
+    assert_eq!(summary["rejected"][0]["row"], 31, "the 7 is no object");
+    for refused in ["not-contacts.json", "ndjson-named.json"] {
+        let (code, _) = run_in_process(&dry(refused)).await;
+        assert_eq!(code, ExitCode::from(2), "{refused}");
+    }
+    assert_eq!(setup.imported_contacts().await, 0);
+}
+
+/// ActiveCampaign refuses a window (the key revoked mid-run): the run stops with exit 2 and
+/// that window is unknown, not sent again by itself; once the key is back, --resend-unknown
+/// sends it and the rest.
+#[tokio::test]
+async fn a_window_activecampaign_refused_waits_for_resend_unknown() {
+    let setup = Setup::new(1000).await;
+    setup.sandbox.set_fault(Some(ac_sandbox::Fault {
+        kind: ac_sandbox::FaultKind::WrongKey,
+        status: None,
+        delay_ms: None,
+        retry_after: None,
+        count: None,
+    }));
+    let (code, _) = run_in_process(&setup.args()).await;
+    assert_eq!(code, ExitCode::from(2));
+    assert_eq!(setup.state()["unknown"], serde_json::json!([[2, 251]]));
+    setup.sandbox.set_fault(None);
+    let (code, summary) = run_in_process(&setup.args()).await;
+    assert_eq!(
+        code,
+        ExitCode::from(1),
+        "rows 2-251 are still unknown: {summary:#}"
+    );
+    assert_eq!(setup.imported_contacts().await, 750);
+    let mut again = setup.args();
+    again.push("--resend-unknown".into());
+    let (code, summary) = run_in_process(&again).await;
+    assert_eq!(code, ExitCode::SUCCESS, "{summary:#}");
+    assert_eq!(setup.imported_contacts().await, 1000);
+    assert_eq!(summary["unknown"], serde_json::json!([]));
+}

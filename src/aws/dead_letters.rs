@@ -1,7 +1,7 @@
 //! The dead-letter queue for an operator (`ac-webhook-sync dead-letters`): what is in it
 //! (reason, route, masked email, age), and moving messages back to the contact queue once the
-//! cause is fixed. Listing receives each message with a visibility of 0 s, so it stays
-//! available; a redrive sends a message's body (without its dead-letter attributes) to the
+//! cause is fixed. Listing hides each message it has seen while it goes on and lets them all
+//! go at the end, so nothing is taken out; a redrive sends a message's body (without its dead-letter attributes) to the
 //! contact queue first and deletes it from the dead-letter queue only once that send
 //! succeeded: a failure part-way leaves a message in both queues (the worker's deduplication
 //! makes that one sync), never in neither.
@@ -19,6 +19,35 @@ use crate::redact::mask_email;
 
 /// How many messages one receive asks for (SQS's largest).
 const RECEIVE_BATCH: i32 = 10;
+/// How long a message seen by a listing or a redrive stays hidden before it is let go.
+const HIDDEN_WHILE_LISTED: i32 = 30;
+
+/// Makes received messages visible again at once (ten a request).
+async fn release(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    handles: Vec<String>,
+) -> Result<(), DeadLetterError> {
+    for (n, part) in handles.chunks(10).enumerate() {
+        let mut request = client
+            .change_message_visibility_batch()
+            .queue_url(queue_url);
+        for (i, handle) in part.iter().enumerate() {
+            let entry = aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(format!("m{n}-{i}"))
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .build()
+                .map_err(|e| sqs_error("ChangeMessageVisibilityBatch", queue_url, e))?;
+            request = request.entries(entry);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| sqs_error("ChangeMessageVisibilityBatch", queue_url, e))?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Error)]
 pub enum DeadLetterError {
@@ -62,21 +91,24 @@ pub struct DeadLetter {
     pub receive_count: u32,
 }
 
-/// Every message in `queue_url` (up to `max`), without taking any out of it.
+/// Every message in `queue_url` (up to `max`), without taking any out of it. Each is hidden
+/// while the listing goes on (so the next receives find the others: SQS answers from a sample
+/// of its servers), then let go at once; a listing that is stopped lets them go by themselves
+/// after [`HIDDEN_WHILE_LISTED`] seconds.
 pub async fn list(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
     max: usize,
 ) -> Result<Vec<DeadLetter>, DeadLetterError> {
     let mut found: BTreeMap<String, DeadLetter> = BTreeMap::new();
-    // SQS answers from a sample of its servers: a few empty receives in a row mean the end.
+    let mut handles = Vec::new();
     let mut empty_in_a_row = 0;
     while found.len() < max && empty_in_a_row < 3 {
         let answer = client
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(RECEIVE_BATCH)
-            .visibility_timeout(0)
+            .visibility_timeout(HIDDEN_WHILE_LISTED)
             .wait_time_seconds(0)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
@@ -89,6 +121,9 @@ pub async fn list(
             let Some(id) = message.message_id.clone() else {
                 continue;
             };
+            if let Some(handle) = message.receipt_handle.clone() {
+                handles.push(handle);
+            }
             if found.contains_key(&id) {
                 continue;
             }
@@ -97,6 +132,7 @@ pub async fn list(
         }
         empty_in_a_row = if new == 0 { empty_in_a_row + 1 } else { 0 };
     }
+    release(client, queue_url, handles).await?;
     let mut letters: Vec<DeadLetter> = found.into_values().collect();
     letters.sort_by_key(|l| std::cmp::Reverse(l.age_secs));
     letters.truncate(max);
@@ -181,8 +217,10 @@ pub async fn redrive(
 ) -> Result<Redriven, DeadLetterError> {
     let mut done = Redriven::default();
     let mut seen = std::collections::BTreeSet::new();
+    let mut left_alone = Vec::new();
     let mut empty_in_a_row = 0;
-    // Received messages are hidden while they are moved; those left alone are let go at once.
+    // Received messages stay hidden while the redrive goes on: those it moves are deleted, the
+    // others let go at the end.
     while empty_in_a_row < 3 {
         let answer = client
             .receive_message()
@@ -207,15 +245,7 @@ pub async fn redrive(
             }
             let wanted = first_time && only.is_none_or(|ids| ids.contains(&id));
             if !wanted {
-                // Let go at once: another operator, or the next receive, may want it.
-                client
-                    .change_message_visibility()
-                    .queue_url(from_url)
-                    .receipt_handle(&handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .map_err(|e| sqs_error("ChangeMessageVisibility", from_url, e))?;
+                left_alone.push(handle);
                 continue;
             }
             client
@@ -239,6 +269,7 @@ pub async fn redrive(
             break;
         }
     }
+    release(client, from_url, left_alone).await?;
     if let Some(ids) = only {
         done.not_found = ids
             .iter()
