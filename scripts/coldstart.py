@@ -307,6 +307,37 @@ class FakeSecretsManager(FakeHandler):
         self.server.record("GetSecretValue", start)
 
 
+class FakeSqs(FakeHandler):
+    """SQS's SendMessage (AWS JSON 1.0, as the SDK speaks it): takes the message, answers its id
+    and the body's MD5, as SQS does. The queue mode's one call per webhook."""
+
+    def answer(self):
+        start = self.started
+        body = self.read_body()
+        target = self.headers.get("X-Amz-Target", "")
+        if target != "AmazonSQS.SendMessage":
+            self.send(400, '{"__type":"com.amazonaws.sqs#UnsupportedOperation"}')
+            return self.server.record(target or "?", start)
+        message = json.loads(body or b"{}").get("MessageBody", "")
+        import hashlib
+        import uuid
+        answer = {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(message.encode()).hexdigest()}
+        self.send(200, json.dumps(answer))
+        self.server.record("SendMessage", start)
+
+
+class FakeDynamoDb(FakeHandler):
+    """DynamoDB for the deduplication table: every write taken (a first delivery's claim and
+    its answer), every read finding nothing."""
+
+    def answer(self):
+        start = self.started
+        self.read_body()
+        target = self.headers.get("X-Amz-Target", "").split(".")[-1] or "?"
+        self.send(200, "{}")
+        self.server.record(target, start)
+
+
 def start_fake(handler):
     server = FakeService(handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -583,6 +614,9 @@ def main():
                         help="serve the secret from a fake Secrets Manager (SECRET_ID, as deployed) instead of SECRET_FILE")
     parser.add_argument("--fake-ac", action="store_true",
                         help="point the secret's api_url at a loopback fake ActiveCampaign that counts and times calls")
+    parser.add_argument("--fake-sqs", action="store_true",
+                        help="queue mode, as deployed: DELIVERY=queue with QUEUE_URL on a loopback fake SQS, "
+                             "and the deduplication table on a loopback fake DynamoDB")
     parser.add_argument("--cpu", type=int, default=None, help="pin the child to this CPU")
     parser.add_argument("--timeout", type=float, default=60, help="seconds allowed for one cold start and its invocations")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE", help="also write JSON (to FILE, or stdout)")
@@ -637,6 +671,19 @@ def main():
                 extra["SECRET_FILE"] = os.path.join(tmp, "secret.json")
                 with open(extra["SECRET_FILE"], "w") as f:
                     json.dump(secret, f)
+        if args.fake_sqs:
+            fakes["sqs"] = start_fake(FakeSqs)
+            fakes["dynamodb"] = start_fake(FakeDynamoDb)
+            extra.update({
+                "DELIVERY": "queue",
+                "QUEUE_URL": f"{fakes['sqs'].url}/123456789012/contacts",
+                "AWS_ENDPOINT_URL_SQS": fakes["sqs"].url,
+                # The template's deduplication table, as deployed.
+                "IDEMPOTENCY_TABLE": "coldstart-idempotency",
+                "AWS_ENDPOINT_URL_DYNAMODB": fakes["dynamodb"].url,
+                "AWS_ACCESS_KEY_ID": "coldstart", "AWS_SECRET_ACCESS_KEY": "coldstart",
+                "AWS_SESSION_TOKEN": "coldstart", "AWS_EC2_METADATA_DISABLED": "true",
+            })
         for kv in args.env:
             key, sep, value = kv.partition("=")
             if not sep:
