@@ -184,27 +184,15 @@ pub struct Progress {
 impl Backfill<'_> {
     /// The state to continue from: the file's, when it is for this file and route.
     pub fn load_state(&self) -> Result<BackfillState, BackfillError> {
-        let file_bytes = std::fs::metadata(&self.file)
-            .map_err(|error| BackfillError::File {
-                path: self.file.display().to_string(),
-                error,
-            })?
-            .len();
-        let file = self.file.display().to_string();
-        let head = file_head(&self.file)?;
+        let fresh = self.fresh_state()?;
         let Ok(text) = std::fs::read(&self.state_file) else {
-            return Ok(BackfillState::new(
-                &file,
-                file_bytes,
-                head,
-                &self.route.name,
-            ));
+            return Ok(fresh);
         };
         let mut state: BackfillState = serde_json::from_slice(&text)
             .map_err(|_| BackfillError::BadState(self.state_file.display().to_string()))?;
-        if state.file_bytes != file_bytes
-            || state.file_head != head
-            || state.route != self.route.name
+        if state.file_bytes != fresh.file_bytes
+            || state.file_head != fresh.file_head
+            || state.route != fresh.route
         {
             return Err(BackfillError::OtherRun {
                 state: self.state_file.display().to_string(),

@@ -9,18 +9,7 @@ use std::time::Duration;
 use ac_webhook_sync::activecampaign::ContactSync;
 use ac_webhook_sync::aws::dead_letters::{depth, list, redrive};
 use ac_webhook_sync::delivery::{QueuedContact, REASON_ATTRIBUTE, ROUTE_ATTRIBUTE};
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use support::moto::Moto;
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
+use support::moto::{Moto, sqs_client};
 
 async fn create(client: &aws_sdk_sqs::Client, name: &str) -> String {
     client

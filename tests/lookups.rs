@@ -196,13 +196,13 @@ async fn the_rate_limit_is_waited_out_for_as_long_as_bigcommerce_says() {
     let _logs = logs::checked();
     let server = MockServer::start().await;
     mount_accepting(&server, 5).await;
-    Mock::given(method("GET"))
-        .and(path(ORDER))
-        .respond_with(ResponseTemplate::new(429).insert_header("X-Rate-Limit-Time-Reset-Ms", "700"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    answer_first(
+        &server,
+        ORDER,
+        ResponseTemplate::new(429).insert_header("X-Rate-Limit-Time-Reset-Ms", "700"),
+        Some(1),
+    )
+    .await;
     mount_bigcommerce(&server).await;
     let started = std::time::Instant::now();
     let response = send_event(&app_for(&server), "bigcommerce-order-created").await;
@@ -230,13 +230,7 @@ async fn an_api_outage_is_503_and_the_retry_after_it_lands() {
     let server = MockServer::start().await;
     mount_accepting(&server, 5).await;
     // Down for the first request's every attempt (four), up after.
-    Mock::given(method("GET"))
-        .and(path(ORDER))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(4)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    answer_first(&server, ORDER, ResponseTemplate::new(503), Some(4)).await;
     mount_bigcommerce(&server).await;
     let app = app_for(&server);
     let down = send_event(&app, "bigcommerce-order-created").await;
@@ -565,6 +559,23 @@ async fn in_queue_mode_each_hubspot_contact_is_its_own_message() {
     assert!(reason.contains("contact 999999 was not found"), "{reason}");
 }
 
+/// `response` to GETs of `object` ahead of the APIs' own fakes: the first `times`, or all.
+async fn answer_first(
+    server: &MockServer,
+    object: &str,
+    response: ResponseTemplate,
+    times: Option<u64>,
+) {
+    let mock = Mock::given(method("GET"))
+        .and(path(object))
+        .respond_with(response)
+        .with_priority(1);
+    match times {
+        Some(times) => mock.up_to_n_times(times).mount(server).await,
+        None => mock.mount(server).await,
+    }
+}
+
 /// The fake's requests to `object`.
 async fn requests_to(server: &MockServer, object: &str) -> Vec<wiremock::Request> {
     server
@@ -628,12 +639,13 @@ async fn squarespace_stripe_and_paddle_lookups_meet_each_failure() {
         // Gone: ignored with the 404 named, nothing synced.
         let server = MockServer::start().await;
         mount_accepting(&server, 5).await;
-        Mock::given(method("GET"))
-            .and(path(object))
-            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})))
-            .with_priority(1)
-            .mount(&server)
-            .await;
+        answer_first(
+            &server,
+            object,
+            ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})),
+            None,
+        )
+        .await;
         let gone = send_event(&app_for(&server), event).await;
         assert_eq!(
             gone.json_body()["status"],
@@ -647,13 +659,13 @@ async fn squarespace_stripe_and_paddle_lookups_meet_each_failure() {
         // Rate limited once: waited out as asked, then synced.
         let server = MockServer::start().await;
         mount_accepting(&server, 5).await;
-        Mock::given(method("GET"))
-            .and(path(object))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server)
-            .await;
+        answer_first(
+            &server,
+            object,
+            ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+            Some(1),
+        )
+        .await;
         mount_sender_apis(&server).await;
         let started = std::time::Instant::now();
         let waited = send_event(&app_for(&server), event).await;
@@ -673,13 +685,7 @@ async fn squarespace_stripe_and_paddle_lookups_meet_each_failure() {
         // Down for every attempt of the first request: 503, and the sender's retry lands.
         let server = MockServer::start().await;
         mount_accepting(&server, 5).await;
-        Mock::given(method("GET"))
-            .and(path(object))
-            .respond_with(ResponseTemplate::new(502))
-            .up_to_n_times(4)
-            .with_priority(1)
-            .mount(&server)
-            .await;
+        answer_first(&server, object, ResponseTemplate::new(502), Some(4)).await;
         mount_sender_apis(&server).await;
         let app = app_for(&server);
         let down = send_event(&app, event).await;
@@ -697,12 +703,7 @@ async fn squarespace_stripe_and_paddle_lookups_meet_each_failure() {
         // Credentials refused: 503 until an operator fixes them, the key never logged.
         let server = MockServer::start().await;
         mount_accepting(&server, 5).await;
-        Mock::given(method("GET"))
-            .and(path(object))
-            .respond_with(ResponseTemplate::new(401))
-            .with_priority(1)
-            .mount(&server)
-            .await;
+        answer_first(&server, object, ResponseTemplate::new(401), None).await;
         let refused = send_event(&app_for(&server), event).await;
         assert_eq!(refused.status, 503, "{event}: {}", refused.body);
         let key = bearer.trim_start_matches("Bearer ");

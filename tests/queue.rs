@@ -12,26 +12,15 @@ use ac_webhook_sync::delivery::InlineDelivery;
 use ac_webhook_sync::functions::sync_worker::{QueueRecord, REASON_ATTRIBUTE, SyncWorker};
 use ac_webhook_sync::functions::webhook::WebhookApp;
 use ac_webhook_sync::secret::{FixedSecret, SecretCache};
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::HeaderMap;
 use serde_json::json;
 use std::sync::Arc;
-use support::moto::Moto;
+use support::moto::{Moto, sqs_client};
 use support::*;
 use tokio::time::Instant;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
 
 struct Queues {
     client: aws_sdk_sqs::Client,

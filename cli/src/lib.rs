@@ -149,6 +149,15 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> ExitCode {
     }
 }
 
+/// `value` as pretty JSON, one document.
+fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
+}
+
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
 }
@@ -232,11 +241,7 @@ async fn check(args: &CheckArgs, out: &mut impl Write) -> Result<ExitCode, Strin
             "problems": problems,
             "routes": setups,
         });
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        )
+        write_json(out, &report)
     } else {
         write_check_text(out, &secret, account.as_ref(), &problems, &setups)
     };
@@ -323,11 +328,7 @@ async fn dead_letters(args: &DeadLetterArgs, out: &mut impl Write) -> Result<Exi
             .await
             .map_err(|e| e.to_string())?;
         let written = if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&done).unwrap_or_default()
-            )
+            write_json(out, &done)
         } else {
             let mut text = format!("moved {} message(s) back to {to}", done.moved.len());
             if !done.not_found.is_empty() {
@@ -349,11 +350,7 @@ async fn dead_letters(args: &DeadLetterArgs, out: &mut impl Write) -> Result<Exi
         .await
         .map_err(|e| e.to_string())?;
     let written = if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&letters).unwrap_or_default()
-        )
+        write_json(out, &letters)
     } else if letters.is_empty() {
         writeln!(out, "the dead-letter queue is empty")
     } else {
@@ -482,12 +479,7 @@ async fn import(args: &ImportArgs, out: &mut impl Write) -> Result<ExitCode, Str
         let mut summary = serde_json::to_value(&state).unwrap_or_default();
         summary["elapsed_secs"] = json!(elapsed.as_secs_f64());
         summary["dry_run"] = json!(args.dry_run);
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        )
-        .map_err(|e| e.to_string())?;
+        write_json(out, &summary).map_err(|e| e.to_string())?;
     } else {
         let mut text = String::new();
         if args.dry_run {

@@ -401,16 +401,13 @@ async fn v3_lists(
     headers: HeaderMap,
     axum::extract::Query(page): axum::extract::Query<Page>,
 ) -> Response {
-    if !sandbox.key_ok(&headers) {
-        return v3_forbidden();
-    }
-    let lists = sandbox
-        .account
-        .lists
-        .iter()
-        .map(|l| json!({"id": l.id.to_string(), "stringid": l.name.to_lowercase().replace(' ', "-"), "name": l.name}))
-        .collect();
-    v3_page("lists", lists, &page)
+    v3_collection(&sandbox, &headers, &page, "lists", |account| {
+        account
+            .lists
+            .iter()
+            .map(|l| json!({"id": l.id.to_string(), "stringid": l.name.to_lowercase().replace(' ', "-"), "name": l.name}))
+            .collect()
+    })
 }
 
 /// `GET /api/3/fields`: the seed's custom fields with their personalization tags.
@@ -419,16 +416,27 @@ async fn v3_fields(
     headers: HeaderMap,
     axum::extract::Query(page): axum::extract::Query<Page>,
 ) -> Response {
-    if !sandbox.key_ok(&headers) {
+    v3_collection(&sandbox, &headers, &page, "fields", |account| {
+        account
+            .fields
+            .iter()
+            .map(|f| json!({"id": f.id.to_string(), "title": f.title, "type": "text", "perstag": f.perstag}))
+            .collect()
+    })
+}
+
+/// A v3 collection of the account for the right key: one page of what `items` lists.
+fn v3_collection(
+    sandbox: &Sandbox,
+    headers: &HeaderMap,
+    page: &Page,
+    key: &str,
+    items: impl FnOnce(&Seed) -> Vec<Value>,
+) -> Response {
+    if !sandbox.key_ok(headers) {
         return v3_forbidden();
     }
-    let fields = sandbox
-        .account
-        .fields
-        .iter()
-        .map(|f| json!({"id": f.id.to_string(), "title": f.title, "type": "text", "perstag": f.perstag}))
-        .collect();
-    v3_page("fields", fields, &page)
+    v3_page(key, items(&sandbox.account), page)
 }
 
 /// One `contact_sync` form, read: what to write, or why it is refused.

@@ -104,20 +104,26 @@ impl aws_sdk_sqs::config::Intercept for FailAfter {
 }
 
 /// An SQS client of moto at `endpoint` with `fault` between it and the server.
+fn sqs_config(endpoint: &str) -> aws_sdk_sqs::config::Builder {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+}
+
+/// An SQS client of moto at `endpoint`.
+#[allow(dead_code)]
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(sqs_config(endpoint).build())
+}
+
 fn sqs_with(
     endpoint: &str,
     fault: impl aws_sdk_sqs::config::Intercept + 'static,
 ) -> aws_sdk_sqs::Client {
-    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .endpoint_url(endpoint)
-            .interceptor(fault)
-            .build(),
-    )
+    aws_sdk_sqs::Client::from_conf(sqs_config(endpoint).interceptor(fault).build())
 }
 
 /// An SQS client of moto at `endpoint` whose requests fail after the first `ok`.
