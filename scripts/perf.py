@@ -11,7 +11,12 @@
   3. peak RSS over a burst of 1,000 invocations, and the stripped arm64 `bootstrap` size
      (`cargo lambda build --release --arm64`, the SAM template's build);
   4. call counts: tests/calls.rs (one ActiveCampaign request per contact, one Secrets Manager
-     call per container per TTL, one connection reused), and the counts seen by the fakes.
+     call per container per TTL, one connection reused), and the counts seen by the fakes;
+  5. a flash sale through the deployed shape (`cargo bench --bench flash_sale`: 10,000 signed
+     orders in a minute, queue mode on moto, the sync-workers driven as the SQS event source
+     mapping drives them, the local ActiveCampaign at its real paces), and one webhook on a
+     quiet queue;
+  6. what the stack costs a month (scripts/cost.py), from the figures measured above.
 
     python3 scripts/perf.py                 # everything (about 15 minutes on 2 cores)
     python3 scripts/perf.py --skip-arm64    # no cross build
@@ -31,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 RELEASE = os.path.join(ROOT, "target", "release")
 WEBHOOK = os.path.join(RELEASE, "webhook")
+WORKER = os.path.join(RELEASE, "sync-worker")
 HELLO = os.path.join(RELEASE, "examples", "hello_lambda")
 ARM64_BOOTSTRAP = os.path.join(ROOT, "target", "lambda", "webhook", "bootstrap")
 CRITERION = os.path.join(ROOT, "target", "criterion")
@@ -42,6 +48,10 @@ COLD_START_RATIO = 1.5
 # Issue #18's target for the deployed default's first webhook.
 QUEUE_COLD_START_RATIO = 2.0
 PEAK_RSS_MIB = 40.0
+# Issue #18: 10,000 orders in a minute are in ActiveCampaign within 2 minutes of the last one,
+# and a lone webhook on a quiet day within seconds.
+FLASH_SALE_DRAIN_S = 120.0
+QUIET_DAY_S = 10.0
 ARM64_BYTES = 10_000_000
 BURST = 1000
 # A form post: one contact_sync, no unsubscribe check (the newsletter route would also ask its
@@ -78,6 +88,25 @@ def coldstart(binaries, out, event, runs, warm, extra=()):
         return {r["name"]: r for r in json.load(f)["results"]}
 
 
+def sqs_event(path, contacts=1):
+    """An SQS batch as the event source mapping delivers it to the sync-worker: `contacts`
+    queued form contacts (the message shape of src/delivery/message.rs)."""
+    records = []
+    for i in range(contacts):
+        message = {"version": 1, "route": "form", "delivery_id": None, "queued_at_ms": 1_767_225_600_000,
+                   "contact": {"email": f"first-batch-{i}@example.com", "first_name": "Ada", "last_name": "Lovelace",
+                               "tags": ["form"], "lists": [], "fields": []}}
+        body = json.dumps(message)
+        records.append({"messageId": f"00000000-0000-4000-8000-{i:012d}", "receiptHandle": f"handle-{i}",
+                        "body": body, "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:contacts", "messageAttributes": {},
+                        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1767225600000",
+                                       "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1767225600000"}})
+    with open(path, "w") as f:
+        json.dump({"Records": records}, f)
+    return path
+
+
 def criterion_median_ns(group, bench):
     path = os.path.join(CRITERION, group, bench, "new", "estimates.json")
     with open(path) as f:
@@ -100,6 +129,21 @@ def callgrind_instructions(example, iterations):
     return counts
 
 
+def cold_start_instructions(binary, event, extra=()):
+    """Instructions from spawn to the first answer and a clean exit (callgrind, one cold start)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        wrapper = os.path.join(tmp, "wrapped")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out} {binary} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        run([sys.executable, "scripts/coldstart.py", "--binary", wrapper, "--event", event, "--runs", "1",
+             "--warm", "0", "--discard", "0", "--timeout", "180", "--let-exit", "60", *DEPLOYED_ENV, *extra],
+            capture_output=True)
+        with open(out) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("summary:"))
+
+
 def ms(v):
     return "-" if v is None else (f"{v:.3f} ms" if v < 1 else f"{v:.2f} ms")
 
@@ -114,15 +158,15 @@ def main():
     runs, warm = (5, 20) if args.quick else (20, 50)
 
     run(["bash", "scripts/tools.sh"])
-    run(nice(["cargo", "build", "--release", "--locked", "--bin", "webhook", "--example", "hello_lambda",
+    run(nice(["cargo", "build", "--release", "--locked", "--bin", "webhook", "--bin", "sync-worker", "--example", "hello_lambda",
               "--example", "per_request_instructions"]))
     # `cargo bench` rebuilds target/release/webhook with the bench profile (unstripped): measure
     # copies of the release binaries.
     binaries = tempfile.mkdtemp(prefix="perf-bin-")
-    for path in (WEBHOOK, HELLO, INSTRUCTIONS_EXAMPLE):
+    for path in (WEBHOOK, WORKER, HELLO, INSTRUCTIONS_EXAMPLE):
         shutil.copy2(path, binaries)
-    webhook, hello_bin, instructions = (os.path.join(binaries, os.path.basename(p))
-                                        for p in (WEBHOOK, HELLO, INSTRUCTIONS_EXAMPLE))
+    webhook, worker_bin, hello_bin, instructions = (os.path.join(binaries, os.path.basename(p))
+                                                    for p in (WEBHOOK, WORKER, HELLO, INSTRUCTIONS_EXAMPLE))
 
     rows = []  # (figure, value, target, verdict)
 
@@ -185,7 +229,25 @@ def main():
     row("queue mode (deployed default): spawn -> first response, median",
         f"{ms(qw['first_response_ms_median'])} vs hello {ms(qh['first_response_ms_median'])} = {ratio_queue:.2f}x",
         f"<= {QUEUE_COLD_START_RATIO}x", ratio_queue <= QUEUE_COLD_START_RATIO)
+    row("  of which inside the fakes' answers (SQS, DynamoDB, Secrets Manager)",
+        f"{ms(qw['first_response_fakes_ms_median'])}; without them {ms(qw['first_response_without_fakes_ms_median'])} "
+        f"= {qw['first_response_without_fakes_ms_median'] / qh['first_response_ms_median']:.2f}x hello")
+    if shutil.which("valgrind"):
+        queue_flags = ["--secrets-manager", "--fake-sqs"]
+        mine = cold_start_instructions(webhook, SYNC_EVENT, queue_flags)
+        system = cold_start_instructions(webhook, SYNC_EVENT, queue_flags + ["--env", "TLS_ROOTS=system"])
+        base = cold_start_instructions(hello_bin, SYNC_EVENT)
+        row("queue mode: instructions, spawn -> first response -> exit (callgrind)",
+            f"{mine / 1e6:.1f} M (TLS_ROOTS=system: {system / 1e6:.1f} M) vs hello {base / 1e6:.2f} M")
     row("queue mode warm median / p90", f"{ms(qw['warm_ms_median'])} / {ms(qw['warm_ms_p90'])}")
+    # The sync-worker's first batch: one queued contact, claimed, synced, its claim settled.
+    worker = coldstart((worker_bin, hello_bin), os.path.join(tempfile.gettempdir(), "perf-worker.json"),
+                       sqs_event(os.path.join(binaries, "sqs-event.json")), runs, warm,
+                       ["--secrets-manager", "--fake-sqs", "--fake-ac", "--env", "DELIVERY=inline",
+                        "--env", "AC_REQUESTS_PER_SECOND=100000"])["sync-worker"]
+    row("sync-worker: spawn -> first batch answered (1 contact), median",
+        f"{ms(worker['first_response_ms_median'])} (inside the fakes {ms(worker['first_response_fakes_ms_median'])}); "
+        f"warm batch {ms(worker['warm_ms_median'])}")
     hw = health["webhook"]
     # The contact sync runs inline (DELIVERY=inline): the ActiveCampaign call is the work measured.
     row("/health warm median / p90", f"{ms(hw['warm_ms_median'])} / {ms(hw['warm_ms_p90'])} vs hello "
@@ -230,6 +292,35 @@ def main():
     row("tests/calls.rs (AC per contact, Secrets Manager per TTL, connection reuse)",
         passed[-1] if passed else result.stderr.strip().splitlines()[-1], "pass", result.returncode == 0)
 
+    # 5. A flash sale, and a quiet day, at the template's defaults.
+    sale_env = dict(tool_env(), FLASH_SALE_JSON="1")
+    if args.quick:
+        sale_env.update(FLASH_SALE_ORDERS="2000", FLASH_SALE_SECONDS="12")
+    run(nice(["cargo", "bench", "--locked", "--bench", "flash_sale", "--no-run"]))
+    out = subprocess.run(["cargo", "bench", "--locked", "--bench", "flash_sale"], cwd=ROOT, env=sale_env,
+                         check=True, capture_output=True, text=True).stdout
+    sale = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith('{"')
+                           and '"orders"' in line))
+    row(f"flash sale: {sale['orders']:,} orders in {sale['arrival_s']:.0f} s, last webhook -> last contact present",
+        f"{sale['drain_after_last_webhook_s']:.1f} s ({sale['present']:,} of {sale['queued']:,} present; batch size "
+        f"{sale['batch_size']}, window {sale['window_s']:g} s, {sale['concurrency']} workers)",
+        f"<= {FLASH_SALE_DRAIN_S:g} s", sale["drain_after_last_webhook_s"] <= FLASH_SALE_DRAIN_S
+        and sale["present"] >= sale["queued"])
+    row("  ActiveCampaign requests", f"{sale['requests']:,}: {sale['bulk_imports']} bulk imports of "
+        f"{sale['contacts_per_import']:.0f} contacts on average, {sale['one_by_one']} contacts one by one; "
+        f"{sale['batches']} worker batches of {sale['mean_batch']:.0f} on average")
+    why = sale["bundled_shop_route_one_by_one_because"]
+    row("  the bundled shop route's orders", f"one by one: {why}" if why else "through the importer")
+    row("quiet day: one webhook -> contact present", f"{sale['quiet_day_s']:.2f} s",
+        f"<= {QUIET_DAY_S:g} s", sale["quiet_day_s"] <= QUIET_DAY_S)
+
+    # 6. The monthly cost, at the durations measured above.
+    measured = {"webhook-ms": max(1.0, qw["warm_ms_median"]), "cold-init-ms": qw["first_response_ms_median"]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(measured, f)
+    cost = subprocess.run([sys.executable, "scripts/cost.py", "--measured", f.name], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     print(f"\nMachine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
@@ -238,6 +329,8 @@ def main():
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print("\nMonthly cost (scripts/cost.py, at the warm and cold durations measured above):\n")
+    print(cost)
     if args.json:
         with open(args.json, "w") as f:
             json.dump([dict(zip(("figure", "value", "target", "verdict"), r)) for r in rows], f, indent=2)

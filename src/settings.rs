@@ -15,6 +15,10 @@ pub const ENV_MAPPING_FILE: &str = "MAPPING_FILE";
 pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 pub const ENV_AC_TIMEOUT_MS: &str = "AC_TIMEOUT_MS";
 pub const ENV_AC_RATE_PER_SEC: &str = "AC_REQUESTS_PER_SECOND";
+pub const ENV_AC_IMPORTS_PER_MIN: &str = "AC_IMPORTS_PER_MINUTE";
+/// How many containers share the account's limits (the sync-worker's `MaximumConcurrency`):
+/// each paces itself at that share of 5 requests/s and 100 imports/min.
+pub const ENV_AC_SHARED_BY: &str = "AC_SHARED_BY";
 pub const ENV_INVOCATION_BUDGET_MS: &str = "INVOCATION_BUDGET_MS";
 pub const ENV_DELIVERY: &str = "DELIVERY";
 pub const ENV_QUEUE_URL: &str = "QUEUE_URL";
@@ -144,21 +148,47 @@ impl Settings {
                     })
                     .transpose()
             };
+        // Read again where the clients are built (`https::TlsRoots::configured`); refused here
+        // so a typo stops the start-up instead of quietly trusting the default.
+        crate::https::TlsRoots::parse(get(crate::https::ENV_TLS_ROOTS).as_deref()).map_err(
+            |value| ConfigError::Invalid {
+                name: crate::https::ENV_TLS_ROOTS,
+                value,
+                expected: "webpki (the compiled-in roots, the default) or system",
+            },
+        )?;
         let mut client = ClientSettings::default();
         if let Some(ms) = number(ENV_AC_TIMEOUT_MS, "milliseconds, above 0")? {
             client.call_timeout = Duration::from_millis(ms);
         }
-        if let Some(raw) = get(ENV_AC_RATE_PER_SEC) {
-            client.requests_per_second = raw
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|r| r.is_finite() && *r > 0.0)
-                .ok_or(ConfigError::Invalid {
-                    name: ENV_AC_RATE_PER_SEC,
-                    value: raw,
-                    expected: "requests per second, above 0",
-                })?;
+        let rate =
+            |name: &'static str, expected: &'static str| -> Result<Option<f64>, ConfigError> {
+                get(name)
+                    .map(|raw| {
+                        raw.trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|r| r.is_finite() && *r > 0.0)
+                            .ok_or(ConfigError::Invalid {
+                                name,
+                                value: raw,
+                                expected,
+                            })
+                    })
+                    .transpose()
+            };
+        // The account's limits split between the containers that share them; an explicit
+        // pace wins.
+        if let Some(shared_by) = number(ENV_AC_SHARED_BY, "a number of containers, above 0")? {
+            let shared_by = shared_by.max(1) as f64;
+            client.requests_per_second /= shared_by;
+            client.imports_per_second /= shared_by;
+        }
+        if let Some(per_second) = rate(ENV_AC_RATE_PER_SEC, "requests per second, above 0")? {
+            client.requests_per_second = per_second;
+        }
+        if let Some(per_minute) = rate(ENV_AC_IMPORTS_PER_MIN, "imports per minute, above 0")? {
+            client.imports_per_second = per_minute / 60.0;
         }
         let delivery = match get(ENV_DELIVERY).as_deref().map(str::trim) {
             None | Some("inline") => DeliveryMode::Inline,
@@ -266,6 +296,24 @@ mod tests {
         .unwrap();
         assert_eq!(s.client.requests_per_second, 2.5);
         assert_eq!(s.client.call_timeout, Duration::from_millis(1500));
+        let shared = settings(&[(ENV_SECRET_ID, "id"), (ENV_AC_SHARED_BY, "2")]).unwrap();
+        assert_eq!(shared.client.requests_per_second, 2.5);
+        assert!((shared.client.imports_per_second * 60.0 - 50.0).abs() < 1e-9);
+        let explicit = settings(&[
+            (ENV_SECRET_ID, "id"),
+            (ENV_AC_SHARED_BY, "4"),
+            (ENV_AC_IMPORTS_PER_MIN, "30"),
+        ])
+        .unwrap();
+        assert_eq!(explicit.client.requests_per_second, 1.25);
+        assert!((explicit.client.imports_per_second * 60.0 - 30.0).abs() < 1e-9);
+        assert!(settings(&[(ENV_SECRET_ID, "id"), (ENV_AC_SHARED_BY, "0")]).is_err());
+        let roots = settings(&[(ENV_SECRET_ID, "id"), ("TLS_ROOTS", "native")]).unwrap_err();
+        assert!(
+            roots.to_string().starts_with("TLS_ROOTS=\"native\""),
+            "{roots}"
+        );
+        assert!(settings(&[(ENV_SECRET_ID, "id"), ("TLS_ROOTS", "system")]).is_ok());
     }
 
     #[test]

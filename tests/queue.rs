@@ -318,6 +318,89 @@ async fn a_burst_of_a_thousand_is_acknowledged_at_once_and_none_is_lost() {
     assert!(requests < 200, "{requests} requests for 1,001 contacts");
 }
 
+/// Every message of the queue in one batch, as an event source mapping with a large batch
+/// size hands them over.
+async fn receive_all(q: &Queues) -> Vec<QueueRecord> {
+    let mut records = Vec::new();
+    loop {
+        let messages = q
+            .client
+            .receive_message()
+            .queue_url(&q.queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            return records;
+        }
+        records.extend(messages.iter().map(|m| QueueRecord {
+            message_id: m.message_id().unwrap().to_string(),
+            receipt_handle: m.receipt_handle().unwrap().to_string(),
+            body: m.body().unwrap().to_string(),
+            receive_count: 1,
+        }));
+    }
+}
+
+#[tokio::test]
+async fn a_large_batch_hands_back_only_the_imports_not_made() {
+    let _logs = logs::checked();
+    let moto = Moto::start();
+    let q = queues(&moto).await;
+    let ac = MockServer::start().await;
+    // The first import is queued; ActiveCampaign then fails for the whole account.
+    let imported = Arc::new(Mutex::new(BTreeSet::new()));
+    let first = imported.clone();
+    Mock::given(method("POST"))
+        .respond_with(move |request: &Request| {
+            let mut first = first.lock().unwrap();
+            if first.is_empty() {
+                first.extend(emails_of(request));
+                return ResponseTemplate::new(200).set_body_json(
+                    json!({"success": 1, "queued_contacts": 200, "batchId": "b-1"}),
+                );
+            }
+            ResponseTemplate::new(500)
+        })
+        .mount(&ac)
+        .await;
+    let app = queued_app(&q, &ac.uri());
+    for i in 0..600 {
+        let response = send(&app, &form_post(&format!("p{i}@example.com"))).await;
+        assert_eq!(response.json_body()["status"], "queued");
+    }
+    let records = receive_all(&q).await;
+    assert_eq!(records.len(), 600);
+    let ids: std::collections::HashMap<String, String> = records
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            let email = body["contact"]["email"].as_str().unwrap().to_string();
+            (r.message_id.clone(), email)
+        })
+        .collect();
+    let worker = worker(&q, &ac.uri(), 5);
+    let report = worker
+        .process(records, Instant::now() + Duration::from_secs(10))
+        .await;
+    let imported = imported.lock().unwrap().clone();
+    // 600 people are three imports of 200: the one made keeps its messages out of the retry.
+    assert_eq!(imported.len(), 200, "one import of a third of the batch");
+    assert_eq!(report.imported, 200);
+    assert_eq!(report.failed.len(), 400, "{report:?}");
+    let retried: BTreeSet<String> = report.failed.iter().map(|id| ids[id].clone()).collect();
+    assert!(
+        retried.is_disjoint(&imported),
+        "nothing imported is retried"
+    );
+    assert!(dead_letters(&q).await.is_empty());
+}
+
 #[tokio::test]
 async fn throttling_is_honoured_without_loss() {
     let _logs = logs::checked();

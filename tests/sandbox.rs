@@ -172,6 +172,26 @@ async fn one_bad_contact_or_too_many_rejects_the_whole_request() {
 }
 
 #[tokio::test]
+async fn single_contact_imports_are_limited_to_20_a_minute() {
+    let _logs = logs::checked();
+    let (_sandbox, url) = start().await;
+    for i in 0..20 {
+        let (status, _) = import(
+            &url,
+            json!({"contacts": [contact(&format!("s{i}@example.com"))]}),
+        )
+        .await;
+        assert_eq!(status, 200, "single-contact import {i}");
+    }
+    let (status, answer) = import(&url, json!({"contacts": [contact("s20@example.com")]})).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["message"], "Rate limit exceeded.");
+    // Multi-contact requests have their own limit (100 a minute).
+    let two = json!({"contacts": [contact("t1@example.com"), contact("t2@example.com")]});
+    assert_eq!(import(&url, two).await.0, 200);
+}
+
+#[tokio::test]
 async fn the_whole_bulk_loop_runs_against_the_stand_in() {
     let _logs = logs::checked();
     let (_sandbox, url) = start().await;

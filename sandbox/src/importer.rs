@@ -1,6 +1,6 @@
 //! The stand-in's Bulk Contact Importer: JSON validation that rejects a whole request for one
 //! bad contact, the 250-contact and 400,000-byte limits, 100 requests per minute (answered
-//! HTTP 400 "Rate limit exceeded."), asynchronous processing with `import/info`'s status
+//! HTTP 400 "Rate limit exceeded."; 20 a minute for single-contact requests), asynchronous processing with `import/info`'s status
 //! progression, the rule that `subscribe` never re-subscribes, and the completion callback.
 
 use std::collections::HashMap;
@@ -21,6 +21,8 @@ pub const IMPORT_INFO_PATH: &str = "/api/3/import/info";
 const MAX_CONTACTS: usize = 250;
 const MAX_BYTES: usize = 400_000;
 const IMPORTS_PER_MINUTE: usize = 100;
+/// The importer's separate limit for requests of one contact.
+const SINGLE_IMPORTS_PER_MINUTE: usize = 20;
 /// How long each status lasts before the next, so a caller can watch the progression.
 const STEP: Duration = Duration::from_millis(300);
 
@@ -43,6 +45,22 @@ fn refused(message: &str, reasons: Value) -> Response {
     )
 }
 
+/// Counts one more request against a per-minute limit, unless the last minute's are `limit`.
+fn admit(times: &mut std::collections::VecDeque<Instant>, limit: usize) -> bool {
+    let now = Instant::now();
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+    {
+        times.pop_front();
+    }
+    if times.len() >= limit {
+        return false;
+    }
+    times.push_back(now);
+    true
+}
+
 pub async fn bulk_import(
     State(sandbox): State<Sandbox>,
     headers: HeaderMap,
@@ -55,21 +73,12 @@ pub async fn bulk_import(
         let Ok(mut store) = sandbox.store.lock() else {
             return v1_json(StatusCode::INTERNAL_SERVER_ERROR, json!({}));
         };
-        let now = Instant::now();
-        while store
-            .import_times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            store.import_times.pop_front();
-        }
-        if store.import_times.len() >= IMPORTS_PER_MINUTE {
+        if !admit(&mut store.import_times, IMPORTS_PER_MINUTE) {
             return refused(
                 "Rate limit exceeded.",
                 json!(["Up to 100 imports may be requested per minute. Please try again later."]),
             );
         }
-        store.import_times.push_back(now);
     }
     if body.len() > MAX_BYTES {
         return refused(
@@ -105,6 +114,19 @@ pub async fn bulk_import(
         return refused(invalid, Value::Array(failures));
     }
     let count = contacts.len();
+    if count == 1 {
+        let Ok(mut store) = sandbox.store.lock() else {
+            return v1_json(StatusCode::INTERNAL_SERVER_ERROR, json!({}));
+        };
+        if !admit(&mut store.single_import_times, SINGLE_IMPORTS_PER_MINUTE) {
+            return refused(
+                "Rate limit exceeded.",
+                json!([
+                    "Up to 20 single-contact imports may be requested per minute. Please try again later."
+                ]),
+            );
+        }
+    }
     let batch_id = format!(
         "{:08x}-{:04x}-sandbox",
         fastrand::u32(..),

@@ -83,6 +83,8 @@ struct Store {
     imports: BTreeMap<String, importer::StoredImport>,
     /// When recent imports were requested, for the 100-per-minute limit.
     import_times: VecDeque<std::time::Instant>,
+    /// When the single-contact imports of the last minute were requested (20 allowed).
+    single_import_times: VecDeque<std::time::Instant>,
     /// What was ignored (unknown custom fields), newest last, for the state view.
     notes: VecDeque<String>,
 }

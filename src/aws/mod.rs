@@ -44,14 +44,49 @@ pub fn timeouts() -> TimeoutConfig {
 /// The loader every function uses; tests add an endpoint and credentials to it.
 pub fn loader() -> ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(SharedHttpClient::new(FirstRequestTls(
-            Builder::new()
-                .tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::AwsLc,
-                ))
-                .build_https(),
-        )))
+        .http_client(SharedHttpClient::new(FirstRequestTls(https_client(
+            crate::https::TlsRoots::configured(),
+        ))))
         .timeout_config(timeouts())
+}
+
+/// The SDK's HTTPS client (rustls with aws-lc) trusting `roots`: of the compiled-in set (as
+/// PEM, the only form its trust store takes) the Amazon Trust Services roots, or all of it for
+/// an HTTPS endpoint set by `AWS_ENDPOINT_URL*`; or the system's store, the SDK's default.
+fn https_client(roots: crate::https::TlsRoots) -> SharedHttpClient {
+    let builder = || {
+        Builder::new().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+    };
+    // AWS's endpoints all chain to Amazon Trust Services; an HTTPS endpoint set by the
+    // environment may not (a plain-HTTP one, such as a local stand-in, needs no roots).
+    let custom_endpoint = std::env::vars_os().any(|(name, value)| {
+        name.to_string_lossy().starts_with("AWS_ENDPOINT_URL")
+            && value
+                .to_string_lossy()
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("https://")
+    });
+    let which = if custom_endpoint {
+        crate::https::SdkRoots::All
+    } else {
+        crate::https::SdkRoots::AmazonTrustServices
+    };
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(crate::https::compiled_in_roots_pem(which));
+    match (
+        roots,
+        tls::TlsContext::builder().with_trust_store(trust).build(),
+    ) {
+        (crate::https::TlsRoots::CompiledIn, Ok(context)) => {
+            builder().tls_context(context).build_https()
+        }
+        // The system's store (a context with a trust store and no extra names cannot fail).
+        _ => builder().build_https(),
+    }
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {

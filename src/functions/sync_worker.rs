@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::activecampaign::ContactSync;
-use crate::activecampaign::importer::MIN_BULK_CONTACTS;
+use crate::activecampaign::importer::{
+    MAX_CONTACTS_PER_IMPORT, MIN_BULK_CONTACTS, balanced_chunks,
+};
 use crate::delivery::callback::CallbackTarget;
 use crate::delivery::idempotency::{self, Stage};
 use crate::delivery::{
@@ -433,18 +435,23 @@ impl SyncWorker {
                 return report;
             }
         };
-        // Ten or more people with the same automation setting go through the importer in one
-        // request; the others one by one, in an order that changes with every batch so that
-        // no contact always waits behind the same one.
+        // Ten or more people with the same automation setting go through the importer, one
+        // unit per request's worth (at most 250, balanced), so a large batch that runs out of
+        // time or meets a failure hands back only the imports not made; the others go one by
+        // one. Units go in an order that changes with every batch, so that no contact always
+        // waits behind the same one.
         let (excluding, including): (Vec<Person>, Vec<Person>) =
             people.into_values().partition(|p| p.exclude_automations);
         let mut units: Vec<Unit> = chunks;
         for (group, exclude_automations) in [(excluding, true), (including, false)] {
             if group.len() >= MIN_BULK_CONTACTS {
-                units.push(Unit::Import {
-                    people: group,
-                    exclude_automations,
-                });
+                let sizes = vec![1; group.len()];
+                for people in balanced_chunks(group, sizes, MAX_CONTACTS_PER_IMPORT, usize::MAX) {
+                    units.push(Unit::Import {
+                        people,
+                        exclude_automations,
+                    });
+                }
             } else {
                 units.extend(group.into_iter().map(Unit::one));
             }
