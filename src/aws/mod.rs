@@ -84,8 +84,13 @@ fn https_client(roots: crate::https::TlsRoots) -> SharedHttpClient {
         (crate::https::TlsRoots::CompiledIn, Ok(context)) => {
             builder().tls_context(context).build_https()
         }
-        // The system's store (a context with a trust store and no extra names cannot fail).
-        _ => builder().build_https(),
+        (crate::https::TlsRoots::System, _) => builder().build_https(),
+        // A context with a trust store and no extra names does not fail; if it ever did, the
+        // system's store still verifies, and the log says so.
+        (crate::https::TlsRoots::CompiledIn, Err(error)) => {
+            tracing::warn!(error = %error, "The compiled-in roots could not be set up for AWS; using the system's store.");
+            builder().build_https()
+        }
     }
 }
 
