@@ -35,7 +35,8 @@ EXPECTED = {
         ("AWSSecretsManagerGetSecretValuePolicy", "SecretArn"),
         ("sqs:SendMessage", "ContactQueue"),
         ("sqs:SendMessage", "ContactDeadLetterQueue"),
-        ("dynamodb:Scan", "ImportsTable"),
+        ("dynamodb:Query", "ImportsTable/index/open-imports"),
+        ("dynamodb:GetItem", "ImportsTable"),
         ("dynamodb:UpdateItem", "ImportsTable"),
     },
     "ImportCallbackFunction": {
@@ -49,10 +50,14 @@ EXPECTED = {
 
 
 def resource_name(value):
-    """The logical name behind !Ref X, !GetAtt X.Attr or {"Fn::GetAtt": [X, Attr]}."""
+    """The logical name behind !Ref X, !GetAtt X.Attr or {"Fn::GetAtt": [X, Attr]}, and
+    X/index/NAME behind !Sub "${X.Arn}/index/NAME"."""
     if isinstance(value, dict):
         if "Ref" in value:
             return value["Ref"]
+        sub = value.get("Fn::Sub")
+        if isinstance(sub, str) and sub.startswith("${") and ".Arn}/index/" in sub:
+            return sub[2:].replace(".Arn}", "", 1)
         if "Fn::GetAtt" in value:
             target = value["Fn::GetAtt"]
             return (target.split(".")[0] if isinstance(target, str) else target[0])

@@ -127,7 +127,6 @@ MODEL = {
     "callback_ms": (300.0, "import-callback's billed ms (waits on ActiveCampaign's import/info)"),
     "reconciler_ms": (50.0, "import-reconciler's billed ms besides its scan"),
     "reconcile_every_mins": (None, "the reconciler's schedule, minutes"),
-    "scan_ms_per_mb": (30.0, "reconciler ms per 1 MB Scan page of the imports table"),
     "reconciler_timeout_ms": (None, "the reconciler's Timeout, ms"),
     "secret_ttl_secs": (None, "SECRET_TTL_SECS"),
     "message_kb": (2.0, "queued message size, KB (SQS bills per 64 KB chunk)"),
@@ -201,15 +200,12 @@ def imports_table(b, p):
 
 
 def reconciler(b, p):
-    """One run scans the whole imports table (a filtered Scan reads every item, settled or not)
-    until its timeout; strongly consistent, 1 RRU per 4 KB."""
-    _, table = imports_table(b, p)
-    scan_ms = p["scan_ms_per_mb"] * table / 1024 ** 2
-    budget = p["reconciler_timeout_ms"] - p["reconciler_ms"]
-    share = min(1.0, budget / scan_ms) if scan_ms else 1.0  # of the table read before the timeout
-    return {"runs": HOURS * 60 / p["reconcile_every_mins"],
-            "ms": p["reconciler_ms"] + scan_ms * share,
-            "scan_rru": max(1, math.ceil(table * share / 4096)), "times_out": share < 1}
+    """One run queries the sparse index of open imports (keys only, eventually consistent), which
+    holds only the imports still open past the reconciler's age: none while callbacks arrive,
+    so one read unit a run. (It scanned the whole table before: 1 RRU per 4 KB of every record
+    kept for its TTL, 3 billion read units a month at 10 million webhooks.)"""
+    return {"runs": HOURS * 60 / p["reconcile_every_mins"], "ms": p["reconciler_ms"],
+            "scan_rru": 1, "times_out": False}
 
 
 def lambda_cost(w, p, b, r):
@@ -239,8 +235,9 @@ def sqs_cost(w, p, b, r):
 def dynamodb_cost(w, p, b, r):
     record, table = imports_table(b, p)
     # Claim and answer by the webhook function, claim and settle by the worker (items < 1 KB);
-    # per import the worker's put and the callback's settle, each of the whole record.
-    wru = 4 * w + b["imports"] * 2 * math.ceil(record / 1024)
+    # per import the worker's put and the callback's settle, each of the whole record, and the
+    # open-imports index's entry written and removed.
+    wru = 4 * w + b["imports"] * (2 * math.ceil(record / 1024) + 2)
     # The callback's consistent GetItem of the record, and the reconciler's scans.
     rru = b["imports"] * math.ceil(record / 4096) + r["runs"] * r["scan_rru"]
     gb = table / GB
@@ -321,7 +318,7 @@ def markdown(rows, p):
                   usd(row["zapier"]), usd(row["make"])]
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "| webhooks/month | contacts/batch | worker invocations | bulk imports | "
-                "SQS requests | WRU | RRU | reconciler scan RRU/run | log GB |",
+                "SQS requests | WRU | RRU | reconciler RRU/run | log GB |",
             "|" + "---:|" * 9]
     for row in rows:
         u = row["usage"]
@@ -378,11 +375,9 @@ def assumptions(p, late):
         f"callback's UpdateItem of the whole record ({f('import_record_bytes')} B + "
         f"{f('import_bytes_per_contact')} B per contact, 1 WRU per KB) and its consistent "
         "GetItem. Records live "
-        f"{f('import_lifetime_days')} days; each reconciler run Scans the whole table (the "
-        "filter is applied after the read, consistent reads: 1 RRU per 4 KB scanned) at "
-        f"{f('scan_ms_per_mb')} ms per MB, until its {p['reconciler_timeout_ms'] / 1000:g} s "
-        "timeout." + (f" At {', '.join(late)} webhooks the scan outlasts the timeout: the run "
-                      "stops part-way every time." if late else ""),
+        f"{f('import_lifetime_days')} days, each with an entry in the open-imports index (1 WRU "
+        "written, 1 removed when settled); each reconciler run queries that index (1 RRU while "
+        "callbacks settle the imports).",
         f"Secrets Manager: 1 secret; one GetSecretValue per container per TTL "
         f"({f('webhook_containers')} webhook, {f('worker_containers')} worker, 1 callback, "
         "1 reconciler container) and one per webhook cold start, never more than the "

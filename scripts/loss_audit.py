@@ -778,8 +778,16 @@ class Imports:
             aws_access_key_id="testing", aws_secret_access_key="testing")
         self.client.create_table(
             TableName=IMPORTS_TABLE_NAME, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "ref", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "ref", "KeyType": "HASH"}])
+            AttributeDefinitions=[{"AttributeName": "ref", "AttributeType": "S"},
+                                  {"AttributeName": "open", "AttributeType": "S"},
+                                  {"AttributeName": "submitted_at", "AttributeType": "N"}],
+            KeySchema=[{"AttributeName": "ref", "KeyType": "HASH"}],
+            # The open imports, which the reconciler queries.
+            GlobalSecondaryIndexes=[{
+                "IndexName": "open-imports",
+                "KeySchema": [{"AttributeName": "open", "KeyType": "HASH"},
+                              {"AttributeName": "submitted_at", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}}])
 
     def scan(self, attributes=None):
         """Every item, as plain values."""

@@ -565,11 +565,13 @@ async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
     assert_eq!(report.oldest_open_secs, 0);
     // The failed imports' contacts are back in the queue (less the one the importer named).
     assert_eq!(drain_all(&sqs, &queue_url).await.len(), 11 + 19);
-    // Settled once: a second run finds nothing open.
+    // Settled once: a second run finds nothing open, and the index of open imports (which the
+    // reconciler queries rather than scanning the table) is empty again.
     let again = reconciler
         .run(Instant::now() + Duration::from_secs(10))
         .await;
     assert_eq!(again.open, 0);
+    assert_eq!(support::moto::open_imports(&moto.endpoint).await, 0);
     // An import still running stays open, and its age is reported for the alarm.
     *info.lock().unwrap() = json!({"status": "active"});
     failed_import(&store, 0, 15).await;
@@ -577,6 +579,7 @@ async fn imports_whose_callback_never_came_are_settled_by_the_reconciler() {
         .run(Instant::now() + Duration::from_secs(10))
         .await;
     assert_eq!((pending.open, pending.pending), (1, 1), "{pending:?}");
+    assert_eq!(support::moto::open_imports(&moto.endpoint).await, 1);
 }
 
 #[tokio::test]

@@ -209,8 +209,14 @@ pub fn sqs_taking_all_but_one(endpoint: &str) -> aws_sdk_sqs::Client {
 }
 
 /// A DynamoDB client of moto at `endpoint`, and a new on-demand table `name` on it keyed by
-/// the string attribute `key`.
-async fn dynamodb_table(endpoint: &str, name: &str, key: &str) -> aws_sdk_dynamodb::Client {
+/// the string attribute `key`, with `index` (a global secondary index, keys only) if given.
+async fn dynamodb_table(
+    endpoint: &str,
+    name: &str,
+    key: &str,
+    index: Option<aws_sdk_dynamodb::types::GlobalSecondaryIndex>,
+    index_attributes: Vec<aws_sdk_dynamodb::types::AttributeDefinition>,
+) -> aws_sdk_dynamodb::Client {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
@@ -233,7 +239,12 @@ async fn dynamodb_table(endpoint: &str, name: &str, key: &str) -> aws_sdk_dynamo
         .create_table()
         .table_name(name)
         .key_schema(schema.build().unwrap())
-        .attribute_definitions(attribute.build().unwrap())
+        .set_attribute_definitions(Some(
+            std::iter::once(attribute.build().unwrap())
+                .chain(index_attributes)
+                .collect(),
+        ))
+        .set_global_secondary_indexes(index.map(|i| vec![i]))
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
@@ -241,21 +252,92 @@ async fn dynamodb_table(endpoint: &str, name: &str, key: &str) -> aws_sdk_dynamo
     client
 }
 
+/// The import table's sparse index of open imports, as the template defines it.
+fn open_imports_index() -> (
+    aws_sdk_dynamodb::types::GlobalSecondaryIndex,
+    Vec<aws_sdk_dynamodb::types::AttributeDefinition>,
+) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType,
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(ac_webhook_sync::aws::dynamodb::OPEN_INDEX)
+        .key_schema(key("open", KeyType::Hash))
+        .key_schema(key("submitted_at", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let attribute = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .unwrap()
+    };
+    (
+        index,
+        vec![
+            attribute("open", ScalarAttributeType::S),
+            attribute("submitted_at", ScalarAttributeType::N),
+        ],
+    )
+}
+
 /// The import table (`ref` as its key, as the template makes it), created on moto.
 pub async fn import_table(
     endpoint: &str,
 ) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::ImportTable> {
-    let client = dynamodb_table(endpoint, "imports", "ref").await;
+    let (index, attributes) = open_imports_index();
+    let client = dynamodb_table(endpoint, "imports", "ref", Some(index), attributes).await;
     std::sync::Arc::new(ac_webhook_sync::aws::dynamodb::ImportTable::new(
         client, "imports",
     ))
+}
+
+/// How many imports the import table's sparse index of open imports holds on moto.
+pub async fn open_imports(endpoint: &str) -> usize {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+        .query()
+        .table_name("imports")
+        .index_name(ac_webhook_sync::aws::dynamodb::OPEN_INDEX)
+        .key_condition_expression("#open = :open")
+        .expression_attribute_names("#open", "open")
+        .expression_attribute_values(
+            ":open",
+            aws_sdk_dynamodb::types::AttributeValue::S("open".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .len()
 }
 
 /// The idempotency table (`id` as its key, as the template makes it), created on moto.
 pub async fn idempotency_table(
     endpoint: &str,
 ) -> std::sync::Arc<ac_webhook_sync::aws::dynamodb::IdempotencyTable> {
-    let client = dynamodb_table(endpoint, "idempotency", "id").await;
+    let client = dynamodb_table(endpoint, "idempotency", "id", None, Vec::new()).await;
     std::sync::Arc::new(ac_webhook_sync::aws::dynamodb::IdempotencyTable::new(
         client,
         "idempotency",
