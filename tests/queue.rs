@@ -75,6 +75,20 @@ fn queued_app(q: &Queues, api_url: &str) -> WebhookApp {
     .with_queue(support::moto::sqs_queue(q.client.clone(), &q.queue))
 }
 
+/// A received message as the worker takes it (what Lambda's event carries).
+fn record_of(m: &aws_sdk_sqs::types::Message) -> QueueRecord {
+    QueueRecord {
+        message_id: m.message_id().unwrap().to_string(),
+        receipt_handle: m.receipt_handle().unwrap().to_string(),
+        body: m.body().unwrap().to_string(),
+        receive_count: m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse().ok())
+            .unwrap(),
+    }
+}
+
 /// What Lambda's SQS event source does: receive up to 10, invoke, delete what succeeded.
 /// Returns how many batches it took to empty the queue.
 async fn drain(q: &Queues, worker: &SyncWorker, budget: Duration) -> usize {
@@ -99,19 +113,7 @@ async fn drain(q: &Queues, worker: &SyncWorker, budget: Duration) -> usize {
             return batches;
         }
         batches += 1;
-        let records: Vec<QueueRecord> = messages
-            .iter()
-            .map(|m| QueueRecord {
-                message_id: m.message_id().unwrap().to_string(),
-                receipt_handle: m.receipt_handle().unwrap().to_string(),
-                body: m.body().unwrap().to_string(),
-                receive_count: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap(),
-            })
-            .collect();
+        let records: Vec<QueueRecord> = messages.iter().map(record_of).collect();
         let report = worker.process(records, Instant::now() + budget).await;
         // Delete what succeeded, ten per call, as Lambda's event source does.
         let mut delete = q.client.delete_message_batch().queue_url(&q.queue);
@@ -338,12 +340,7 @@ async fn receive_all(q: &Queues) -> Vec<QueueRecord> {
         if messages.is_empty() {
             return records;
         }
-        records.extend(messages.iter().map(|m| QueueRecord {
-            message_id: m.message_id().unwrap().to_string(),
-            receipt_handle: m.receipt_handle().unwrap().to_string(),
-            body: m.body().unwrap().to_string(),
-            receive_count: 1,
-        }));
+        records.extend(messages.iter().map(record_of));
     }
 }
 
@@ -683,19 +680,7 @@ async fn event_source(
         if messages.is_empty() {
             continue;
         }
-        let records: Vec<QueueRecord> = messages
-            .iter()
-            .map(|m| QueueRecord {
-                message_id: m.message_id().unwrap().to_string(),
-                receipt_handle: m.receipt_handle().unwrap().to_string(),
-                body: m.body().unwrap().to_string(),
-                receive_count: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap(),
-            })
-            .collect();
+        let records: Vec<QueueRecord> = messages.iter().map(record_of).collect();
         let counts: std::collections::HashMap<String, u32> = records
             .iter()
             .map(|r| (r.message_id.clone(), r.receive_count))

@@ -72,6 +72,9 @@ fn https_client(roots: crate::https::TlsRoots) -> SharedHttpClient {
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
     };
+    if roots == crate::https::TlsRoots::System {
+        return builder().build_https();
+    }
     // AWS's endpoints all chain to Amazon Trust Services; an HTTPS endpoint set by the
     // environment may not (a plain-HTTP one, such as a local stand-in, needs no roots).
     let custom_endpoint = std::env::vars_os().any(|(name, value)| {
@@ -90,17 +93,11 @@ fn https_client(roots: crate::https::TlsRoots) -> SharedHttpClient {
     let trust = tls::TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(crate::https::compiled_in_roots_pem(which));
-    match (
-        roots,
-        tls::TlsContext::builder().with_trust_store(trust).build(),
-    ) {
-        (crate::https::TlsRoots::CompiledIn, Ok(context)) => {
-            builder().tls_context(context).build_https()
-        }
-        (crate::https::TlsRoots::System, _) => builder().build_https(),
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder().tls_context(context).build_https(),
         // A context with a trust store and no extra names does not fail; if it ever did, the
         // system's store still verifies, and the log says so.
-        (crate::https::TlsRoots::CompiledIn, Err(error)) => {
+        Err(error) => {
             tracing::warn!(error = %error, "The compiled-in roots could not be set up for AWS; using the system's store.");
             builder().build_https()
         }

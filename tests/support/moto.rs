@@ -208,6 +208,19 @@ pub fn sqs_taking_all_but_one(endpoint: &str) -> aws_sdk_sqs::Client {
     sqs_with(endpoint, TakesAllButOne::default())
 }
 
+/// A DynamoDB client of moto at `endpoint`.
+fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// A DynamoDB client of moto at `endpoint`, and a new on-demand table `name` on it keyed by
 /// the string attribute `key`, with `index` (a global secondary index, keys only) if given.
 async fn dynamodb_table(
@@ -220,15 +233,7 @@ async fn dynamodb_table(
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let client = dynamodb_client(endpoint);
     let schema = KeySchemaElement::builder()
         .attribute_name(key)
         .key_type(KeyType::Hash);
@@ -308,15 +313,7 @@ pub async fn import_table(
 
 /// How many imports the import table's sparse index of open imports holds on moto.
 pub async fn open_imports(endpoint: &str) -> usize {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    dynamodb_client(endpoint)
         .query()
         .table_name("imports")
         .index_name(ac_webhook_sync::aws::dynamodb::OPEN_INDEX)
