@@ -8,7 +8,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant as StdInstant};
 
-use ac_webhook_sync::delivery::InlineDelivery;
+use ac_webhook_sync::delivery::{
+    ContactQueue, IdempotencyStore, InlineDelivery, MemoryIdempotencyStore, MemoryQueue,
+    PartlySent, QueueError, StoreError,
+};
 use ac_webhook_sync::functions::sync_worker::{QueueRecord, REASON_ATTRIBUTE, SyncWorker};
 use ac_webhook_sync::functions::webhook::WebhookApp;
 use ac_webhook_sync::secret::{FixedSecret, SecretCache};
@@ -862,4 +865,135 @@ async fn a_fifteen_minute_outage_at_scale_ends_with_everyone_synced_and_none_dea
 async fn a_ten_minute_key_refusal_at_scale_ends_with_everyone_synced_and_none_dead_lettered() {
     let _logs = logs::checked();
     ride_out(v1_bad_key(), Duration::from_secs(20), 15).await;
+}
+
+/// A queue or a claim store that counts how often it was got ready for its first call.
+struct Counted<T> {
+    inner: T,
+    prepared: std::sync::atomic::AtomicUsize,
+}
+
+impl<T> Counted<T> {
+    fn new(inner: T) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            prepared: 0.into(),
+        })
+    }
+
+    fn prepared(&self) -> usize {
+        self.prepared.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl ContactQueue for Counted<MemoryQueue> {
+    async fn prepare(&self) {
+        self.prepared
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    async fn send_body(
+        &self,
+        body: String,
+        attributes: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<String, QueueError> {
+        self.inner.send_body(body, attributes, deadline).await
+    }
+    async fn send_many(
+        &self,
+        bodies: Vec<String>,
+        attributes: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<usize, PartlySent> {
+        self.inner.send_many(bodies, attributes, deadline).await
+    }
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.change_visibility(receipt_handle, delay).await
+    }
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for Counted<MemoryIdempotencyStore> {
+    async fn prepare(&self) {
+        self.prepared
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    async fn begin(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<ac_webhook_sync::delivery::idempotency::Begun, StoreError> {
+        self.inner.begin(key, owner, lease).await
+    }
+    async fn finish(
+        &self,
+        key: &str,
+        owner: &str,
+        answer: &serde_json::Value,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.finish(key, owner, answer, window).await
+    }
+    async fn abandon(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.inner.abandon(key, owner).await
+    }
+}
+
+/// Waits (a second at most) for the tasks the app spawned to have got both ready.
+async fn until_prepared(queue: &Counted<MemoryQueue>, store: &Counted<MemoryIdempotencyStore>) {
+    let give_up = StdInstant::now() + Duration::from_secs(1);
+    while (queue.prepared() == 0 || store.prepared() == 0) && StdInstant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The queue's and the claim store's clients are built while the first webhook's secret is
+/// read (on tasks of their own), not after it: once, and not for a `/health` cold start.
+#[tokio::test]
+async fn the_first_webhook_gets_the_queue_and_the_claim_store_ready_while_its_secret_is_read() {
+    let _logs = logs::checked();
+    let server = MockServer::start().await;
+    let queue = Counted::new(MemoryQueue::new());
+    let store = Counted::new(MemoryIdempotencyStore::new());
+    let app = app_for(&server)
+        .with_queue(queue.clone())
+        .with_idempotency_store(store.clone());
+
+    let mut health = event_request("form-json");
+    health.method = http::Method::GET;
+    health.path = "/health".into();
+    assert_eq!(send(&app, &health).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        (queue.prepared(), store.prepared()),
+        (0, 0),
+        "/health reads no secret"
+    );
+
+    // Refused for its token, after the secret was read: both are ready, nothing was sent.
+    let mut forged = event_request("form-json");
+    forged.query = vec![("token".into(), "not-the-token".into())];
+    forged.raw_query = "token=not-the-token".into();
+    assert_eq!(send(&app, &forged).await.status, 401);
+    until_prepared(&queue, &store).await;
+    assert_eq!((queue.prepared(), store.prepared()), (1, 1));
+    assert!(queue.inner.messages().is_empty());
+
+    for n in 0..3 {
+        let answer = send(&app, &nth_delivery("form-json", n)).await;
+        assert_eq!(answer.json_body()["status"], "queued", "{}", answer.body);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        (queue.prepared(), store.prepared()),
+        (1, 1),
+        "once per container"
+    );
+    assert_eq!(queue.inner.messages().len(), 3);
 }

@@ -460,6 +460,10 @@ impl IdempotencyTable {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for IdempotencyTable {
+    async fn prepare(&self) {
+        self.client.get().await;
+    }
+
     async fn begin(&self, key: &str, owner: &str, lease: Duration) -> Result<Begun, StoreError> {
         // Twice: a claim that lapses between the refused write and the read is taken.
         for _ in 0..2 {

@@ -85,6 +85,10 @@ impl SqsQueue {
 
 #[async_trait::async_trait]
 impl ContactQueue for SqsQueue {
+    async fn prepare(&self) {
+        self.client.get().await;
+    }
+
     /// Hides a received message for `delay` (`ChangeMessageVisibility`, whole seconds, at
     /// most 12 hours).
     async fn change_visibility(

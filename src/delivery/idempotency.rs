@@ -49,6 +49,11 @@ pub enum Begun {
 /// undo the claim of the one that took over.
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
+    /// Gets ready for the first claim without making one (see [`ContactQueue::prepare`]).
+    ///
+    /// [`ContactQueue::prepare`]: crate::delivery::ContactQueue::prepare
+    async fn prepare(&self) {}
+
     /// Claims `key` for `owner` for `lease`, unless a claim on it is still in progress or
     /// done within its window.
     async fn begin(&self, key: &str, owner: &str, lease: Duration) -> Result<Begun, StoreError>;
@@ -247,6 +252,11 @@ impl Dedupe {
             store,
             down: Arc::new(Mutex::new((0, None))),
         }
+    }
+
+    /// Gets the store ready for the first claim (see [`IdempotencyStore::prepare`]).
+    pub async fn prepare(&self) {
+        self.store.prepare().await;
     }
 
     fn store_down(&self) -> bool {

@@ -62,6 +62,11 @@ impl RetrySchedule {
 /// Where contacts wait for the sync-worker, and refused ones for an operator.
 #[async_trait::async_trait]
 pub trait ContactQueue: Send + Sync {
+    /// Gets ready for the first call without sending anything (an AWS client is built on
+    /// first use). The webhook function calls it in the background at its first request, so
+    /// the build runs while the secret's read waits on the network, not after it.
+    async fn prepare(&self) {}
+
     /// Sends a raw body with string attributes (dead letters carry their `reason`); returns
     /// the message id.
     async fn send_body(
