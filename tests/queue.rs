@@ -14,7 +14,7 @@ use ac_webhook_sync::delivery::{
 };
 use ac_webhook_sync::functions::sync_worker::{QueueRecord, REASON_ATTRIBUTE, SyncWorker};
 use ac_webhook_sync::functions::webhook::WebhookApp;
-use ac_webhook_sync::secret::{FixedSecret, SecretCache};
+use ac_webhook_sync::secret::{AppSecret, FixedSecret, SecretCache, SecretError, SecretSource};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::HeaderMap;
 use serde_json::json;
@@ -945,6 +945,21 @@ impl IdempotencyStore for Counted<MemoryIdempotencyStore> {
     }
 }
 
+/// The secret, read only once the test lets it through: a read that waits on the network.
+struct HeldSecret {
+    json: String,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl SecretSource for HeldSecret {
+    async fn fetch(&self) -> Result<AppSecret, SecretError> {
+        let mut open = self.open.clone();
+        let _ = open.wait_for(|open| *open).await;
+        AppSecret::from_json(&self.json)
+    }
+}
+
 /// Waits (a second at most) for the tasks the app spawned to have got both ready.
 async fn until_prepared(queue: &Counted<MemoryQueue>, store: &Counted<MemoryIdempotencyStore>) {
     let give_up = StdInstant::now() + Duration::from_secs(1);
@@ -959,11 +974,18 @@ async fn until_prepared(queue: &Counted<MemoryQueue>, store: &Counted<MemoryIdem
 async fn the_first_webhook_gets_the_queue_and_the_claim_store_ready_while_its_secret_is_read() {
     let _logs = logs::checked();
     let server = MockServer::start().await;
+    let (release, open) = tokio::sync::watch::channel(false);
     let queue = Counted::new(MemoryQueue::new());
     let store = Counted::new(MemoryIdempotencyStore::new());
-    let app = app_for(&server)
-        .with_queue(queue.clone())
-        .with_idempotency_store(store.clone());
+    let secret = HeldSecret {
+        json: local_secret_json(&server.uri()),
+        open,
+    };
+    let app = Arc::new(
+        app_with(secret, fast_client(), 1 << 20)
+            .with_queue(queue.clone())
+            .with_idempotency_store(store.clone()),
+    );
 
     let mut health = event_request("form-json");
     health.method = http::Method::GET;
@@ -976,13 +998,24 @@ async fn the_first_webhook_gets_the_queue_and_the_claim_store_ready_while_its_se
         "/health reads no secret"
     );
 
-    // Refused for its token, after the secret was read: both are ready, nothing was sent.
+    // A webhook whose token is wrong still reads the secret. While that read waits, both get
+    // ready; once it is let through, the webhook is refused and nothing was sent.
     let mut forged = event_request("form-json");
     forged.query = vec![("token".into(), "not-the-token".into())];
     forged.raw_query = "token=not-the-token".into();
-    assert_eq!(send(&app, &forged).await.status, 401);
+    let refused = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, &forged).await }
+    });
     until_prepared(&queue, &store).await;
-    assert_eq!((queue.prepared(), store.prepared()), (1, 1));
+    assert_eq!(
+        (queue.prepared(), store.prepared()),
+        (1, 1),
+        "ready before the secret's read ends"
+    );
+    assert!(!refused.is_finished());
+    release.send(true).unwrap();
+    assert_eq!(refused.await.unwrap().status, 401);
     assert!(queue.inner.messages().is_empty());
 
     for n in 0..3 {

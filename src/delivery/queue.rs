@@ -63,8 +63,9 @@ impl RetrySchedule {
 #[async_trait::async_trait]
 pub trait ContactQueue: Send + Sync {
     /// Gets ready for the first call without sending anything (an AWS client is built on
-    /// first use). The webhook function calls it in the background at its first request, so
-    /// the build runs while the secret's read waits on the network, not after it.
+    /// first use). The webhook function calls it in the background at its first request:
+    /// the build then runs while that request waits (on the secret's read from Secrets
+    /// Manager, as deployed), not after it.
     async fn prepare(&self) {}
 
     /// Sends a raw body with string attributes (dead letters carry their `reason`); returns

@@ -143,10 +143,12 @@ impl WebhookApp {
     }
 
     /// Once, at the first request that reads the secret: builds the queue's and the claim
-    /// store's clients (about 0.5 M instructions each) on tasks of their own, which run while
-    /// the secret's read waits on the network instead of after it. Not at start-up: a cold
-    /// start that answers `/health` would pay for it. Nothing waits for these tasks; a call
-    /// that comes first builds its client itself, or waits for the build under way.
+    /// store's clients (about 0.5 M instructions each) on tasks of their own. On the
+    /// function's one thread they run at the request's first wait, which as deployed is the
+    /// secret's read from Secrets Manager, instead of when the first call needs them. Not at
+    /// start-up: a cold start that answers `/health` would pay for them. Nothing waits for
+    /// these tasks; a call that comes first builds its client itself, or waits for the build
+    /// under way.
     fn prepare_delivery(&self) {
         if self.delivery_prepared.swap(true, Ordering::Relaxed) {
             return;
