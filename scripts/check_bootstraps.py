@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks what `sam build` left: each function of template.yaml has its `bootstrap`, an
-aarch64 ELF executable (the template's arm64), under .aws-sam/build/. Run by scripts/test.sh
-after `sam build`, with the .venv's Python (cfn-lint's loader reads the template)."""
+aarch64 ELF executable (the template's arm64) linked at a fixed address (build.rs), under
+.aws-sam/build/. Run by scripts/test.sh after `sam build`, with the .venv's Python (cfn-lint's
+loader reads the template)."""
 import os
 import sys
 
@@ -10,6 +11,7 @@ from cfnlint.decode import decode
 ELF_MAGIC = b"\x7fELF"
 ELF_64_BIT = 2
 EM_AARCH64 = 183
+ET_EXEC = 2  # not position-independent: the loader rewrites no pointers at start-up
 
 
 def main():
@@ -29,6 +31,8 @@ def main():
         machine = int.from_bytes(header[18:20], "little")
         if header[:4] != ELF_MAGIC or header[4] != ELF_64_BIT or machine != EM_AARCH64:
             failures.append(f"{path} is not a 64-bit aarch64 ELF (machine {machine})")
+        elif int.from_bytes(header[16:18], "little") != ET_EXEC and not os.environ.get("AC_WEBHOOK_SYNC_PIE"):
+            failures.append(f"{path} is position-independent (e_type {int.from_bytes(header[16:18], 'little')}): build.rs did not link it at a fixed address")
         elif not os.access(path, os.X_OK):
             failures.append(f"{path} is not executable")
         else:
