@@ -20,9 +20,16 @@ fn main() {
 
 fn link_bins_at_a_fixed_address() {
     println!("cargo::rerun-if-env-changed=AC_WEBHOOK_SYNC_PIE");
-    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    let pie = std::env::var("AC_WEBHOOK_SYNC_PIE").is_ok_and(|v| !v.is_empty() && v != "0");
-    if linux && !pie {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    // Dynamically linked glibc only: a static link (musl, crt-static) is static-PIE, which
+    // `-no-pie` would contradict.
+    let glibc = var("CARGO_CFG_TARGET_OS") == "linux"
+        && var("CARGO_CFG_TARGET_ENV") == "gnu"
+        && !var("CARGO_CFG_TARGET_FEATURE")
+            .split(',')
+            .any(|f| f == "crt-static");
+    let pie = !matches!(var("AC_WEBHOOK_SYNC_PIE").as_str(), "" | "0");
+    if glibc && !pie {
         // Only this package's binaries: the tests, benchmarks and examples (the hello-world
         // baseline of scripts/coldstart.py among them) keep rustc's default.
         println!("cargo::rustc-link-arg-bins=-no-pie");
@@ -35,9 +42,24 @@ fn bundled_mapping_as_json() {
         .unwrap_or_else(|e| panic!("mapping.toml could not be read: {e}"));
     let table: toml::Table =
         toml::from_str(&source).unwrap_or_else(|e| panic!("mapping.toml is not valid TOML: {e}"));
-    let json = serde_json::to_string(&table)
-        .unwrap_or_else(|e| panic!("mapping.toml could not be written as JSON: {e}"));
+    // JSON has no NaN or infinity (serde_json writes null, which would read as "unset"): such
+    // a mapping gets no JSON, so the function reads the TOML and refuses the value by name.
+    let json = if all_finite(&toml::Value::Table(table.clone())) {
+        serde_json::to_string(&table)
+            .unwrap_or_else(|e| panic!("mapping.toml could not be written as JSON: {e}"))
+    } else {
+        String::new()
+    };
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     std::fs::write(Path::new(&out).join("mapping.json"), json)
         .unwrap_or_else(|e| panic!("{out}/mapping.json could not be written: {e}"));
+}
+
+fn all_finite(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::Float(f) => f.is_finite(),
+        toml::Value::Array(values) => values.iter().all(all_finite),
+        toml::Value::Table(table) => table.values().all(all_finite),
+        _ => true,
+    }
 }

@@ -13,7 +13,7 @@ fn elf_type(path: &str) -> u16 {
 }
 
 #[test]
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn every_lambda_bootstrap_is_linked_at_a_fixed_address() {
     let expected = match option_env!("AC_WEBHOOK_SYNC_PIE") {
         Some(v) if !v.is_empty() && v != "0" => ET_DYN,
