@@ -335,7 +335,8 @@ impl Mapping {
     pub fn bundled() -> Result<Self, MappingError> {
         match serde_json::from_str(BUNDLED_MAPPING_JSON) {
             Ok(file) => Self::from_file(file),
-            // A value of the wrong type: the TOML's error names its line and column.
+            // A value of the wrong type, or no JSON at all (build.rs writes none for a NaN or
+            // an infinity): the TOML's reading names the line, or the route and key.
             Err(_) => Self::from_toml(BUNDLED_MAPPING),
         }
     }
